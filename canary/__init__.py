@@ -1,0 +1,1 @@
+"""canary: progressive delivery for Istio."""

@@ -1,0 +1,497 @@
+"""The `Rollout` resource (group canary.dev, version v1alpha1) as pydantic models.
+
+Field names are camelCase on the wire, as in every Kubernetes resource. Validation messages
+name the field path and the fix; `canary lint` and the controller show them as they are.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AliasGenerator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from canary.core.durations import Duration
+
+GROUP = "canary.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "Rollout"
+PLURAL = "rollouts"
+REQUEST_ANNOTATION = "canary.dev/request"
+HISTORY_LIMIT = 20
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+
+
+class WireModel(BaseModel):
+    """Base for every model: camelCase aliases, unknown fields rejected, values validated."""
+
+    model_config = ConfigDict(
+        alias_generator=AliasGenerator(validation_alias=to_camel, serialization_alias=to_camel),
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+    def wire(self) -> dict[str, Any]:
+        """The object as it travels to the API server: camelCase, no unset optionals."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+# ---------------------------------------------------------------- traffic matches (Istio)
+
+
+class StringMatch(WireModel):
+    """Istio's StringMatch: exactly one of exact, prefix or regex."""
+
+    exact: str | None = None
+    prefix: str | None = None
+    regex: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        given = [v for v in (self.exact, self.prefix, self.regex) if v is not None]
+        if len(given) != 1:
+            raise ValueError("a string match takes exactly one of exact, prefix or regex")
+        return self
+
+
+class MatchRequest(WireModel):
+    """A subset of Istio's HTTPMatchRequest, plus `clientIP` for "canary for one client".
+
+    `clientIP: 1.2.3.4` matches requests whose X-Forwarded-For starts with that address
+    (the original client, whatever proxies appended after it).
+    """
+
+    name: str | None = None
+    headers: dict[str, StringMatch] | None = None
+    without_headers: dict[str, StringMatch] | None = None
+    uri: StringMatch | None = None
+    scheme: StringMatch | None = None
+    method: StringMatch | None = None
+    authority: StringMatch | None = None
+    query_params: dict[str, StringMatch] | None = None
+    ignore_uri_case: bool | None = None
+    source_labels: dict[str, str] | None = None
+    source_namespace: str | None = None
+    client_ip: str | None = Field(
+        default=None,
+        alias="clientIP",
+        pattern=r"^[0-9a-fA-F:.]+$",
+        description="Route requests whose X-Forwarded-For starts with this client address.",
+    )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if not any(v is not None for k, v in self if k != "name"):
+            raise ValueError(
+                "an empty match would send every request to the canary: "
+                "give headers, uri, clientIP or another condition"
+            )
+        return self
+
+
+# ---------------------------------------------------------------- spec
+
+
+class NoDataPolicy(StrEnum):
+    HOLD = "hold"
+    FAIL = "fail"
+    PASS = "pass"
+
+
+class StageName(StrEnum):
+    MIRROR = "mirror"
+    HEADER_CANARY = "headerCanary"
+    SPLIT = "split"
+    RELEASE = "release"
+
+
+class VirtualServiceRef(WireModel):
+    name: str = Field(pattern=DNS_LABEL)
+    route: str = Field(min_length=1, description="The name of the http route to steer.")
+
+
+class DestinationRuleRef(WireModel):
+    name: str = Field(pattern=DNS_LABEL)
+
+
+class StableRef(WireModel):
+    subset: str = Field(min_length=1)
+
+
+class WorkloadRef(WireModel):
+    api_version: str = "apps/v1"
+    kind: Literal["Deployment"] = "Deployment"
+    name: str = Field(pattern=DNS_LABEL)
+
+
+class CanaryRef(WireModel):
+    subset: str = Field(min_length=1)
+    version: str = Field(min_length=1, max_length=63, pattern=LABEL_VALUE)
+    workload_ref: WorkloadRef | None = None
+    ready_timeout: Duration = Field(
+        default=timedelta(minutes=10),
+        description="How long to wait for the canary workload to be ready before failing.",
+    )
+
+
+class MirrorStage(WireModel):
+    percent: float = Field(default=100.0, gt=0, le=100)
+    duration: Duration = timedelta(minutes=1)
+
+
+class HeaderCanaryStage(WireModel):
+    match: list[MatchRequest] = Field(min_length=1)
+    duration: Duration = timedelta(minutes=1)
+
+
+class SplitStage(WireModel):
+    steps: list[int] | None = None
+    step_weight: int | None = Field(default=None, ge=1, le=100)
+    max_weight: int | None = Field(default=None, ge=1, le=100)
+    interval: Duration = timedelta(minutes=1)
+
+    @model_validator(mode="after")
+    def _one_way_to_give_steps(self) -> Self:
+        by_steps = self.steps is not None
+        by_weight = self.step_weight is not None or self.max_weight is not None
+        if by_steps == by_weight:
+            raise ValueError(
+                "give exactly one of steps (e.g. [10, 25, 50, 75, 100]) "
+                "or stepWeight with maxWeight"
+            )
+        if by_weight and (self.step_weight is None or self.max_weight is None):
+            raise ValueError("stepWeight and maxWeight go together: give both")
+        if (
+            self.step_weight is not None
+            and self.max_weight is not None
+            and self.step_weight > self.max_weight
+        ):
+            raise ValueError("stepWeight must not exceed maxWeight")
+        return self
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_increase(cls, steps: list[int] | None) -> list[int] | None:
+        if steps is None:
+            return None
+        if not steps:
+            raise ValueError("steps must list at least one weight, e.g. [10, 25, 50, 75, 100]")
+        if any(not 1 <= s <= 100 for s in steps):
+            raise ValueError("every step is a canary weight from 1 to 100")
+        if any(b <= a for a, b in itertools.pairwise(steps)):
+            raise ValueError(f"steps must strictly increase, got {steps}")
+        return steps
+
+    def weights(self) -> list[int]:
+        """The canary weight of each step, in order."""
+        if self.steps is not None:
+            return list(self.steps)
+        assert self.step_weight is not None and self.max_weight is not None
+        weights = list(range(self.step_weight, self.max_weight + 1, self.step_weight))
+        if weights[-1] != self.max_weight:
+            weights.append(self.max_weight)
+        return weights
+
+
+class Stages(WireModel):
+    mirror: MirrorStage | None = None
+    header_canary: HeaderCanaryStage | None = None
+    split: SplitStage | None = None
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> Self:
+        if self.mirror is None and self.header_canary is None and self.split is None:
+            raise ValueError("give at least one stage: mirror, headerCanary or split")
+        return self
+
+
+class SuccessRateGate(WireModel):
+    min: float = Field(ge=0, le=100, description="Lowest acceptable non-5xx share, in percent.")
+
+
+class LatencyGate(WireModel):
+    quantile: float = Field(gt=0, lt=1)
+    max_ms: float = Field(gt=0)
+
+
+class Gate(WireModel):
+    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
+    success_rate: SuccessRateGate | None = None
+    latency: LatencyGate | None = None
+    query: str | None = Field(default=None, min_length=1)
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        kinds = [k for k in (self.success_rate, self.latency, self.query) if k is not None]
+        if len(kinds) != 1:
+            raise ValueError("a gate takes exactly one of successRate, latency or query")
+        if self.query is not None and self.min is None and self.max is None:
+            raise ValueError("a query gate needs a threshold: give min, max or both")
+        if self.query is None and (self.min is not None or self.max is not None):
+            raise ValueError("min and max belong to query gates only")
+        for bound in (self.min, self.max):
+            if bound is not None and not math.isfinite(bound):
+                raise ValueError("thresholds must be finite numbers")
+        return self
+
+    @property
+    def kind(self) -> str:
+        if self.success_rate is not None:
+            return "successRate"
+        if self.latency is not None:
+            return "latency"
+        return "query"
+
+
+class Analysis(WireModel):
+    interval: Duration = timedelta(seconds=30)
+    window: Duration | None = Field(
+        default=None,
+        description="Range of the PromQL rate windows; default 1m, never below interval.",
+    )
+    failure_limit: int = Field(default=2, ge=1)
+    min_requests: int = Field(default=50, ge=0)
+    no_data: NoDataPolicy = NoDataPolicy.HOLD
+    gates: list[Gate] = Field(min_length=1)
+
+    @field_validator("interval")
+    @classmethod
+    def _interval_at_least_a_second(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("the analysis interval must be at least 1s")
+        return value
+
+    @field_validator("gates")
+    @classmethod
+    def _unique_names(cls, gates: list[Gate]) -> list[Gate]:
+        seen: set[str] = set()
+        for gate in gates:
+            if gate.name in seen:
+                raise ValueError(f"gate name {gate.name!r} is used twice: give each gate its own")
+            seen.add(gate.name)
+        return gates
+
+    def effective_window(self) -> timedelta:
+        return max(self.window or timedelta(minutes=1), self.interval)
+
+
+class SecretValueSource(WireModel):
+    """Where a credential comes from: a file (a mounted Secret) or an environment variable."""
+
+    file: str | None = None
+    env: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.file is None) == (self.env is None):
+            raise ValueError("give exactly one of file or env")
+        return self
+
+
+class BasicAuth(WireModel):
+    username: SecretValueSource
+    password: SecretValueSource
+
+
+class PrometheusAuth(WireModel):
+    bearer_token: SecretValueSource | None = None
+    basic: BasicAuth | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        if self.bearer_token is not None and self.basic is not None:
+            raise ValueError("give one of bearerToken or basic, not both")
+        return self
+
+
+class PrometheusRef(WireModel):
+    url: str = Field(pattern=r"^https?://")
+    timeout: Duration = timedelta(seconds=5)
+    auth: PrometheusAuth | None = None
+    insecure_skip_verify: bool = False
+    ca_file: str | None = None
+
+
+class Promotion(WireModel):
+    manual_before: list[StageName] = Field(default_factory=list)
+    settle_delay: Duration = Field(
+        default=timedelta(seconds=10),
+        description="After the stable subset moves to the new version, wait this long "
+        "so every proxy has it before stable takes the traffic back.",
+    )
+
+
+class RolloutSpec(WireModel):
+    host: str = Field(min_length=1)
+    virtual_service: VirtualServiceRef
+    destination_rule: DestinationRuleRef
+    stable: StableRef
+    canary: CanaryRef
+    version_label: str = Field(default="version", min_length=1)
+    stages: Stages
+    analysis: Analysis
+    prometheus: PrometheusRef = PrometheusRef(url="http://prometheus.istio-system:9090")
+    promotion: Promotion = Promotion()
+
+    @model_validator(mode="after")
+    def _distinct_subsets(self) -> Self:
+        if self.stable.subset == self.canary.subset:
+            raise ValueError(
+                "stable.subset and canary.subset must name two different DestinationRule subsets"
+            )
+        return self
+
+
+# ---------------------------------------------------------------- status
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    SUCCEEDED = "Succeeded"
+    ROLLED_BACK = "RolledBack"
+    ABORTED = "Aborted"
+    INVALID = "Invalid"
+
+
+TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.ABORTED})
+
+
+class Stage(StrEnum):
+    WAITING = "waiting"  # for the canary workload to be ready
+    MIRROR = "mirror"
+    HEADER_CANARY = "headerCanary"
+    SPLIT = "split"
+    RELEASE = "release"
+
+
+class Verdict(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    NO_DATA = "noData"
+    ERROR = "error"
+
+
+class GateResult(WireModel):
+    """One gate's reading at one check: what was measured, against what, and the verdict."""
+
+    name: str
+    verdict: Verdict
+    value: float | None = None
+    threshold: str | None = None
+    samples: float | None = None
+    query: str | None = None
+    message: str | None = None
+
+
+class AnalysisRecord(WireModel):
+    time: datetime
+    outcome: Verdict
+    counted_as: Verdict
+    gates: list[GateResult] = Field(default_factory=list)
+
+
+class Condition(WireModel):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    last_transition_time: datetime
+    observed_generation: int | None = None
+
+
+class HistoryEntry(WireModel):
+    time: datetime
+    phase: Phase
+    stage: Stage | None = None
+    step: int | None = None
+    canary_weight: int = 0
+    message: str = ""
+
+
+class HandledRequest(WireModel):
+    id: str
+    action: str
+    time: datetime
+    result: str
+
+
+class PauseReason(StrEnum):
+    USER = "user"
+    MANUAL_GATE = "manualGate"
+
+
+class RolloutStatus(WireModel):
+    model_config = ConfigDict(extra="ignore")
+
+    phase: Phase | None = None
+    stage: Stage | None = None
+    step_index: int = 0
+    canary_weight: int = Field(default=0, ge=0, le=100)
+    mirror_percent: float = Field(default=0.0, ge=0, le=100)
+    header_route: bool = False
+    stable_subset_moved: bool = False
+    stable_version: str | None = None
+    canary_version: str | None = None
+    release_started_at: datetime | None = None
+    stage_started_at: datetime | None = None
+    step_started_at: datetime | None = None
+    failed_checks: int = 0
+    passed_checks: int = 0
+    paused_reason: PauseReason | None = None
+    suspended_phase: Phase | None = None
+    message: str = ""
+    last_analysis: AnalysisRecord | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    history: Annotated[list[HistoryEntry], Field(max_length=HISTORY_LIMIT)] = Field(
+        default_factory=list
+    )
+    handled_request: HandledRequest | None = None
+    observed_generation: int | None = None
+
+
+# ---------------------------------------------------------------- the resource
+
+
+class ObjectMeta(WireModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(pattern=DNS_LABEL)
+    namespace: str = "default"
+    generation: int | None = None
+    resource_version: str | None = None
+    uid: str | None = None
+    annotations: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    deletion_timestamp: datetime | None = None
+    finalizers: list[str] = Field(default_factory=list)
+
+
+class Rollout(WireModel):
+    api_version: Literal["canary.dev/v1alpha1"] = "canary.dev/v1alpha1"
+    kind: Literal["Rollout"] = "Rollout"
+    metadata: ObjectMeta
+    spec: RolloutSpec
+    status: RolloutStatus = RolloutStatus()
+
+    @property
+    def key(self) -> str:
+        return f"{self.metadata.namespace}/{self.metadata.name}"
