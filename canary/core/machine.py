@@ -1,0 +1,662 @@
+"""The release state machine: `advance(rollout, observed, now) -> Decision`.
+
+Pure: time comes in as an argument, nothing here sleeps, reads a clock, logs or does I/O.
+Every phase change goes through `TRANSITIONS`, one table of (phase, trigger) -> phase; a
+trigger that the table does not allow raises `IllegalTransitionError` and changes nothing (for a
+request from a person, that becomes a rejected request with a message).
+
+A reconcile handles, in this order: leaving `Invalid`, the pending request, a change of
+`spec.canary.version`, then the phase's own progress (readiness, a gate check, the release
+sequence). Traffic is derived from the resulting status alone (`traffic_for`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+from canary.core.model import (
+    HISTORY_LIMIT,
+    TERMINAL_PHASES,
+    AnalysisRecord,
+    Condition,
+    GateResult,
+    HandledRequest,
+    HistoryEntry,
+    NoDataPolicy,
+    PauseReason,
+    Phase,
+    Rollout,
+    RolloutSpec,
+    RolloutStatus,
+    Stage,
+    StageName,
+    Verdict,
+)
+from canary.core.requests import Action, Request, pending_request
+from canary.core.traffic import Traffic, routing_of, traffic_for
+
+
+class Trigger(StrEnum):
+    INITIALISED = "initialised"
+    RELEASE_STARTED = "releaseStarted"
+    VERSION_REVERTED = "versionReverted"
+    CANARY_READY = "canaryReady"
+    READY_TIMEOUT = "readyTimeout"
+    MANUAL_GATE = "manualGate"
+    STEP_PASSED = "stepPassed"
+    RELEASED = "released"
+    GATES_FAILED = "gatesFailed"
+    PAUSE = "pause"
+    RESUME = "resume"
+    PROMOTE = "promote"
+    PROMOTE_FULL = "promote-full"
+    ABORT = "abort"
+    RETRY = "retry"
+    INVALID = "invalid"
+
+
+RUNNING = (Phase.PENDING, Phase.PROGRESSING, Phase.PAUSED)
+ANYTHING = (None, *Phase)
+
+TRANSITIONS: Mapping[tuple[Phase | None, Trigger], Phase] = {
+    (None, Trigger.INITIALISED): Phase.SUCCEEDED,
+    **{(p, Trigger.RELEASE_STARTED): Phase.PENDING for p in ANYTHING if p is not Phase.INVALID},
+    **{(p, Trigger.VERSION_REVERTED): Phase.SUCCEEDED for p in (*RUNNING, *TERMINAL_PHASES)},
+    (Phase.PENDING, Trigger.CANARY_READY): Phase.PROGRESSING,
+    (Phase.PENDING, Trigger.READY_TIMEOUT): Phase.ROLLED_BACK,
+    (Phase.PROGRESSING, Trigger.MANUAL_GATE): Phase.PAUSED,
+    (Phase.PROGRESSING, Trigger.STEP_PASSED): Phase.PROGRESSING,
+    (Phase.PROGRESSING, Trigger.RELEASED): Phase.SUCCEEDED,
+    (Phase.PROGRESSING, Trigger.GATES_FAILED): Phase.ROLLED_BACK,
+    (Phase.PAUSED, Trigger.GATES_FAILED): Phase.ROLLED_BACK,
+    (Phase.PENDING, Trigger.PAUSE): Phase.PAUSED,
+    (Phase.PROGRESSING, Trigger.PAUSE): Phase.PAUSED,
+    (Phase.PAUSED, Trigger.RESUME): Phase.PROGRESSING,
+    (Phase.PROGRESSING, Trigger.PROMOTE): Phase.PROGRESSING,
+    (Phase.PAUSED, Trigger.PROMOTE): Phase.PROGRESSING,
+    (Phase.PROGRESSING, Trigger.PROMOTE_FULL): Phase.PROGRESSING,
+    (Phase.PAUSED, Trigger.PROMOTE_FULL): Phase.PROGRESSING,
+    **{(p, Trigger.ABORT): Phase.ABORTED for p in RUNNING},
+    (Phase.ROLLED_BACK, Trigger.RETRY): Phase.PENDING,
+    (Phase.ABORTED, Trigger.RETRY): Phase.PENDING,
+    **{(p, Trigger.INVALID): Phase.INVALID for p in ANYTHING},
+}
+
+ANALYSED_STAGES = (Stage.MIRROR, Stage.HEADER_CANARY, Stage.SPLIT)
+RELEASE_CANARY_FULL, RELEASE_SUBSET_MOVED = 0, 1
+WAITING_REQUEUE = timedelta(seconds=2)
+
+
+class IllegalTransitionError(ValueError):
+    """A trigger that the transition table does not allow in the current phase."""
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the controller saw before calling `advance`.
+
+    gates: one result per gate when an analysis ran for this reconcile, None when it did not.
+    stable_version: the version the DestinationRule's stable subset selects today.
+    """
+
+    canary_ready: bool = True
+    stable_version: str | None = None
+    gates: tuple[GateResult, ...] | None = None
+    workload: str = "the canary workload"
+
+
+@dataclass(frozen=True)
+class Event:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: RolloutStatus
+    traffic: Traffic | None
+    events: tuple[Event, ...] = ()
+    requeue_after: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class Position:
+    stage: Stage
+    step: int
+
+
+def fire(phase: Phase | None, trigger: Trigger) -> Phase:
+    try:
+        return TRANSITIONS[(phase, trigger)]
+    except KeyError:
+        raise IllegalTransitionError(f"{trigger.value} is not possible while {phase}") from None
+
+
+# ---------------------------------------------------------------- the path of a release
+
+
+def positions(spec: RolloutSpec) -> list[Position]:
+    """Every analysed position of a release in order, then the release sequence."""
+    path: list[Position] = []
+    if spec.stages.mirror is not None:
+        path.append(Position(Stage.MIRROR, 0))
+    if spec.stages.header_canary is not None:
+        path.append(Position(Stage.HEADER_CANARY, 0))
+    if spec.stages.split is not None:
+        path += [Position(Stage.SPLIT, i) for i in range(len(spec.stages.split.weights()))]
+    path.append(Position(Stage.RELEASE, RELEASE_CANARY_FULL))
+    return path
+
+
+def next_position(spec: RolloutSpec, stage: Stage | None, step: int) -> Position:
+    path = positions(spec)
+    if stage in (None, Stage.WAITING):
+        return path[0]
+    index = path.index(Position(stage, step)) if Position(stage, step) in path else -1
+    return path[min(index + 1, len(path) - 1)]
+
+
+def required_checks(spec: RolloutSpec, stage: Stage) -> int:
+    """Passing checks a position needs: its duration in analysis intervals, at least one."""
+    interval = spec.analysis.interval
+    durations = {
+        Stage.MIRROR: spec.stages.mirror.duration if spec.stages.mirror else interval,
+        Stage.HEADER_CANARY: (
+            spec.stages.header_canary.duration if spec.stages.header_canary else interval
+        ),
+        Stage.SPLIT: spec.stages.split.interval if spec.stages.split else interval,
+    }
+    return max(1, math.ceil(durations.get(stage, interval) / interval - 1e-9))
+
+
+def analysis_due(rollout: Rollout, now: datetime) -> bool:
+    """Whether this reconcile should query the gates (the controller asks before it does).
+
+    Checks are spaced by the analysis interval from the later of the last check and the start
+    of the current step, so a restarted controller never squeezes in an extra check. A small
+    tolerance absorbs scheduler jitter.
+    """
+    status, interval = rollout.status, rollout.spec.analysis.interval
+    if status.phase not in (Phase.PROGRESSING, Phase.PAUSED) or status.stage not in ANALYSED_STAGES:
+        return False
+    marks = [t for t in (status.step_started_at, _last_check_time(status)) if t is not None]
+    if not marks:
+        return True
+    tolerance = min(interval / 10, timedelta(seconds=1))
+    return now >= max(marks) + interval - tolerance
+
+
+def _last_check_time(status: RolloutStatus) -> datetime | None:
+    return status.last_analysis.time if status.last_analysis else None
+
+
+# ---------------------------------------------------------------- advance
+
+
+@dataclass
+class _Step:
+    """The status being built during one reconcile, with the events it produced."""
+
+    spec: RolloutSpec
+    status: RolloutStatus
+    now: datetime
+    events: list[Event] = field(default_factory=list)
+    requeue_after: timedelta | None = None
+    moved: bool = False  # a position change happened in this reconcile
+
+    def update(self, **changes: Any) -> None:
+        self.status = self.status.model_copy(update=changes)
+
+    def emit(self, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
+        self.events.append(Event(type_, reason, message))
+
+    def transition(self, trigger: Trigger, message: str, **changes: Any) -> None:
+        phase = fire(self.status.phase, trigger)
+        self.update(phase=phase, message=message, **changes)
+
+    def requeue(self, after: timedelta) -> None:
+        self.requeue_after = after if self.requeue_after is None else min(after, self.requeue_after)
+
+
+def advance(rollout: Rollout, observed: Observed, now: datetime) -> Decision:
+    """Decide the next status and traffic of one Rollout; deterministic in its arguments."""
+    step = _Step(rollout.spec, rollout.status, now)
+    before = rollout.status
+    _leave_invalid(step)
+    _handle_request(step, pending_request(rollout))
+    _follow_version(step, observed)
+    _progress(step, observed)
+    return Decision(
+        status=_bookkeeping(step.status, before, now, rollout.metadata.generation),
+        traffic=traffic_for(rollout.spec, step.status),
+        events=tuple(step.events),
+        requeue_after=step.requeue_after,
+    )
+
+
+def invalid(rollout: Rollout, message: str, now: datetime) -> Decision:
+    """Mark a Rollout Invalid: one clear message, a Warning Event, no traffic change."""
+    return invalid_status(rollout.status, message, now, rollout.metadata.generation)
+
+
+def invalid_status(
+    status: RolloutStatus, message: str, now: datetime, generation: int | None
+) -> Decision:
+    """`invalid` for a Rollout whose spec could not even be read (only its status could)."""
+    if status.phase is Phase.INVALID and status.message == message:
+        return Decision(status=status, traffic=None)
+    suspended = status.suspended_phase if status.phase is Phase.INVALID else status.phase
+    changed = status.model_copy(
+        update={
+            "phase": fire(status.phase, Trigger.INVALID),
+            "message": message,
+            "suspended_phase": suspended,
+        }
+    )
+    return Decision(
+        status=_bookkeeping(changed, status, now, generation),
+        traffic=None,
+        events=(Event("Warning", "InvalidSpec", message),),
+    )
+
+
+def _leave_invalid(step: _Step) -> None:
+    if step.status.phase is not Phase.INVALID:
+        return
+    step.update(phase=step.status.suspended_phase, suspended_phase=None, message="")
+    step.emit("Normal", "Valid", "the Rollout is valid again; carrying on where it stood")
+
+
+# ---------------------------------------------------------------- requests
+
+
+def _handle_request(step: _Step, request: Request | None) -> None:
+    if request is None:
+        return
+    if request.action is None:
+        result = f"rejected: {request.problem}"
+        step.emit("Warning", "RequestRejected", result)
+    else:
+        try:
+            result = _REQUEST_HANDLERS[request.action](step)
+            step.emit("Normal", "RequestHandled", f"{request.action.value}: {result}")
+        except IllegalTransitionError:
+            result = f"rejected: {request.action.value} does nothing while {step.status.phase}"
+            step.emit("Warning", "RequestRejected", result)
+    step.update(
+        handled_request=HandledRequest(
+            id=request.id,
+            action=request.action.value if request.action else "unknown",
+            time=step.now,
+            result=result,
+        )
+    )
+
+
+def _request_pause(step: _Step) -> str:
+    step.transition(Trigger.PAUSE, "paused by request", paused_reason=PauseReason.USER)
+    return "paused; weights hold until resume"
+
+
+def _request_resume(step: _Step) -> str:
+    if step.status.paused_reason is PauseReason.MANUAL_GATE:
+        raise IllegalTransitionError("waiting for promotion")
+    step.transition(Trigger.RESUME, "resumed", paused_reason=None)
+    if step.status.stage is Stage.WAITING:
+        step.update(phase=Phase.PENDING)
+    return "resumed"
+
+
+def _ensure_canary_started(status: RolloutStatus) -> None:
+    waiting = status.stage in (None, Stage.WAITING)
+    if waiting and status.paused_reason is not PauseReason.MANUAL_GATE:
+        raise IllegalTransitionError("the canary is not ready yet")
+
+
+def _request_promote(step: _Step) -> str:
+    _ensure_canary_started(step.status)
+    step.transition(Trigger.PROMOTE, "promoted by request", paused_reason=None)
+    target = next_position(step.spec, step.status.stage, step.status.step_index)
+    _enter(step, target)
+    return f"promoted to {_describe(step.spec, target)}"
+
+
+def _request_promote_full(step: _Step) -> str:
+    _ensure_canary_started(step.status)
+    step.transition(Trigger.PROMOTE_FULL, "fully promoted by request", paused_reason=None)
+    _enter(step, Position(Stage.RELEASE, RELEASE_CANARY_FULL))
+    return "promoted to the release sequence"
+
+
+def _request_abort(step: _Step) -> str:
+    _to_stable(step, Trigger.ABORT, f"release of {step.status.canary_version} aborted by request")
+    step.emit("Warning", "Aborted", step.status.message)
+    return "aborted; all traffic on stable"
+
+
+def _request_retry(step: _Step) -> str:
+    version = step.status.canary_version or step.spec.canary.version
+    _start_release(step, Trigger.RETRY, version, f"retrying the release of {version}")
+    return f"retrying {version} from the first stage"
+
+
+_REQUEST_HANDLERS = {
+    Action.PAUSE: _request_pause,
+    Action.RESUME: _request_resume,
+    Action.PROMOTE: _request_promote,
+    Action.PROMOTE_FULL: _request_promote_full,
+    Action.ABORT: _request_abort,
+    Action.RETRY: _request_retry,
+}
+
+
+# ---------------------------------------------------------------- versions
+
+
+def _follow_version(step: _Step, observed: Observed) -> None:
+    wanted = step.spec.canary.version
+    status = step.status
+    if status.stable_version is None:
+        live = observed.stable_version or wanted
+        step.update(phase=None, stable_version=live, canary_version=live)
+        step.transition(Trigger.INITIALISED, f"{live} is live")
+        step.emit("Normal", "Initialised", f"{live} is the stable version")
+        status = step.status
+    if wanted == status.canary_version:
+        return
+    if status.phase in RUNNING:
+        step.emit(
+            "Normal",
+            "Superseded",
+            f"release of {status.canary_version} replaced by {wanted}; restarting from stable",
+        )
+    if wanted == status.stable_version:
+        _to_stable(step, Trigger.VERSION_REVERTED, f"{wanted} is live; nothing to release")
+        step.update(canary_version=wanted)
+        return
+    _start_release(step, Trigger.RELEASE_STARTED, wanted, f"releasing {wanted}")
+    step.emit("Normal", "ReleaseStarted", f"releasing {wanted} (stable: {status.stable_version})")
+
+
+def _start_release(step: _Step, trigger: Trigger, version: str, message: str) -> None:
+    step.transition(
+        trigger,
+        message,
+        canary_version=version,
+        stage=Stage.WAITING,
+        step_index=0,
+        canary_weight=0,
+        mirror_percent=0.0,
+        header_route=False,
+        stable_subset_moved=False,
+        release_started_at=step.now,
+        stage_started_at=step.now,
+        step_started_at=step.now,
+        failed_checks=0,
+        passed_checks=0,
+        paused_reason=None,
+        last_analysis=None,
+    )
+    step.moved = True
+    step.requeue(timedelta(0))
+
+
+def _to_stable(step: _Step, trigger: Trigger, message: str) -> None:
+    step.transition(
+        trigger,
+        message,
+        stage=None,
+        step_index=0,
+        canary_weight=0,
+        mirror_percent=0.0,
+        header_route=False,
+        stable_subset_moved=False,
+        paused_reason=None,
+    )
+    step.moved = True
+
+
+# ---------------------------------------------------------------- progress
+
+
+def _progress(step: _Step, observed: Observed) -> None:
+    status = step.status
+    if status.phase is Phase.PENDING and status.stage is Stage.WAITING:
+        _await_canary(step, observed)
+    elif status.phase in (Phase.PROGRESSING, Phase.PAUSED) and status.stage in ANALYSED_STAGES:
+        if observed.gates is not None:
+            _check(step, observed.gates)
+    elif status.phase is Phase.PROGRESSING and status.stage is Stage.RELEASE and not step.moved:
+        _release(step)
+
+
+def _await_canary(step: _Step, observed: Observed) -> None:
+    status, deadline = step.status, step.spec.canary.ready_timeout
+    if observed.canary_ready:
+        step.transition(Trigger.CANARY_READY, f"{observed.workload} is ready")
+        _enter_or_wait_for_promotion(step, next_position(step.spec, Stage.WAITING, 0))
+    elif status.stage_started_at is not None and step.now - status.stage_started_at > deadline:
+        message = (
+            f"{observed.workload} was not ready within {deadline}; "
+            "fix the workload, then run `canary retry`"
+        )
+        _to_stable(step, Trigger.READY_TIMEOUT, message)
+        step.emit("Warning", "RolledBack", message)
+    else:
+        step.requeue(WAITING_REQUEUE)
+
+
+def _check(step: _Step, gates: tuple[GateResult, ...]) -> None:
+    analysis = step.spec.analysis
+    outcome = combine(gates)
+    counted = count_as(outcome, analysis.no_data)
+    status = step.status
+    failed = status.failed_checks + 1 if counted is Verdict.FAIL else status.failed_checks
+    failed = 0 if counted is Verdict.PASS else failed
+    passed = status.passed_checks
+    if counted is Verdict.PASS and status.phase is Phase.PROGRESSING:
+        passed += 1
+    previous = status.last_analysis
+    record = AnalysisRecord(time=step.now, outcome=outcome, counted_as=counted, gates=list(gates))
+    step.update(failed_checks=failed, passed_checks=passed, last_analysis=record)
+    if counted is not Verdict.PASS and (previous is None or previous.outcome is not outcome):
+        step.emit("Warning", _ANALYSIS_REASONS[counted], describe_gates(gates, outcome))
+    if failed >= analysis.failure_limit:
+        message = f"rolled back: {describe_gates(gates, Verdict.FAIL)}"
+        _to_stable(step, Trigger.GATES_FAILED, message)
+        step.emit("Warning", "RolledBack", message)
+    elif (
+        counted is Verdict.PASS
+        and status.phase is Phase.PROGRESSING
+        and passed >= required_checks(step.spec, status.stage or Stage.SPLIT)
+    ):
+        target = next_position(step.spec, status.stage, status.step_index)
+        _enter_or_wait_for_promotion(step, target)
+
+
+_ANALYSIS_REASONS = {
+    Verdict.FAIL: "AnalysisFailed",
+    Verdict.NO_DATA: "AnalysisHeld",
+    Verdict.ERROR: "AnalysisHeld",
+}
+
+
+def combine(gates: tuple[GateResult, ...]) -> Verdict:
+    """One check's outcome: any fail fails; else any error errs; else any no data holds."""
+    verdicts = {g.verdict for g in gates}
+    for verdict in (Verdict.FAIL, Verdict.ERROR, Verdict.NO_DATA):
+        if verdict in verdicts:
+            return verdict
+    return Verdict.PASS if gates else Verdict.NO_DATA
+
+
+def count_as(outcome: Verdict, policy: NoDataPolicy) -> Verdict:
+    """How a check counts. No data follows `noData`; an error never passes (no data to trust).
+
+    The result is PASS, FAIL or NO_DATA (hold: neither advances nor counts toward rollback).
+    """
+    if outcome in (Verdict.PASS, Verdict.FAIL):
+        return outcome
+    if policy is NoDataPolicy.FAIL:
+        return Verdict.FAIL
+    if policy is NoDataPolicy.PASS and outcome is Verdict.NO_DATA:
+        return Verdict.PASS
+    return Verdict.NO_DATA
+
+
+def describe_gates(gates: tuple[GateResult, ...], outcome: Verdict) -> str:
+    relevant = [g for g in gates if g.verdict is outcome] or list(gates)
+    parts = []
+    for gate in relevant:
+        value = "no value" if gate.value is None else f"{gate.value:.4g}"
+        threshold = f" (threshold {gate.threshold})" if gate.threshold else ""
+        detail = f": {gate.message}" if gate.message and gate.verdict is not Verdict.PASS else ""
+        parts.append(f"gate {gate.name} {gate.verdict.value}, {value}{threshold}{detail}")
+    return "; ".join(parts) or "no gates"
+
+
+def _enter_or_wait_for_promotion(step: _Step, target: Position) -> None:
+    gate = _MANUAL_GATE_OF.get(target.stage)
+    entering_stage = target.stage is not step.status.stage
+    if entering_stage and gate in step.spec.promotion.manual_before:
+        message = f"waiting for `canary promote` before stage {target.stage.value}"
+        step.transition(Trigger.MANUAL_GATE, message, paused_reason=PauseReason.MANUAL_GATE)
+        step.emit("Normal", "WaitingForPromotion", message)
+        return
+    _enter(step, target)
+
+
+_MANUAL_GATE_OF = {
+    Stage.MIRROR: StageName.MIRROR,
+    Stage.HEADER_CANARY: StageName.HEADER_CANARY,
+    Stage.SPLIT: StageName.SPLIT,
+    Stage.RELEASE: StageName.RELEASE,
+}
+
+
+def _enter(step: _Step, target: Position) -> None:
+    if step.status.phase is Phase.PROGRESSING and step.status.stage not in (None, Stage.WAITING):
+        step.transition(Trigger.STEP_PASSED, f"at {_describe(step.spec, target)}")
+    weight = _weight_at(step.spec, target)
+    canary_weight, mirror, header = routing_of(target.stage, weight, step.spec)
+    stage_changed = target.stage is not step.status.stage
+    step.update(
+        stage=target.stage,
+        step_index=target.step,
+        canary_weight=canary_weight,
+        mirror_percent=mirror,
+        header_route=header,
+        stable_subset_moved=False,
+        stage_started_at=step.now if stage_changed else step.status.stage_started_at,
+        step_started_at=step.now,
+        passed_checks=0,
+        failed_checks=0,
+        message=f"at {_describe(step.spec, target)}",
+    )
+    step.moved = True
+    reason = "StageStarted" if stage_changed else "StepAdvanced"
+    step.emit("Normal", reason, step.status.message)
+    if target.stage is Stage.RELEASE:
+        step.requeue(timedelta(0))
+
+
+def _weight_at(spec: RolloutSpec, position: Position) -> int:
+    if position.stage is Stage.SPLIT and spec.stages.split is not None:
+        return spec.stages.split.weights()[position.step]
+    return 100 if position.stage is Stage.RELEASE else 0
+
+
+def _describe(spec: RolloutSpec, position: Position) -> str:
+    if position.stage is Stage.SPLIT:
+        return f"split step {position.step + 1} ({_weight_at(spec, position)}% canary)"
+    if position.stage is Stage.RELEASE:
+        return "release (100% canary)"
+    return f"stage {position.stage.value}"
+
+
+def _release(step: _Step) -> None:
+    """canary 100 -> stable subset moves to the new version -> settle -> stable 100."""
+    status = step.status
+    if status.step_index == RELEASE_CANARY_FULL:
+        step.update(
+            step_index=RELEASE_SUBSET_MOVED,
+            stable_subset_moved=True,
+            step_started_at=step.now,
+            message=f"stable subset now selects {status.canary_version}; settling",
+        )
+        step.moved = True
+        step.requeue(step.spec.promotion.settle_delay)
+        return
+    settled_at = (status.step_started_at or step.now) + step.spec.promotion.settle_delay
+    if step.now < settled_at:
+        step.requeue(settled_at - step.now)
+        return
+    version = status.canary_version
+    step.update(stable_version=version)
+    _to_stable(step, Trigger.RELEASED, f"{version} is live")
+    step.emit("Normal", "Succeeded", f"{version} released")
+
+
+# ---------------------------------------------------------------- bookkeeping
+
+
+def _bookkeeping(
+    status: RolloutStatus, before: RolloutStatus, now: datetime, generation: int | None
+) -> RolloutStatus:
+    """History on every position change, conditions, observed generation."""
+    history = status.history
+    if (status.phase, status.stage, status.step_index) != (
+        before.phase,
+        before.stage,
+        before.step_index,
+    ):
+        entry = HistoryEntry(
+            time=now,
+            phase=status.phase or Phase.PENDING,
+            stage=status.stage,
+            step=status.step_index,
+            canary_weight=status.canary_weight,
+            message=status.message,
+        )
+        history = [*history, entry][-HISTORY_LIMIT:]
+    return status.model_copy(
+        update={
+            "history": history,
+            "conditions": _conditions(status, now, generation),
+            "observed_generation": generation,
+        }
+    )
+
+
+def _conditions(status: RolloutStatus, now: datetime, generation: int | None) -> list[Condition]:
+    running = status.phase in RUNNING
+    wanted = {
+        "Valid": (
+            "False" if status.phase is Phase.INVALID else "True",
+            "InvalidSpec" if status.phase is Phase.INVALID else "Valid",
+        ),
+        "Progressing": ("True" if running else "False", str(status.phase or "Unknown")),
+    }
+    existing = {c.type: c for c in status.conditions}
+    conditions = []
+    for kind, (state, reason) in wanted.items():
+        old = existing.get(kind)
+        since = old.last_transition_time if old is not None and old.status == state else now
+        message = status.message if kind == "Progressing" or state == "False" else ""
+        conditions.append(
+            Condition(
+                type=kind,
+                status=state,
+                reason=reason,
+                message=message,
+                last_transition_time=since,
+                observed_generation=generation,
+            )
+        )
+    return conditions
