@@ -1,0 +1,101 @@
+"""The `Cluster` port: everything the controller and the CLI ask of a Kubernetes API.
+
+Objects travel as plain dicts, exactly as the API serves them (camelCase). Only
+`canary.kube.client` imports the `kubernetes` package; the rest of the code sees this port.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+Obj = dict[str, Any]
+Mutation = Callable[[Obj], Obj | None]
+"""Given the object as it is now, return the object to write, or None to write nothing."""
+
+
+class KubeError(Exception):
+    """A Kubernetes API problem, with one sentence that names the object and the fix."""
+
+
+class NotFoundError(KubeError):
+    pass
+
+
+class ConflictError(KubeError):
+    """The object changed since it was read (409), and retries from fresh reads ran out."""
+
+
+class ForbiddenError(KubeError):
+    pass
+
+
+class InvalidError(KubeError):
+    """The API server rejected the object (422); the message lists the fields."""
+
+
+class UnavailableError(KubeError):
+    """The API server cannot be reached, timed out, or answered 5xx/429."""
+
+
+class CrdMissingError(KubeError):
+    """The Rollout (or Istio) CRD is not installed."""
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """SYNC carries the full list (`objects`) after every (re)list; the others one object."""
+
+    type: Literal["SYNC", "ADDED", "MODIFIED", "DELETED"]
+    object: Obj | None = None
+    objects: tuple[Obj, ...] = ()
+
+
+@dataclass(frozen=True)
+class Written:
+    obj: Obj
+    written: bool  # False: the mutation said nothing would change, so nothing was sent
+
+
+@dataclass(frozen=True)
+class WorkloadState:
+    exists: bool
+    ready: bool
+    message: str  # e.g. "Deployment shop/ui-v2 has 1 of 2 replicas ready"
+
+
+class Cluster(Protocol):
+    # Rollouts
+    def list_rollouts(self, namespace: str | None) -> list[Obj]: ...
+    def get_rollout(self, namespace: str, name: str) -> Obj: ...
+    def stream_rollouts(self, namespace: str | None, stop: threading.Event) -> Iterator[WatchEvent]:
+        """SYNC first, then changes; reconnects from the last resourceVersion, relists on 410."""
+        ...
+
+    def patch_rollout_status(self, namespace: str, name: str, status: Obj) -> Obj:
+        """Merge-patch through the status subresource."""
+        ...
+
+    def patch_rollout_metadata(self, namespace: str, name: str, metadata: Obj) -> Obj:
+        """Merge-patch of metadata (annotations for requests, finalizers)."""
+        ...
+
+    # Istio objects: read-modify-write with resourceVersion, retried from a fresh read on 409
+    def get_virtual_service(self, namespace: str, name: str) -> Obj: ...
+    def update_virtual_service(self, namespace: str, name: str, mutate: Mutation) -> Written: ...
+    def get_destination_rule(self, namespace: str, name: str) -> Obj: ...
+    def update_destination_rule(self, namespace: str, name: str, mutate: Mutation) -> Written: ...
+
+    # Workloads, events, leases
+    def workload_state(self, namespace: str, kind: str, name: str) -> WorkloadState: ...
+    def record_event(
+        self, involved: Obj, type_: Literal["Normal", "Warning"], reason: str, message: str
+    ) -> None: ...
+    def list_events(self, namespace: str, name: str) -> list[Obj]: ...
+    def try_acquire_lease(
+        self, namespace: str, name: str, identity: str, duration_seconds: int
+    ) -> bool:
+        """Acquire or renew; False when another holder's lease has not expired."""
+        ...
