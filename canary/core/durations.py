@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from typing import Annotated, Any
@@ -20,13 +21,23 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, bool):
         raise ValueError("a duration must be a string such as 30s, 2m or 1h")
     if isinstance(value, int | float):
-        return timedelta(seconds=float(value))
-    if not isinstance(value, str) or not re.fullmatch(DURATION_PATTERN, value.strip()):
+        seconds = float(value)
+    elif isinstance(value, str) and re.fullmatch(DURATION_PATTERN, value.strip()):
+        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(value.strip()))
+    else:
         raise ValueError(
             f"{value!r} is not a duration: write a number with a unit, such as 30s, 2m or 1h"
         )
-    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(value.strip()))
-    return timedelta(seconds=seconds)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(
+            f"{value!r} is not a duration: write a non-negative number with a unit, such as 30s"
+        )
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(
+            f"{value!r} is too long for a duration: write a shorter one, such as 24h"
+        ) from None
 
 
 def format_duration(value: timedelta) -> str:
