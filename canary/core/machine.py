@@ -660,3 +660,19 @@ def _conditions(status: RolloutStatus, now: datetime, generation: int | None) ->
             )
         )
     return conditions
+
+
+def traffic_restored(rollout: Rollout, now: datetime, what: str) -> Decision:
+    """The mesh did not carry what the status says (a crash between the status write and the
+    traffic write, or someone edited a managed route) and the controller has just rewritten
+    it. Checks so far measured other traffic, so the current step starts over."""
+    status = rollout.status
+    message = f"{what} did not match the Rollout's position; restored"
+    if status.phase in (Phase.PROGRESSING, Phase.PAUSED) and status.stage in ANALYSED_STAGES:
+        status = status.model_copy(update={"step_started_at": now, "passed_checks": 0})
+        message += "; the current step starts over"
+    return Decision(
+        status=status,
+        traffic=traffic_for(rollout.spec, status),
+        events=(Event("Warning", "TrafficRestored", message),),
+    )

@@ -1,0 +1,292 @@
+"""The controller process: a watch-fed cache, one scheduled job per Rollout, leader election.
+
+Watch events trigger an immediate reconcile; an apscheduler interval job per Rollout ticks at
+its analysis interval (coalesced, one instance at a time); a reconcile may ask to run again
+sooner (`requeue_after`). A per-Rollout lock makes sure two reconciles of one Rollout never
+overlap: a trigger that finds it busy marks it dirty and the running one goes round again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from canary.controller.reconcile import Outcome, Reconciler
+from canary.controller.telemetry import Telemetry
+from canary.core.durations import parse_duration
+from canary.kube.port import Cluster, KubeError, Obj, WatchEvent
+
+log = structlog.get_logger("canary.controller")
+
+DEFAULT_INTERVAL = timedelta(seconds=30)
+MAX_BACKOFF = 60.0
+
+
+def key_of(obj: Obj) -> str:
+    meta = obj.get("metadata", {})
+    return f"{meta.get('namespace', 'default')}/{meta.get('name')}"
+
+
+def newer(candidate: Obj, current: Obj | None) -> bool:
+    """Whether `candidate` is a later version of the object than `current`."""
+    if current is None:
+        return True
+    new_rv = candidate.get("metadata", {}).get("resourceVersion", "")
+    old_rv = current.get("metadata", {}).get("resourceVersion", "")
+    if str(new_rv).isdigit() and str(old_rv).isdigit():
+        return int(new_rv) >= int(old_rv)
+    return True
+
+
+@dataclass
+class LeaderElection:
+    cluster: Cluster
+    namespace: str
+    name: str = "canary-controller"
+    identity: str = field(default_factory=lambda: f"canary-{random.getrandbits(32):08x}")
+    lease_seconds: int = 15
+    retry_seconds: float = 2.0
+    leading: threading.Event = field(default_factory=threading.Event)
+    on_elected: Callable[[], None] = lambda: None
+
+    def run(self, stop: threading.Event) -> None:
+        renewed_at = 0.0
+        while not stop.is_set():
+            try:
+                held = self.cluster.try_acquire_lease(
+                    self.namespace, self.name, self.identity, self.lease_seconds
+                )
+            except KubeError as error:
+                log.warning("lease renewal failed", error=str(error))
+                held = time.monotonic() - renewed_at < self.lease_seconds * 2 / 3
+            if held:
+                renewed_at = time.monotonic()
+                if not self.leading.is_set():
+                    log.info("became leader", identity=self.identity)
+                    self.leading.set()
+                    self.on_elected()
+            elif self.leading.is_set():
+                log.warning("lost the leader lease; writing stops", identity=self.identity)
+                self.leading.clear()
+            stop.wait(self.retry_seconds)
+        self.leading.clear()
+
+
+class Controller:
+    def __init__(
+        self,
+        cluster: Cluster,
+        reconciler: Reconciler,
+        *,
+        telemetry: Telemetry,
+        namespace: str | None = None,
+        leader: LeaderElection | None = None,
+        workers: int = 8,
+    ) -> None:
+        self.cluster = cluster
+        self.reconciler = reconciler
+        self.telemetry = telemetry
+        self.namespace = namespace
+        self.leader = leader
+        self.synced = threading.Event()
+        self._cache: dict[str, Obj] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._dirty: set[str] = set()
+        self._failures: dict[str, int] = {}
+        self._guard = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            executors={"default": ThreadPoolExecutor(max_workers=workers)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+        reconciler.may_write = self.is_leader
+        reconciler.on_decision = telemetry.observe_decision
+        if leader is not None:
+            leader.on_elected = self._trigger_all
+
+    # ------------------------------------------------------------ lifecycle
+
+    def run(self, stop: threading.Event) -> None:
+        """Run until `stop` is set; then finish the reconciles under way and return."""
+        self._stop = stop
+        self.scheduler.start()
+        if self.leader is not None:
+            threading.Thread(
+                target=self.leader.run, args=(stop,), name="leader", daemon=True
+            ).start()
+        self._watcher = threading.Thread(target=self._watch, name="watch", daemon=True)
+        self._watcher.start()
+        stop.wait()
+        log.info("shutting down")
+        self.scheduler.shutdown(wait=True)
+
+    def healthy(self) -> bool:
+        return self._watcher is not None and self._watcher.is_alive() and self.scheduler.running
+
+    def is_leader(self) -> bool:
+        leading = self.leader is None or self.leader.leading.is_set()
+        self.telemetry.leader.set(1 if leading else 0)
+        return leading and not self._stop.is_set()
+
+    # ------------------------------------------------------------ the watch
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for event in self.cluster.stream_rollouts(self.namespace, self._stop):
+                    self._on_event(event)
+            except KubeError as error:
+                log.warning("watch failed; retrying", error=str(error))
+                self._stop.wait(2.0)
+
+    def _on_event(self, event: WatchEvent) -> None:
+        if event.type == "SYNC":
+            fresh = {key_of(obj): obj for obj in event.objects}
+            for key in set(self._cache) - set(fresh):
+                self._forget(key)
+            for obj in fresh.values():
+                self._upsert(obj)
+            self.synced.set()
+        elif event.type == "DELETED" and event.object is not None:
+            self._forget(key_of(event.object))
+        elif event.object is not None:
+            self._upsert(event.object)
+
+    def _upsert(self, obj: Obj) -> None:
+        key = key_of(obj)
+        with self._guard:
+            if not newer(obj, self._cache.get(key)):
+                return
+            self._cache[key] = obj
+        self._schedule_interval(key, obj)
+        self.trigger(key)
+
+    def _forget(self, key: str) -> None:
+        with self._guard:
+            self._cache.pop(key, None)
+        for suffix in ("tick", "now", "later"):
+            with contextlib.suppress(JobLookupError):
+                self.scheduler.remove_job(f"{key}#{suffix}")
+        namespace, _, name = key.partition("/")
+        self.telemetry.forget(namespace, name)
+
+    # ------------------------------------------------------------ scheduling
+
+    def _schedule_interval(self, key: str, obj: Obj) -> None:
+        interval = _interval_of(obj)
+        job = self.scheduler.get_job(f"{key}#tick")
+        if job is not None and job.trigger.interval == interval:
+            return
+        self.scheduler.add_job(
+            self._tick,
+            "interval",
+            seconds=interval.total_seconds(),
+            args=[key],
+            id=f"{key}#tick",
+            replace_existing=True,
+        )
+
+    def trigger(self, key: str, after: float = 0.0) -> None:
+        suffix = "now" if after <= 0 else "later"
+        run_at = datetime.now(UTC) + timedelta(seconds=max(after, 0.0))
+        existing = self.scheduler.get_job(f"{key}#{suffix}")
+        if existing is not None and existing.next_run_time is not None:
+            run_at = min(run_at, existing.next_run_time)
+        self.scheduler.add_job(
+            self._tick,
+            "date",
+            run_date=run_at,
+            args=[key],
+            id=f"{key}#{suffix}",
+            replace_existing=True,
+        )
+
+    def _trigger_all(self) -> None:
+        for key in list(self._cache):
+            self.trigger(key)
+
+    # ------------------------------------------------------------ a tick
+
+    def _tick(self, key: str) -> None:
+        if not self.is_leader():
+            return
+        lock = self._lock_of(key)
+        if not lock.acquire(blocking=False):
+            with self._guard:
+                self._dirty.add(key)
+            return
+        try:
+            self._run_until_clean(key)
+        finally:
+            lock.release()
+
+    def _run_until_clean(self, key: str) -> None:
+        while True:
+            with self._guard:
+                self._dirty.discard(key)
+                obj = self._cache.get(key)
+            if obj is None:
+                return
+            self._reconcile_once(key, obj)
+            with self._guard:
+                if key not in self._dirty:
+                    return
+
+    def _reconcile_once(self, key: str, obj: Obj) -> None:
+        started = time.perf_counter()
+        try:
+            outcome = self.reconciler.reconcile(obj)
+        except KubeError as error:
+            self._retry_later(key, type(error).__name__, str(error))
+            return
+        except Exception as error:  # a bug must not stop the other Rollouts
+            log.exception("reconcile failed unexpectedly", rollout=key)
+            self._retry_later(key, "Unexpected", repr(error))
+            return
+        finally:
+            self.telemetry.reconcile_seconds.observe(time.perf_counter() - started)
+        self._failures.pop(key, None)
+        self._remember(key, outcome)
+
+    def _remember(self, key: str, outcome: Outcome) -> None:
+        if outcome.rollout is not None:
+            with self._guard:
+                if newer(outcome.rollout, self._cache.get(key)):
+                    self._cache[key] = outcome.rollout
+        if outcome.requeue_after is not None:
+            self.trigger(key, outcome.requeue_after.total_seconds())
+
+    def _retry_later(self, key: str, reason: str, message: str) -> None:
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        delay = min(MAX_BACKOFF, 0.5 * 2**failures) * random.uniform(0.5, 1.0)
+        log.warning(
+            "reconcile failed; retrying", rollout=key, error=message, retry_in=round(delay, 2)
+        )
+        self.telemetry.reconcile_errors.labels(reason).inc()
+        self.trigger(key, delay)
+
+    def _lock_of(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+
+def _interval_of(obj: Obj) -> timedelta:
+    raw: Any = obj.get("spec", {}).get("analysis", {}).get("interval")
+    try:
+        return parse_duration(raw) if raw is not None else DEFAULT_INTERVAL
+    except ValueError:
+        return DEFAULT_INTERVAL

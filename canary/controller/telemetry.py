@@ -1,0 +1,138 @@
+"""The controller's own Prometheus metrics and its /metrics, /healthz and /readyz endpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from canary.core.machine import Decision
+from canary.core.model import Phase, Rollout
+
+
+class Telemetry:
+    """Every metric the controller exports, in one registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ["namespace", "rollout"]
+        self.phase = Gauge(
+            "canary_rollout_phase",
+            "1 for the Rollout's current phase",
+            [*labels, "phase"],
+            registry=self.registry,
+        )
+        self.weight = Gauge(
+            "canary_rollout_canary_weight",
+            "Canary weight, percent",
+            labels,
+            registry=self.registry,
+        )
+        self.mirror = Gauge(
+            "canary_rollout_mirror_percent",
+            "Mirrored share, percent",
+            labels,
+            registry=self.registry,
+        )
+        self.gate_value = Gauge(
+            "canary_gate_value",
+            "Last measured value of a gate",
+            [*labels, "gate"],
+            registry=self.registry,
+        )
+        self.rollbacks = Counter(
+            "canary_rollbacks_total", "Automatic rollbacks", labels, registry=self.registry
+        )
+        self.reconcile_seconds = Histogram(
+            "canary_reconcile_duration_seconds",
+            "Time spent in one reconcile",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.reconcile_errors = Counter(
+            "canary_reconcile_errors_total",
+            "Reconciles that failed and will be retried",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.api_requests = Counter(
+            "canary_kube_api_requests_total",
+            "Kubernetes API requests",
+            ["verb", "resource", "code"],
+            registry=self.registry,
+        )
+        self.promql_requests = Counter(
+            "canary_promql_requests_total",
+            "PromQL queries by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.leader = Gauge(
+            "canary_leader", "1 while this replica holds the leader lease", registry=self.registry
+        )
+
+    def observe_decision(self, rollout: Rollout, decision: Decision) -> None:
+        key = (rollout.metadata.namespace, rollout.metadata.name)
+        status = decision.status
+        for phase in Phase:
+            self.phase.labels(*key, phase.value).set(1 if status.phase is phase else 0)
+        self.weight.labels(*key).set(status.canary_weight)
+        self.mirror.labels(*key).set(status.mirror_percent)
+        if status.last_analysis is not None:
+            for gate in status.last_analysis.gates:
+                if gate.value is not None:
+                    self.gate_value.labels(*key, gate.name).set(gate.value)
+        if status.phase is Phase.ROLLED_BACK and rollout.status.phase is not Phase.ROLLED_BACK:
+            self.rollbacks.labels(*key).inc()
+
+    def forget(self, namespace: str, name: str) -> None:
+        with contextlib.suppress(KeyError):
+            for phase in Phase:
+                self.phase.remove(namespace, name, phase.value)
+            self.weight.remove(namespace, name)
+            self.mirror.remove(namespace, name)
+
+
+def serve_http(
+    address: str, telemetry: Telemetry, healthy: Callable[[], bool], ready: Callable[[], bool]
+) -> ThreadingHTTPServer:
+    """Start /metrics, /healthz and /readyz on `host:port` (":8080" means all interfaces)."""
+    host, _, port = address.rpartition(":")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.startswith("/metrics"):
+                self._send(200, generate_latest(telemetry.registry), CONTENT_TYPE_LATEST)
+            elif self.path.startswith("/healthz"):
+                self._probe(healthy())
+            elif self.path.startswith("/readyz"):
+                self._probe(ready())
+            else:
+                self._send(404, b"not found\n", "text/plain")
+
+        def _probe(self, ok: bool) -> None:
+            self._send(200 if ok else 503, b"ok\n" if ok else b"not ok\n", "text/plain")
+
+        def _send(self, code: int, body: bytes, content_type: str) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer((host or "0.0.0.0", int(port)), Handler)
+    threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+    return server
