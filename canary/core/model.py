@@ -96,7 +96,9 @@ class MatchRequest(WireModel):
 
     @model_validator(mode="after")
     def _not_empty(self) -> Self:
-        if not any(v is not None for k, v in self if k != "name"):
+        # A name or ignoreUriCase selects nothing, and neither does an empty map.
+        conditions = (v for k, v in self if k not in ("name", "ignore_uri_case"))
+        if not any(v is not None and v != {} for v in conditions):
             raise ValueError(
                 "an empty match would send every request to the canary: "
                 "give headers, uri, clientIP or another condition"
