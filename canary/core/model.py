@@ -6,6 +6,7 @@ name the field path and the fix; `canary lint` and the controller show them as t
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import math
 from datetime import datetime, timedelta
@@ -93,6 +94,20 @@ class MatchRequest(WireModel):
         pattern=r"^[0-9a-fA-F:.]+$",
         description="Route requests whose X-Forwarded-For starts with this client address.",
     )
+
+    @field_validator("client_ip", mode="before")
+    @classmethod
+    def _one_address(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value  # None, or a type error that pydantic reports itself
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(
+                f"clientIP {value!r} is not one address: give an IPv4 or IPv6 address "
+                "such as 203.0.113.7"
+            ) from None
+        return value
 
     @model_validator(mode="after")
     def _not_empty(self) -> Self:
