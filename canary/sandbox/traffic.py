@@ -34,6 +34,7 @@ ISTIO_DURATION_BUCKETS_MS: tuple[float, ...] = (
 )  # fmt: skip
 Z_99 = 2.3263478740408408  # the standard normal's 99th percentile
 DEFAULT_SOURCE_WORKLOAD = "istio-ingressgateway"
+VERSION_KEYS = frozenset({"errorRate", "latencyMs"})
 LABEL_NAMES = (
     "reporter",
     "source_workload",
@@ -490,6 +491,8 @@ class TrafficSimulator:
     def apply_control(self, change: Mapping[str, Any]) -> dict[str, Any]:
         """Apply one `POST /control` body; raises ValueError with a clear message if invalid."""
         with self._lock:
+            if "version" not in change and VERSION_KEYS & change.keys():
+                raise ValueError('errorRate and latencyMs belong to a version: give "version"')
             service = self._service_for_control(change)
             apply_service_change(service, change)
             if "version" in change:
