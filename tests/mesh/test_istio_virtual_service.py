@@ -494,6 +494,13 @@ def test_release_gives_back_the_users_virtual_service() -> None:
     assert released.obj == vs
 
 
+def test_an_explicit_weight_100_becomes_implicit_once_a_split_ran() -> None:
+    vs = with_primary(route=[destination(STABLE, 100)])
+    released = release_virtual_service(plan(vs, traffic(10)).obj, "ui", SPEC, "v1").obj
+    assert route_named(released, "primary")["route"] == [destination(STABLE)]
+    assert plan(with_primary(route=[destination(STABLE, 100)]), traffic(0)).changed is False
+
+
 def test_release_mid_split_returns_all_traffic_to_stable() -> None:
     split = plan(ui_virtual_service(), traffic(75)).obj
     released = release_virtual_service(split, "ui", SPEC, "v2").obj
