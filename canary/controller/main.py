@@ -1,0 +1,78 @@
+"""`canary controller`: wire the adapters together and run until SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from dataclasses import dataclass
+
+import structlog
+
+from canary.controller.logs import configure_logging
+from canary.controller.reconcile import Reconciler
+from canary.controller.runtime import Controller, LeaderElection
+from canary.controller.telemetry import Telemetry, serve_http
+from canary.kube.client import KubeCluster
+from canary.mesh.istio import IstioRouter
+from canary.metrics.prometheus import PrometheusSource
+
+
+@dataclass(frozen=True)
+class ControllerOptions:
+    kubeconfig: str | None = None
+    context: str | None = None
+    in_cluster: bool = False
+    namespace: str | None = None
+    leader_elect: bool = False
+    lease_namespace: str = "canary-system"
+    metrics_addr: str = ":8080"
+    qps: float = 20.0
+    burst: int = 40
+    log_level: str = "info"
+    log_json: bool = True
+
+
+def run(options: ControllerOptions, stop: threading.Event | None = None) -> None:
+    configure_logging(options.log_level, options.log_json)
+    log = structlog.get_logger("canary.controller")
+    stop = stop or threading.Event()
+    telemetry = Telemetry()
+    cluster = _cluster(options, telemetry)
+    reconciler = Reconciler(cluster=cluster, router=IstioRouter(), metrics=PrometheusSource())
+    leader = (
+        LeaderElection(cluster, options.namespace or options.lease_namespace)
+        if options.leader_elect
+        else None
+    )
+    controller = Controller(
+        cluster, reconciler, telemetry=telemetry, namespace=options.namespace, leader=leader
+    )
+    server = serve_http(
+        options.metrics_addr, telemetry, controller.healthy, controller.synced.is_set
+    )
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    log.info(
+        "controller starting",
+        namespace=options.namespace or "<all>",
+        leader_elect=options.leader_elect,
+        metrics_addr=options.metrics_addr,
+    )
+    try:
+        controller.run(stop)
+    finally:
+        server.shutdown()
+        log.info("controller stopped")
+
+
+def _cluster(options: ControllerOptions, telemetry: Telemetry) -> KubeCluster:
+    if options.in_cluster:
+        cluster = KubeCluster.in_cluster(qps=options.qps, burst=options.burst)
+    else:
+        cluster = KubeCluster.from_kubeconfig(
+            options.kubeconfig, options.context, qps=options.qps, burst=options.burst
+        )
+    cluster.on_request = lambda verb, resource, code, seconds: telemetry.api_requests.labels(
+        verb, resource, str(code)
+    ).inc()
+    return cluster
