@@ -321,6 +321,8 @@ def _ensure_canary_started(status: RolloutStatus) -> None:
 
 def _request_promote(step: _Step) -> str:
     _ensure_canary_started(step.status)
+    if step.status.stage is Stage.RELEASE:
+        return _carry_on_releasing(step, Trigger.PROMOTE)
     step.transition(Trigger.PROMOTE, "promoted by request", paused_reason=None)
     target = next_position(step.spec, step.status.stage, step.status.step_index)
     _enter(step, target)
@@ -329,9 +331,19 @@ def _request_promote(step: _Step) -> str:
 
 def _request_promote_full(step: _Step) -> str:
     _ensure_canary_started(step.status)
+    if step.status.stage is Stage.RELEASE:
+        return _carry_on_releasing(step, Trigger.PROMOTE_FULL)
     step.transition(Trigger.PROMOTE_FULL, "fully promoted by request", paused_reason=None)
     _enter(step, Position(Stage.RELEASE, RELEASE_CANARY_FULL))
     return "promoted to the release sequence"
+
+
+def _carry_on_releasing(step: _Step, trigger: Trigger) -> str:
+    """Promoting inside the release sequence: it is already the last position, and entering
+    it again would move the stable subset back (or, mid-settle, restart from the first stage).
+    """
+    step.transition(trigger, step.status.message, paused_reason=None)
+    return "already in the release sequence; it carries on"
 
 
 def _request_abort(step: _Step) -> str:
