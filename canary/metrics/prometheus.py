@@ -91,10 +91,10 @@ class PrometheusClient:
             )
         except PrometheusApiClientException:
             raise self._http_error() from None
+        except (ValueError, KeyError, TypeError):  # includes requests' JSONDecodeError
+            raise self._bad_response("its answer is not the JSON of the Prometheus API") from None
         except requests.RequestException as error:
             raise self._transport_error(error) from None
-        except (ValueError, KeyError, TypeError):
-            raise self._bad_response("its answer is not the JSON of the Prometheus API") from None
         return parse_result(result, self._bad_response)
 
     def _transport_error(self, error: requests.RequestException) -> MetricsError:
