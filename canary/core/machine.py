@@ -442,7 +442,8 @@ def _progress(step: _Step, observed: Observed) -> None:
     if status.phase is Phase.PENDING and status.stage is Stage.WAITING:
         _await_canary(step, observed)
     elif status.phase in (Phase.PROGRESSING, Phase.PAUSED) and status.stage in ANALYSED_STAGES:
-        if observed.gates is not None:
+        # Gates read before a promote moved the release measured the old position.
+        if observed.gates is not None and not step.moved:
             _check(step, observed.gates)
     elif status.phase is Phase.PROGRESSING and status.stage is Stage.RELEASE and not step.moved:
         _release(step)
