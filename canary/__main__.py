@@ -1,0 +1,3 @@
+from canary.cli.app import main
+
+main()

@@ -1,0 +1,105 @@
+"""Commands that run things: the controller, the sandbox, the traffic simulator, the demo."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("controller")(controller)
+    app.command("sandbox")(sandbox)
+    app.command("simulate-traffic")(simulate_traffic)
+    app.command("demo")(demo)
+
+
+def controller(
+    kubeconfig: Annotated[str | None, typer.Option(help="Path to a kubeconfig.")] = None,
+    context: Annotated[str | None, typer.Option(help="The kubeconfig context to use.")] = None,
+    in_cluster: Annotated[bool, typer.Option(help="Use the pod's service account.")] = False,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Watch one namespace only.")
+    ] = None,
+    leader_elect: Annotated[bool, typer.Option(help="Run only while holding a Lease.")] = False,
+    lease_namespace: Annotated[str, typer.Option(help="Namespace of the Lease.")] = "canary-system",
+    metrics_addr: Annotated[str, typer.Option(help="/metrics, /healthz, /readyz.")] = ":8080",
+    qps: Annotated[float, typer.Option(help="Kubernetes API requests per second.")] = 20.0,
+    burst: Annotated[int, typer.Option(help="Kubernetes API burst.")] = 40,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the controller: watch Rollouts and drive their releases."""
+    from canary.controller.main import ControllerOptions, run
+
+    run(
+        ControllerOptions(
+            kubeconfig=kubeconfig,
+            context=context,
+            in_cluster=in_cluster,
+            namespace=namespace,
+            leader_elect=leader_elect,
+            lease_namespace=lease_namespace,
+            metrics_addr=metrics_addr,
+            qps=qps,
+            burst=burst,
+            log_level=log_level,
+        )
+    )
+
+
+def sandbox(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8001,
+    kubeconfig: Annotated[str | None, typer.Option(help="Write a kubeconfig here.")] = None,
+) -> None:
+    """Run the local Kubernetes API emulator (with the Istio and Rollout CRDs) until stopped."""
+    import tempfile
+
+    import yaml
+
+    from canary.core.crd import rollout_crd
+    from canary.sandbox.apiserver import serve
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as crd_file:
+        yaml.safe_dump(rollout_crd(), crd_file)
+    serve(port, kubeconfig, [crd_file.name])
+
+
+def simulate_traffic(
+    service: Annotated[
+        list[str], typer.Option(help="NAMESPACE/NAME:VERSION[,VERSION...]; repeatable.")
+    ],
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 for /metrics.")] = 9100,
+    rps: Annotated[float, typer.Option(help="Requests per second per service.")] = 50.0,
+    header_share: Annotated[float, typer.Option(help="Share of requests with the header.")] = 0.05,
+    kube_api: Annotated[
+        str | None, typer.Option(help="Follow each service's VirtualService at this API URL.")
+    ] = None,
+    route: Annotated[str, typer.Option(help="The managed http route's name.")] = "primary",
+) -> None:
+    """Serve Istio-standard metrics for simulated services (steer them with /control)."""
+    from canary.sandbox.traffic import ServiceSpec, serve
+
+    serve(
+        [ServiceSpec.parse(s) for s in service],
+        port=port,
+        rps=rps,
+        header_share=header_share,
+        kube_api=kube_api,
+        route=route,
+    )
+
+
+def demo(
+    interval: Annotated[float, typer.Option(help="Analysis interval, seconds.")] = 2.0,
+    error_rate: Annotated[float, typer.Option(help="5xx share of the bad version v3.")] = 0.2,
+    output: Annotated[str, typer.Option("-o", "--output", help="text or json")] = "text",
+) -> None:
+    """A whole release (v1 -> v2) and an automatic rollback (v2 -> v3) on a local sandbox."""
+    from canary.cli.demo import DemoError, run_demo
+
+    try:
+        ok = run_demo(interval=interval, error_rate=error_rate, output=output)
+    except DemoError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    raise typer.Exit(0 if ok else 1)
