@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
-from canary.sandbox import discovery, errors
+from canary.sandbox import discovery, errors, protobuf
 from canary.sandbox.errors import ApiError
 from canary.sandbox.faults import Faults, RequestLog, RequestRecord
 from canary.sandbox.objects import ObjectService, WriteOptions, ensure_namespace
@@ -265,10 +265,15 @@ class _Handler(BaseHTTPRequestHandler):
             labels, fields = query.get("labelSelector"), query.get("fieldSelector")
             return 200, objects.list_objects(rt, path.namespace, labels, fields)
         if verb == "create":
-            return 201, objects.create(rt, namespace, _json(body), options)
+            return 201, objects.create(rt, namespace, self._decoded_body(body), options)
         if verb == "update":
             return 200, objects.replace(
-                rt, namespace, name, _json(body), subresource=path.subresource, options=options
+                rt,
+                namespace,
+                name,
+                self._decoded_body(body),
+                subresource=path.subresource,
+                options=options,
             )
         if verb == "patch":
             content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
@@ -286,6 +291,12 @@ class _Handler(BaseHTTPRequestHandler):
             answer, gone = objects.delete(rt, namespace, name, _json(body) if body else None)
             return (200 if gone else 202), answer
         raise errors.method_not_allowed()
+
+    def _decoded_body(self, body: bytes) -> Any:
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        if content_type == protobuf.PROTOBUF:
+            return protobuf.decode_object(body)
+        return _json(body)
 
     def _send_resource(
         self, code: int, rt: ResourceType, answer: JsonObj, warnings: list[str]

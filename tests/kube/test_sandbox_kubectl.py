@@ -174,8 +174,9 @@ def test_unknown_field_is_rejected_by_strict_validation(kubectl: Kubectl, tmp_pa
 
 def test_server_side_apply_and_namespaces(kubectl: Kubectl, tmp_path: Path) -> None:
     apply_istio_crds(kubectl)
-    namespace = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n"
-    assert "namespace/shop created" in kubectl.ok("apply", "-f", "-", stdin=namespace)
+    assert "namespace/shop created" in kubectl.ok("create", "namespace", "shop")  # protobuf body
+    kubectl.ok("create", "configmap", "settings", "-n", "shop", "--from-literal=a=b")
+    assert kubectl.ok("get", "cm", "settings", "-n", "shop", "-o", "jsonpath={.data.a}") == "b"
     manifest = tmp_path / "ui.yaml"
     manifest.write_text(VIRTUAL_SERVICE.replace("WEIGHT", "100").replace("default", "shop"))
     assert "serverside-applied" in kubectl.ok("apply", "--server-side", "-f", str(manifest))
