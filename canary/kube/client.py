@@ -597,11 +597,15 @@ class _RolloutStream:
         self._stop.wait(self._backoff.next_delay())
 
     def _stop_watch_on_stop(self) -> None:
-        while not self._finished.is_set():
-            if self._stop.wait(0.25):
-                if self._watch is not None:
-                    self._watch.stop()
+        """Once `stop` is set, close the open watch (again and again: a watch being opened
+        at that moment clears the flag, so one `Watch.stop()` can be lost) until we end."""
+        while not self._stop.wait(0.25):
+            if self._finished.is_set():
                 return
+        while not self._finished.is_set():
+            if self._watch is not None:
+                self._watch.stop()
+            self._finished.wait(0.05)
 
 
 def _model(model: Any, obj: Obj) -> Any:

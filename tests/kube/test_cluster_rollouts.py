@@ -1,0 +1,117 @@
+"""KubeCluster and Rollouts: reads, the status subresource, metadata patches, CRD and schema errors.
+
+Covers: list/get; status merge-patched through /status (spec untouched, lists replaced, sent as
+application/merge-patch+json); request annotations merged into metadata; a missing CRD →
+CrdMissingError with the fix; a schema rejection → InvalidError with the field path.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cluster_helpers import NAMESPACE, create_rollout, rollout
+from kubernetes import client
+
+from canary.kube.client import KubeCluster
+from canary.kube.port import CrdMissingError, InvalidError, NotFoundError
+from canary.sandbox.apiserver import ApiServer
+
+pytest_plugins = ["cluster_fixtures"]
+
+
+def test_rollouts_are_listed_and_read(cluster: KubeCluster, custom: client.CustomObjectsApi):
+    create_rollout(custom, rollout("ui"))
+    create_rollout(custom, rollout("cart"))
+
+    names = sorted(obj["metadata"]["name"] for obj in cluster.list_rollouts(NAMESPACE))
+    everywhere = cluster.list_rollouts(None)
+
+    assert names == ["cart", "ui"]
+    assert len(everywhere) == 2
+    assert cluster.get_rollout(NAMESPACE, "ui")["spec"]["canary"]["version"] == "v2"
+
+
+def test_status_is_merge_patched_through_the_subresource(
+    cluster: KubeCluster, server: ApiServer, custom: client.CustomObjectsApi
+):
+    created = create_rollout(custom, rollout())
+    cluster.patch_rollout_status(NAMESPACE, "ui", {"phase": "Progressing", "canaryWeight": 10})
+
+    patched = cluster.patch_rollout_status(NAMESPACE, "ui", {"canaryWeight": 25, "stage": "split"})
+
+    assert patched["status"] == {"phase": "Progressing", "canaryWeight": 25, "stage": "split"}
+    assert patched["spec"] == created["spec"]
+    assert patched["metadata"]["generation"] == created["metadata"]["generation"]
+    assert server.request_log.count(verb="patch", resource="rollouts", subresource="status") == 2
+
+
+def test_status_lists_are_replaced_not_appended(
+    cluster: KubeCluster, custom: client.CustomObjectsApi
+):
+    create_rollout(custom, rollout())
+    condition = {
+        "type": "Ready",
+        "status": "False",
+        "reason": "Waiting",
+        "message": "m",
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
+    cluster.patch_rollout_status(NAMESPACE, "ui", {"conditions": [condition, condition]})
+
+    patched = cluster.patch_rollout_status(NAMESPACE, "ui", {"conditions": [condition]})
+
+    assert len(patched["status"]["conditions"]) == 1
+
+
+def test_a_spec_change_in_a_status_patch_is_ignored(
+    cluster: KubeCluster, custom: client.CustomObjectsApi
+):
+    created = create_rollout(custom, rollout())
+
+    cluster.patch_rollout_status(NAMESPACE, "ui", {"phase": "Paused"})
+    stored = cluster.get_rollout(NAMESPACE, "ui")
+
+    assert stored["spec"] == created["spec"]
+    assert stored["status"]["phase"] == "Paused"
+
+
+def test_metadata_annotations_are_merged(cluster: KubeCluster, custom: client.CustomObjectsApi):
+    create_rollout(custom, rollout())
+    request = json.dumps({"action": "promote", "id": "r1"})
+
+    cluster.patch_rollout_metadata(
+        NAMESPACE, "ui", {"annotations": {"canary.dev/request": request}}
+    )
+    patched = cluster.patch_rollout_metadata(NAMESPACE, "ui", {"annotations": {"team": "web"}})
+
+    assert patched["metadata"]["annotations"] == {"canary.dev/request": request, "team": "web"}
+
+
+def test_a_missing_rollout_is_not_found(cluster: KubeCluster):
+    with pytest.raises(NotFoundError, match=r"^Rollout shop/ui not found"):
+        cluster.get_rollout(NAMESPACE, "ui")
+
+
+def test_a_missing_crd_names_the_fix(api_server: ApiServer, kubeconfig: object):
+    cluster = KubeCluster.from_kubeconfig(str(kubeconfig), qps=0)
+    message = "the Rollout CRD (rollouts.canary.dev) is not installed: run `kubectl apply -f crds/`"
+
+    with pytest.raises(CrdMissingError) as listed:
+        cluster.list_rollouts("default")
+    with pytest.raises(CrdMissingError) as patched:
+        cluster.patch_rollout_status("default", "ui", {"phase": "Progressing"})
+
+    assert str(listed.value) == message
+    assert str(patched.value) == message
+
+
+def test_a_schema_rejection_names_the_field(cluster: KubeCluster, custom: client.CustomObjectsApi):
+    create_rollout(custom, rollout())
+
+    with pytest.raises(InvalidError) as raised:
+        cluster.patch_rollout_status(NAMESPACE, "ui", {"canaryWeight": "lots"})
+
+    message = str(raised.value)
+    assert message.startswith("the API server rejected Rollout shop/ui: ")
+    assert "status.canaryWeight" in message
