@@ -134,7 +134,6 @@ class Store:
         with self.lock:
             self._watches.discard(handle)
 
-    @property
     def open_watch_count(self) -> int:
         with self.lock:
             return len(self._watches)

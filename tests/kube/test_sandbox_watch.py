@@ -197,7 +197,8 @@ def test_drop_watches_fault_ends_streams(
     )
     custom.create_namespaced_custom_object(G, V, NS, P, widget("a"))
     assert next(stream)["type"] == "ADDED"
-    before = api_server.store.open_watch_count
+    before = api_server.store.open_watch_count()
     api_server.faults.drop_watches()
     assert list(stream) == []  # the server ended the stream; the client saw no more events
     assert before == 1
+    assert api_server.store.open_watch_count() == 0
