@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,19 +19,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rich.console import Console
 from rich.markup import escape
 
-from canary.core.crd import rollout_crd
 from canary.core.model import TERMINAL_PHASES
-from canary.sandbox.apiserver import ApiServer, bundled_crd_paths
 from canary.sandbox.client import SandboxClient
 from canary.sandbox.prometheus import PrometheusNotFoundError, PrometheusProcess
-from canary.sandbox.traffic import KubeRouting, TrafficSimulator
+from canary.sandbox.stack import (
+    NAMESPACE,
+    SERVICE,
+    ControllerProcess,
+    deploy_version,
+    fast_rollout,
+    sandbox_with_example,
+    simulated_traffic,
+)
+from canary.sandbox.traffic import TrafficSimulator
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ui"
-NAMESPACE, SERVICE = "shop", "ui"
 RELEASE_TIMEOUT = 120.0
 
 
@@ -60,11 +62,11 @@ def run_demo(interval: float, error_rate: float, output: str) -> bool:
     console = Console(stderr=output == "json", highlight=False, soft_wrap=True)
     with tempfile.TemporaryDirectory(prefix="canary-demo-") as workdir, _stack() as stack:
         say = _narrator(console)
-        api, client = stack.enter_context(_sandbox(Path(workdir), say))
-        simulator = stack.enter_context(_traffic(api.url, say))
+        client = stack.enter_context(_sandbox(Path(workdir), say))
+        simulator = stack.enter_context(_traffic(client.url, say))
         prometheus = stack.enter_context(_prometheus(simulator.address, say))
         stack.enter_context(_controller(Path(workdir), say))
-        rollout = _demo_rollout(interval, prometheus.url)
+        rollout = fast_rollout(interval, prometheus.url)
         releases = [
             _release(client, rollout, "v2", "Succeeded", say),
             _bad_release(client, simulator, rollout, error_rate, say),
@@ -93,41 +95,17 @@ def _narrator(console: Console) -> Callable[[str], None]:
 
 
 @contextlib.contextmanager
-def _sandbox(workdir: Path, say: Callable[[str], None]) -> Iterator[tuple[ApiServer, Any]]:
-    with ApiServer() as api:
-        api.install_crd_files(bundled_crd_paths())
-        api.install_crds([rollout_crd()])
-        client = SandboxClient(api.url)
-        for name in ("namespace", "service", "deployment-v1", "deployment-v2"):
-            client.apply(_example(name))
-        for name in ("destinationrule", "virtualservice"):
-            client.apply(_example(name))
-        for version in ("v1", "v2"):
-            client.set_deployment_ready(NAMESPACE, f"ui-{version}")
-        api.write_kubeconfig(workdir / "kubeconfig")
+def _sandbox(workdir: Path, say: Callable[[str], None]) -> Iterator[SandboxClient]:
+    with sandbox_with_example(workdir) as (api, client):
         say(f"sandbox Kubernetes API on {api.url}; installed the CRDs and examples/ui")
-        yield api, client
+        yield client
 
 
 @contextlib.contextmanager
 def _traffic(api_url: str, say: Callable[[str], None]) -> Iterator[TrafficSimulator]:
-    routing = KubeRouting(api_url, NAMESPACE, SERVICE, SERVICE).start()
-    simulator = TrafficSimulator(seed=7)
-    simulator.add_service(
-        SERVICE,
-        NAMESPACE,
-        versions=("v1", "v2", "v3"),
-        rps=60.0,
-        header_share=0.2,
-        routing=routing,
-    )
-    simulator.start()
-    say(f"traffic simulator on {simulator.url}: 60 req/s to ui, 20% carry `version: beta`")
-    try:
+    with simulated_traffic(api_url) as simulator:
+        say(f"traffic simulator on {simulator.url}: 60 req/s to ui, 20% carry `version: beta`")
         yield simulator
-    finally:
-        simulator.stop()
-        routing.stop()
 
 
 @contextlib.contextmanager
@@ -144,47 +122,16 @@ def _prometheus(target: str, say: Callable[[str], None]) -> Iterator[PrometheusP
 
 
 @contextlib.contextmanager
-def _controller(workdir: Path, say: Callable[[str], None]) -> Iterator[subprocess.Popen[bytes]]:
-    log_path = workdir / "controller.log"
-    command = [
-        sys.executable, "-m", "canary", "controller",
-        "--kubeconfig", str(workdir / "kubeconfig"), "--metrics-addr", "127.0.0.1:0",
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
-    say(f"controller started (pid {process.pid}); its JSON logs go to a file")
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        if process.returncode not in (0, -15):
-            sys.stderr.write(log_path.read_text(errors="replace")[-4000:])
+def _controller(workdir: Path, say: Callable[[str], None]) -> Iterator[ControllerProcess]:
+    controller = ControllerProcess(workdir / "kubeconfig", workdir / "controller.log")
+    with controller:
+        say(f"controller started (pid {controller.pid}); its JSON logs go to a file")
+        yield controller
+        if controller.process is not None and controller.process.poll() is not None:
+            sys.stderr.write(controller.logs()[-4000:])
 
 
 # ---------------------------------------------------------------- the releases
-
-
-def _example(name: str) -> dict[str, Any]:
-    body: dict[str, Any] = yaml.safe_load((EXAMPLE / f"{name}.yaml").read_text())
-    return body
-
-
-def _demo_rollout(interval: float, prometheus_url: str) -> dict[str, Any]:
-    """examples/ui/rollout.yaml with demo timings: every stage a couple of checks long."""
-    rollout = _example("rollout")
-    spec = rollout["spec"]
-    step = f"{interval:g}s"
-    spec["stages"]["mirror"]["duration"] = f"{2 * interval:g}s"
-    spec["stages"]["headerCanary"]["duration"] = f"{2 * interval:g}s"
-    spec["stages"]["split"]["interval"] = step
-    spec["analysis"].update(interval=step, window=f"{max(10.0, interval):g}s", minRequests=20)
-    spec["prometheus"] = {"url": prometheus_url, "timeout": "2s"}
-    spec["promotion"]["settleDelay"] = step
-    return rollout
 
 
 def _release(
@@ -208,10 +155,7 @@ def _bad_release(
     client: SandboxClient, simulator: TrafficSimulator, rollout: dict[str, Any],
     error_rate: float, say: Callable[[str], None],
 ) -> Release:  # fmt: skip
-    deployment = _example("deployment-v2")
-    text = yaml.safe_dump(deployment).replace("v2", "v3").replace("2.0.0", "3.0.0")
-    client.apply(yaml.safe_load(text))
-    client.set_deployment_ready(NAMESPACE, "ui-v3")
+    deploy_version(client, "v3")
     simulator.set_version(NAMESPACE, SERVICE, "v3", error_rate=error_rate)
     say(f"deployed ui-v3, which answers {error_rate:.0%} of its requests with 503")
     return _release(client, rollout, "v3", "RolledBack", say)
@@ -302,7 +246,5 @@ def _report(console: Console, releases: list[Release], ok: bool, output: str) ->
                     f"{stage['seconds']:>5.1f}s"
                 )
         for gate in release.gates:
-            console.print(
-                f"    gate {gate['name']}: {_gate_text(gate)} (threshold {gate.get('threshold')})"
-            )
+            console.print(f"    gate {_gate_text(gate)} (threshold {gate.get('threshold')})")
     console.print("[green]demo passed[/green]" if ok else "[red]demo failed[/red]")

@@ -1,0 +1,139 @@
+"""A whole local environment: sandbox API, traffic simulator, Prometheus, controller process.
+
+`canary demo` and the end-to-end tests build the same stack from these pieces, so what the
+tests prove is what the demo shows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from canary.core.crd import rollout_crd
+from canary.sandbox.apiserver import ApiServer, bundled_crd_paths
+from canary.sandbox.client import SandboxClient
+from canary.sandbox.traffic import KubeRouting, TrafficSimulator
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ui"
+NAMESPACE, SERVICE = "shop", "ui"
+
+
+def example(name: str) -> dict[str, Any]:
+    """One object of examples/ui, e.g. `example("rollout")`."""
+    body: dict[str, Any] = yaml.safe_load((EXAMPLE / f"{name}.yaml").read_text())
+    return body
+
+
+def fast_rollout(interval: float, prometheus_url: str) -> dict[str, Any]:
+    """examples/ui/rollout.yaml with short timings: every stage a couple of checks long."""
+    rollout = example("rollout")
+    spec = rollout["spec"]
+    step = f"{interval:g}s"
+    spec["stages"]["mirror"]["duration"] = f"{2 * interval:g}s"
+    spec["stages"]["headerCanary"]["duration"] = f"{2 * interval:g}s"
+    spec["stages"]["split"]["interval"] = step
+    spec["analysis"].update(interval=step, window=f"{max(10.0, interval):g}s", minRequests=20)
+    spec["prometheus"] = {"url": prometheus_url, "timeout": "2s"}
+    spec["promotion"]["settleDelay"] = step
+    return rollout
+
+
+@contextlib.contextmanager
+def sandbox_with_example(workdir: Path) -> Iterator[tuple[ApiServer, SandboxClient]]:
+    """The API server with the CRDs and examples/ui (v1 and v2 ready), and a kubeconfig."""
+    with ApiServer() as api:
+        api.install_crd_files(bundled_crd_paths())
+        api.install_crds([rollout_crd()])
+        client = SandboxClient(api.url)
+        for name in ("namespace", "service", "deployment-v1", "deployment-v2"):
+            client.apply(example(name))
+        for name in ("destinationrule", "virtualservice"):
+            client.apply(example(name))
+        for version in ("v1", "v2"):
+            client.set_deployment_ready(NAMESPACE, f"ui-{version}")
+        api.write_kubeconfig(workdir / "kubeconfig")
+        yield api, client
+
+
+def deploy_version(client: SandboxClient, version: str, ready: bool = True) -> None:
+    """A Deployment ui-<version> like ui-v2, reported ready (or not)."""
+    text = yaml.safe_dump(example("deployment-v2"))
+    client.apply(yaml.safe_load(text.replace("v2", version).replace("2.0.0", f"{version}.0")))
+    client.set_deployment_ready(NAMESPACE, f"ui-{version}", ready)
+
+
+@contextlib.contextmanager
+def simulated_traffic(
+    api_url: str, versions: Sequence[str] = ("v1", "v2", "v3"), rps: float = 60.0, seed: int = 7
+) -> Iterator[TrafficSimulator]:
+    """The simulator, routing `ui` the way its VirtualService in the sandbox says."""
+    routing = KubeRouting(api_url, NAMESPACE, SERVICE, SERVICE).start()
+    simulator = TrafficSimulator(seed=seed)
+    simulator.add_service(
+        SERVICE, NAMESPACE, versions=tuple(versions), rps=rps, header_share=0.2, routing=routing
+    )
+    simulator.start()
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
+        routing.stop()
+
+
+@dataclass
+class ControllerProcess:
+    """`canary controller` as a child process, as it runs in a cluster."""
+
+    kubeconfig: Path
+    log_path: Path
+    extra_args: Sequence[str] = ()
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self) -> ControllerProcess:
+        command = [
+            sys.executable, "-m", "canary", "controller",
+            "--kubeconfig", str(self.kubeconfig), "--metrics-addr", "127.0.0.1:0",
+            *self.extra_args,
+        ]  # fmt: skip
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=os.environ
+            )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, as a crash or an OOM kill would leave things."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def stop(self) -> int | None:
+        if self.process is None:
+            return None
+        self.process.terminate()
+        try:
+            return self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(timeout=10)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid if self.process is not None else -1
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def __enter__(self) -> ControllerProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
