@@ -39,11 +39,7 @@ def run(options: ControllerOptions, stop: threading.Event | None = None) -> None
     telemetry = Telemetry()
     cluster = _cluster(options, telemetry)
     reconciler = Reconciler(cluster=cluster, router=IstioRouter(), metrics=PrometheusSource())
-    leader = (
-        LeaderElection(cluster, options.namespace or options.lease_namespace)
-        if options.leader_elect
-        else None
-    )
+    leader = LeaderElection(cluster, options.lease_namespace) if options.leader_elect else None
     controller = Controller(
         cluster, reconciler, telemetry=telemetry, namespace=options.namespace, leader=leader
     )
