@@ -1,0 +1,264 @@
+"""KubeCluster workloads, Events and Leases against the sandbox.
+
+Covers: Deployment readiness through its status (set via /status) with a message per step;
+a missing Deployment; Events created with the involved object, source and timestamps, a
+repeat folded into `count`, listed newest last and truncated to 1 KiB; Leases: create, renew,
+another identity refused until expiry, takeover after expiry, a lost race (409) → False.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cluster_helpers import NAMESPACE, example
+from kubernetes import client
+
+from canary.kube.client import KubeCluster
+from canary.kube.port import InvalidError
+from canary.kube.workloads import deployment_state
+from canary.sandbox.apiserver import ApiServer
+
+pytest_plugins = ["cluster_fixtures"]
+
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+ROLLOUT_REF = {
+    "apiVersion": "canary.dev/v1alpha1",
+    "kind": "Rollout",
+    "metadata": {"name": "ui", "namespace": NAMESPACE, "uid": "u-1", "resourceVersion": "42"},
+}
+
+
+class Clock:
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def cluster_at(kubeconfig: Path, clock: Clock) -> KubeCluster:
+    return KubeCluster.from_kubeconfig(str(kubeconfig), qps=0, now=clock)
+
+
+# ------------------------------------------------------------------ Deployments
+
+
+@pytest.fixture
+def apps(api_client: client.ApiClient) -> client.AppsV1Api:
+    return client.AppsV1Api(api_client)
+
+
+def set_status(apps: client.AppsV1Api, **status: int) -> None:
+    apps.patch_namespaced_deployment_status(
+        "ui-v2", NAMESPACE, {"status": status}, _content_type="application/merge-patch+json"
+    )
+
+
+def test_deployment_readiness_follows_its_status(cluster: KubeCluster, apps: client.AppsV1Api):
+    missing = cluster.workload_state(NAMESPACE, "Deployment", "ui-v2")
+    apps.create_namespaced_deployment(NAMESPACE, example("deployment-v2"))
+    created = cluster.workload_state(NAMESPACE, "Deployment", "ui-v2")
+    set_status(apps, observedGeneration=1, replicas=2, updatedReplicas=1, availableReplicas=1)
+    updating = cluster.workload_state(NAMESPACE, "Deployment", "ui-v2")
+    set_status(apps, updatedReplicas=2, availableReplicas=1)
+    starting = cluster.workload_state(NAMESPACE, "Deployment", "ui-v2")
+    set_status(apps, availableReplicas=2)
+    ready = cluster.workload_state(NAMESPACE, "Deployment", "ui-v2")
+
+    assert (missing.exists, missing.ready) == (False, False)
+    assert missing.message == (
+        "Deployment shop/ui-v2 does not exist: create it or fix spec.canary.workloadRef.name"
+    )
+    assert not created.ready
+    assert "generation 1 not yet observed" in created.message
+    assert updating.message == "Deployment shop/ui-v2 has 1 of 2 replicas updated"
+    assert starting.message == "Deployment shop/ui-v2 has 1 of 2 replicas ready"
+    assert (ready.exists, ready.ready) == (True, True)
+    assert ready.message == "Deployment shop/ui-v2 has 2 of 2 replicas ready"
+
+
+def test_a_new_spec_is_not_ready_until_observed(cluster: KubeCluster, apps: client.AppsV1Api):
+    apps.create_namespaced_deployment(NAMESPACE, example("deployment-v2"))
+    set_status(apps, observedGeneration=1, replicas=2, updatedReplicas=2, availableReplicas=2)
+
+    apps.patch_namespaced_deployment(
+        "ui-v2", NAMESPACE, {"spec": {"replicas": 3}}, _content_type="application/merge-patch+json"
+    )
+    state = cluster.workload_state(NAMESPACE, "Deployment", "ui-v2")
+
+    assert not state.ready
+    assert "not yet observed" in state.message
+
+
+def test_only_deployments_are_supported(cluster: KubeCluster):
+    with pytest.raises(InvalidError, match=r"kind StatefulSet .* use Deployment"):
+        cluster.workload_state(NAMESPACE, "StatefulSet", "ui")
+
+
+@pytest.mark.parametrize(
+    ("deployment", "ready"),
+    [
+        ({"metadata": {"generation": 1}, "spec": {}, "status": {"observedGeneration": 1}}, False),
+        (
+            {
+                "metadata": {"generation": 1},
+                "spec": {},
+                "status": {"observedGeneration": 1, "updatedReplicas": 1, "availableReplicas": 1},
+            },
+            True,
+        ),
+        ({"metadata": {"generation": 2}, "spec": {"replicas": 0}, "status": {}}, False),
+        (
+            {
+                "metadata": {"generation": 2},
+                "spec": {"replicas": 0},
+                "status": {"observedGeneration": 2},
+            },
+            True,
+        ),
+    ],
+)
+def test_replicas_default_to_one(deployment: dict[str, Any], ready: bool):
+    assert deployment_state("shop", "ui", deployment).ready is ready
+
+
+# ------------------------------------------------------------------ Events
+
+
+def test_an_event_names_its_object_and_source(kubeconfig: Path, server: ApiServer):
+    cluster = cluster_at(kubeconfig, Clock())
+
+    cluster.record_event(ROLLOUT_REF, "Warning", "GateFailed", "success-rate 97.1 < 99")
+    [event] = cluster.list_events(NAMESPACE, "ui")
+
+    assert event["involvedObject"] == {
+        "apiVersion": "canary.dev/v1alpha1",
+        "kind": "Rollout",
+        "name": "ui",
+        "namespace": NAMESPACE,
+        "uid": "u-1",
+        "resourceVersion": "42",
+    }
+    assert (event["type"], event["reason"]) == ("Warning", "GateFailed")
+    assert event["message"] == "success-rate 97.1 < 99"
+    assert event["source"] == {"component": "canary-controller"}
+    assert event["count"] == 1
+    assert event["metadata"]["name"].startswith("ui.")
+    assert datetime.fromisoformat(event["firstTimestamp"]) == T0
+
+
+def test_a_repeated_event_bumps_its_count(kubeconfig: Path, server: ApiServer):
+    clock = Clock()
+    cluster = cluster_at(kubeconfig, clock)
+
+    cluster.record_event(ROLLOUT_REF, "Normal", "Waiting", "canary not ready")
+    clock.now = T0 + timedelta(seconds=30)
+    cluster.record_event(ROLLOUT_REF, "Normal", "Waiting", "canary not ready")
+    cluster.record_event(ROLLOUT_REF, "Normal", "Waiting", "canary not ready")
+    [event] = cluster.list_events(NAMESPACE, "ui")
+
+    assert event["count"] == 3
+    assert datetime.fromisoformat(event["lastTimestamp"]) == T0 + timedelta(seconds=30)
+    assert server.request_log.count(verb="create", resource="events") == 1
+    assert server.request_log.count(verb="patch", resource="events") == 2
+
+
+def test_events_are_listed_for_one_object_newest_last(kubeconfig: Path, server: ApiServer):
+    clock = Clock()
+    cluster = cluster_at(kubeconfig, clock)
+    other = {**ROLLOUT_REF, "metadata": {"name": "cart", "namespace": NAMESPACE}}
+
+    cluster.record_event(ROLLOUT_REF, "Normal", "Started", "release v2 started")
+    clock.now = T0 + timedelta(minutes=1)
+    cluster.record_event(other, "Normal", "Started", "release v3 started")
+    clock.now = T0 + timedelta(minutes=2)
+    cluster.record_event(ROLLOUT_REF, "Normal", "Promoted", "weight 10")
+    clock.now = T0 + timedelta(minutes=30)  # past the correlation window: a new Event
+    cluster.record_event(ROLLOUT_REF, "Normal", "Started", "release v2 started")
+
+    reasons = [event["reason"] for event in cluster.list_events(NAMESPACE, "ui")]
+
+    assert reasons == ["Started", "Promoted", "Started"]
+
+
+def test_a_long_message_is_truncated_to_one_kib(kubeconfig: Path, server: ApiServer):
+    cluster = cluster_at(kubeconfig, Clock())
+
+    cluster.record_event(ROLLOUT_REF, "Warning", "Invalid", "é" * 2000)
+    [event] = cluster.list_events(NAMESPACE, "ui")
+
+    assert len(event["message"].encode()) <= 1024
+    assert event["message"].endswith("...")
+
+
+def test_an_event_deleted_meanwhile_is_created_again(
+    kubeconfig: Path, server: ApiServer, api_client: client.ApiClient
+):
+    cluster = cluster_at(kubeconfig, Clock())
+    core = client.CoreV1Api(api_client)
+
+    cluster.record_event(ROLLOUT_REF, "Normal", "Waiting", "canary not ready")
+    [first] = cluster.list_events(NAMESPACE, "ui")
+    core.delete_namespaced_event(first["metadata"]["name"], NAMESPACE)
+    cluster.record_event(ROLLOUT_REF, "Normal", "Waiting", "canary not ready")
+    [second] = cluster.list_events(NAMESPACE, "ui")
+
+    assert second["count"] == 1
+    assert second["metadata"]["name"] != first["metadata"]["name"]
+
+
+# ------------------------------------------------------------------ Leases
+
+
+def test_only_one_identity_holds_the_lease(kubeconfig: Path, server: ApiServer):
+    clock = Clock()
+    a, b = cluster_at(kubeconfig, clock), cluster_at(kubeconfig, clock)
+
+    assert a.try_acquire_lease(NAMESPACE, "canary-leader", "a", 15) is True
+    assert b.try_acquire_lease(NAMESPACE, "canary-leader", "b", 15) is False
+    clock.now = T0 + timedelta(seconds=10)
+    assert a.try_acquire_lease(NAMESPACE, "canary-leader", "a", 15) is True  # renew
+    clock.now = T0 + timedelta(seconds=20)  # 10 s after the renewal: still held
+    assert b.try_acquire_lease(NAMESPACE, "canary-leader", "b", 15) is False
+
+
+def test_an_expired_lease_is_taken_over(
+    kubeconfig: Path, server: ApiServer, api_client: client.ApiClient
+):
+    clock = Clock()
+    a, b = cluster_at(kubeconfig, clock), cluster_at(kubeconfig, clock)
+    coordination = client.CoordinationV1Api(api_client)
+    a.try_acquire_lease(NAMESPACE, "canary-leader", "a", 15)
+
+    clock.now = T0 + timedelta(seconds=16)
+    taken = b.try_acquire_lease(NAMESPACE, "canary-leader", "b", 15)
+    lost = a.try_acquire_lease(NAMESPACE, "canary-leader", "a", 15)
+    lease = coordination.read_namespaced_lease("canary-leader", NAMESPACE)
+
+    assert (taken, lost) == (True, False)
+    assert lease.spec.holder_identity == "b"
+    assert lease.spec.lease_transitions == 1
+    assert lease.spec.renew_time == T0 + timedelta(seconds=16, microseconds=1)
+
+
+def test_a_lost_race_for_the_lease_is_false(kubeconfig: Path, server: ApiServer):
+    clock = Clock()
+    a = cluster_at(kubeconfig, clock)
+    a.try_acquire_lease(NAMESPACE, "canary-leader", "a", 15)
+    clock.now = T0 + timedelta(seconds=5)
+    server.faults.conflict_next(1, resource="leases")
+
+    assert a.try_acquire_lease(NAMESPACE, "canary-leader", "a", 15) is False
+    assert a.try_acquire_lease(NAMESPACE, "canary-leader", "a", 15) is True
+
+
+def test_two_creators_race_and_one_wins(kubeconfig: Path, server: ApiServer):
+    clock = Clock()
+    a, b = cluster_at(kubeconfig, clock), cluster_at(kubeconfig, clock)
+    server.faults.conflict_next(1, resource="leases")  # b's create: a created it first
+
+    assert b.try_acquire_lease(NAMESPACE, "canary-leader", "b", 15) is False
+    assert a.try_acquire_lease(NAMESPACE, "canary-leader", "a", 15) is True
