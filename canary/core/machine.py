@@ -154,12 +154,21 @@ def positions(spec: RolloutSpec) -> list[Position]:
     return path
 
 
-def next_position(spec: RolloutSpec, stage: Stage | None, step: int) -> Position:
+_EXPOSURE_RANK = {Stage.MIRROR: 0, Stage.HEADER_CANARY: 1, Stage.SPLIT: 2, Stage.RELEASE: 3}
+
+
+def next_position(spec: RolloutSpec, stage: Stage | None, step: int, weight: int = 0) -> Position:
+    """The position after (stage, step). If the spec changed under a running release and that
+    position is gone, the first position that exposes the canary more than `weight` did."""
     path = positions(spec)
     if stage in (None, Stage.WAITING):
         return path[0]
-    index = path.index(Position(stage, step)) if Position(stage, step) in path else -1
-    return path[min(index + 1, len(path) - 1)]
+    current = Position(stage, step)
+    if current in path:
+        return path[min(path.index(current) + 1, len(path) - 1)]
+    exposure = (_EXPOSURE_RANK[stage], weight)
+    later = [p for p in path if (_EXPOSURE_RANK[p.stage], _weight_at(spec, p)) > exposure]
+    return later[0] if later else path[-1]
 
 
 def required_checks(spec: RolloutSpec, stage: Stage) -> int:
@@ -324,7 +333,8 @@ def _request_promote(step: _Step) -> str:
     if step.status.stage is Stage.RELEASE:
         return _carry_on_releasing(step, Trigger.PROMOTE)
     step.transition(Trigger.PROMOTE, "promoted by request", paused_reason=None)
-    target = next_position(step.spec, step.status.stage, step.status.step_index)
+    status = step.status
+    target = next_position(step.spec, status.stage, status.step_index, status.canary_weight)
     _enter(step, target)
     return f"promoted to {_describe(step.spec, target)}"
 
@@ -489,7 +499,7 @@ def _check(step: _Step, gates: tuple[GateResult, ...]) -> None:
         and status.phase is Phase.PROGRESSING
         and passed >= required_checks(step.spec, status.stage or Stage.SPLIT)
     ):
-        target = next_position(step.spec, status.stage, status.step_index)
+        target = next_position(step.spec, status.stage, status.step_index, status.canary_weight)
         _enter_or_wait_for_promotion(step, target)
 
 

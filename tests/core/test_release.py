@@ -31,9 +31,11 @@ from core_builders import (
 from canary.core.machine import (
     WAITING_REQUEUE,
     Decision,
+    Position,
     analysis_due,
     combine,
     count_as,
+    next_position,
     positions,
     required_checks,
 )
@@ -473,3 +475,12 @@ def test_analysis_continues_while_paused() -> None:
 def test_analysis_is_due_when_the_status_has_no_marks() -> None:
     status = status_at(Phase.PROGRESSING, stage=Stage.SPLIT, step_started_at=None)
     assert analysis_due(make(status=status), T0)
+
+
+def test_steps_edited_under_a_running_release_never_move_it_backwards() -> None:
+    """Cutting split steps mid-run carries on from the first position that exposes the canary
+    more than it is now, instead of falling back to the first stage."""
+    spec = make(spec_dict(mirror=None, headerCanary=None, split={"steps": [10, 50, 100]})).spec
+    assert next_position(spec, Stage.SPLIT, 3, weight=75) == Position(Stage.SPLIT, 2)
+    assert next_position(spec, Stage.SPLIT, 4, weight=100) == Position(Stage.RELEASE, 0)
+    assert next_position(spec, Stage.MIRROR, 0, weight=0) == Position(Stage.SPLIT, 0)
