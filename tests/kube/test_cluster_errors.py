@@ -22,6 +22,7 @@ from cluster_helpers import NAMESPACE, FakeSleep, create_rollout, rollout
 from kubernetes import client
 
 from canary.kube.client import KubeCluster
+from canary.kube.errors import safe_host
 from canary.kube.port import ForbiddenError, KubeError, UnavailableError
 from canary.sandbox.apiserver import ApiServer
 
@@ -208,3 +209,15 @@ def test_in_cluster_outside_a_pod_says_so(monkeypatch: pytest.MonkeyPatch):
 
     with pytest.raises(KubeError, match=r"not running in a Kubernetes pod .*give --kubeconfig"):
         KubeCluster.in_cluster()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://admin:pa55@10.0.0.1:6443/k8s?token=x", "https://10.0.0.1:6443"),
+        ("https://[fd00::1]:443", "https://[fd00::1]:443"),
+        ("http://127.0.0.1", "http://127.0.0.1"),
+    ],
+)
+def test_the_api_address_in_messages_carries_no_credentials(url: str, shown: str):
+    assert safe_host(url) == shown

@@ -194,3 +194,24 @@ def test_a_missing_crd_is_raised(api_server: ApiServer, kubeconfig: Path, stop: 
 
     with pytest.raises(CrdMissingError):
         next(iter(cluster.stream_rollouts("default", stop)))
+
+
+def test_all_namespaces_are_streamed(
+    cluster: KubeCluster, server: ApiServer, stop: threading.Event
+):
+    server.create_namespace("web")
+    store_rollout(server, rollout("ui"))
+    collector = Collector(cluster.stream_rollouts(None, stop))
+    collector.wait_for(1)
+    watching(server, 1)
+
+    other = rollout("site")
+    other["metadata"]["namespace"] = "web"
+    store_rollout(server, other)
+    events = collector.wait_for(2)
+    finish(collector, stop)
+
+    assert collector.names(0) == ["ui"]
+    assert events[1].type == "ADDED"
+    assert events[1].object is not None
+    assert events[1].object["metadata"]["namespace"] == "web"
