@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import threading
 from dataclasses import dataclass
@@ -46,13 +47,14 @@ def run(options: ControllerOptions, stop: threading.Event | None = None) -> None
     server = serve_http(
         options.metrics_addr, telemetry, controller.healthy, controller.synced.is_set
     )
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1` prints every thread's stack
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     log.info(
         "controller starting",
         namespace=options.namespace or "<all>",
         leader_elect=options.leader_elect,
-        metrics_addr=options.metrics_addr,
+        metrics_addr="{}:{}".format(*server.server_address[:2]),
     )
     try:
         controller.run(stop)

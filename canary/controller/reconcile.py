@@ -129,7 +129,7 @@ class Reconciler:
         if old == new or not self.may_write():
             return rollout.model_copy(update={"status": status}), None
         response = self.cluster.patch_rollout_status(
-            rollout.metadata.namespace, rollout.metadata.name, merge_patch(old, new)
+            rollout.metadata.namespace, rollout.metadata.name, status_patch(old, new)
         )
         meta = rollout.metadata.model_copy(
             update={"resource_version": response.get("metadata", {}).get("resourceVersion")}
@@ -218,7 +218,7 @@ class Reconciler:
         decision = invalid_status(status, message, self.clock(), meta.get("generation"))
         if decision.status.wire() != status.wire() and self.may_write():
             self.cluster.patch_rollout_status(
-                namespace, name, merge_patch(status.wire(), decision.status.wire())
+                namespace, name, status_patch(status.wire(), decision.status.wire())
             )
             for event in decision.events:
                 log.warning(event.message, rollout=name, namespace=namespace, reason=event.reason)
@@ -270,14 +270,8 @@ def _involved(rollout: Rollout) -> Obj:
     }
 
 
-def merge_patch(old: Any, new: Any) -> Any:
-    """The RFC 7386 merge patch that turns `old` into `new` (removed keys become null)."""
-    if not isinstance(old, dict) or not isinstance(new, dict):
-        return new
-    patch: dict[str, Any] = {key: None for key in old if key not in new}
-    for key, value in new.items():
-        if key not in old:
-            patch[key] = value
-        elif old[key] != value:
-            patch[key] = merge_patch(old[key], value)
-    return patch
+def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch that stores the whole of `new`: every field, default values included (a
+    diff against the parsed status would skip defaults the server never saw), and null for
+    each field `new` no longer has. Nested objects in a status are always written whole."""
+    return {**{key: None for key in old if key not in new}, **new}

@@ -9,6 +9,7 @@ overlap: a trigger that finds it busy marks it dirty and the running one goes ro
 from __future__ import annotations
 
 import contextlib
+import queue
 import random
 import threading
 import time
@@ -106,6 +107,7 @@ class Controller:
         self._failures: dict[str, int] = {}
         self._guard = threading.Lock()
         self._stop = threading.Event()
+        self._requests: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
         self._watcher: threading.Thread | None = None
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
@@ -127,6 +129,7 @@ class Controller:
             threading.Thread(
                 target=self.leader.run, args=(stop,), name="leader", daemon=True
             ).start()
+        threading.Thread(target=self._schedule_requests, name="requeue", daemon=True).start()
         self._watcher = threading.Thread(target=self._watch, name="watch", daemon=True)
         self._watcher.start()
         stop.wait()
@@ -200,6 +203,23 @@ class Controller:
         )
 
     def trigger(self, key: str, after: float = 0.0) -> None:
+        """Reconcile `key` after `after` seconds (sooner if already due sooner).
+
+        Only queued here: reconciles run inside scheduler jobs, and a job that called the
+        scheduler while it shuts down would wait for a lock that shutdown holds until every
+        job has ended.
+        """
+        self._requests.put((key, after))
+
+    def _schedule_requests(self) -> None:
+        while not self._stop.is_set():
+            try:
+                key, after = self._requests.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self._add_one_off_job(key, after)
+
+    def _add_one_off_job(self, key: str, after: float) -> None:
         suffix = "now" if after <= 0 else "later"
         run_at = datetime.now(UTC) + timedelta(seconds=max(after, 0.0))
         existing = self.scheduler.get_job(f"{key}#{suffix}")
@@ -212,6 +232,9 @@ class Controller:
             args=[key],
             id=f"{key}#{suffix}",
             replace_existing=True,
+            # Overlap is handled by the per-Rollout lock (a busy Rollout is marked dirty and
+            # goes round again); a run apscheduler skipped would be a trigger lost.
+            max_instances=8,
         )
 
     def _trigger_all(self) -> None:
