@@ -1,0 +1,279 @@
+"""Shared pieces of the end-to-end tests: binaries, watch recorders, traffic states, polling.
+
+Aspects: finding `prometheus`/`kubectl` (skip locally, fail with CI=true); recording every
+version of the VirtualService, DestinationRule and Rollout through the sandbox's HTTP watch
+(list, then watch from the list's resourceVersion, re-watching on each server timeout, as an
+informer does); reading the traffic a VirtualService + DestinationRule pair carries; the
+`wait_for` poll that fails with the Rollout's status and the controller's log tail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, TypeVar
+
+import pytest
+
+from canary.sandbox.stack import NAMESPACE, SERVICE
+
+Obj = dict[str, Any]
+T = TypeVar("T")
+
+ROLLOUT = ("canary.dev/v1alpha1", "Rollout")
+HEADER_ROUTE = f"{SERVICE}-canary"
+MANAGED_ROUTE = "primary"
+
+
+def require_binary(name: str) -> str:
+    """The binary's path; skip the test when it is missing, fail instead when CI=true."""
+    path = shutil.which(name)
+    if path is not None:
+        return path
+    message = f"`{name}` is not on PATH"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message}; it is required when CI=true", pytrace=False)
+    pytest.skip(message)
+
+
+# ---------------------------------------------------------------- traffic as the mesh carries it
+
+
+class TrafficState(NamedTuple):
+    """What one VirtualService + DestinationRule pair does to the managed route's traffic."""
+
+    canary_weight: int
+    mirror_percent: float
+    header_route: bool
+    stable_version: str | None
+
+
+def http_route(vs: Mapping[str, Any], name: str) -> Obj | None:
+    for route in vs.get("spec", {}).get("http") or []:
+        if route.get("name") == name:
+            return dict(route)
+    return None
+
+
+def canary_weight(vs: Mapping[str, Any]) -> int:
+    """The canary subset's weight on the managed route (a lone destination weighs 100)."""
+    route = http_route(vs, MANAGED_ROUTE) or {}
+    entries = route.get("route") or []
+    total = 0
+    for entry in entries:
+        if entry.get("destination", {}).get("subset") == "canary":
+            total += int(entry.get("weight", 100 if len(entries) == 1 else 0))
+    return total
+
+
+def mirror_percent(vs: Mapping[str, Any]) -> float:
+    route = http_route(vs, MANAGED_ROUTE) or {}
+    if "mirror" not in route:
+        return 0.0
+    return float((route.get("mirrorPercentage") or {}).get("value", 100.0))
+
+
+def stable_subset_version(dr: Mapping[str, Any]) -> str | None:
+    for subset in dr.get("spec", {}).get("subsets") or []:
+        if subset.get("name") == "stable":
+            return (subset.get("labels") or {}).get("version")
+    return None
+
+
+def traffic_state(vs: Mapping[str, Any], dr: Mapping[str, Any]) -> TrafficState:
+    return TrafficState(
+        canary_weight=canary_weight(vs),
+        mirror_percent=mirror_percent(vs),
+        header_route=http_route(vs, HEADER_ROUTE) is not None,
+        stable_version=stable_subset_version(dr),
+    )
+
+
+def collapse(items: Iterable[T]) -> list[T]:
+    """Consecutive repeats folded into one: [a, a, b, a] -> [a, b, a]."""
+    folded: list[T] = []
+    for item in items:
+        if not folded or folded[-1] != item:
+            folded.append(item)
+    return folded
+
+
+# ---------------------------------------------------------------- watching the sandbox
+
+
+@dataclass(frozen=True)
+class Seen:
+    resource_version: int
+    kind: str  # the plural: virtualservices, destinationrules, rollouts
+    type: str  # ADDED, MODIFIED, DELETED
+    obj: Obj
+
+
+class ResourceWatch:
+    """Every version of one named object, through the API's HTTP watch, on a thread."""
+
+    def __init__(self, api_url: str, collection: str, name: str, sink: Recorder) -> None:
+        self.url = api_url.rstrip("/") + collection
+        self.kind = collection.rsplit("/", 1)[-1]
+        self.name = name
+        self.sink = sink
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        with urllib.request.urlopen(self.url, timeout=10) as response:
+            listing = json.load(response)
+        for item in listing.get("items", []):
+            if item["metadata"]["name"] == self.name:
+                self._add("ADDED", item)
+        since = int(listing["metadata"]["resourceVersion"])
+        self._thread = threading.Thread(
+            target=self._run, args=(since,), name=f"watch-{self.kind}", daemon=True
+        )
+        self._thread.start()
+
+    def _add(self, event_type: str, obj: Obj) -> None:
+        rv = int(obj["metadata"]["resourceVersion"])
+        self.sink.add(Seen(rv, self.kind, event_type, obj))
+
+    def _run(self, since: int) -> None:
+        try:
+            while not self._stop.is_set():
+                since = self._watch_once(since)
+        except BaseException as error:  # surfaced by Recorder.stop()
+            self.error = error
+
+    def _watch_once(self, since: int) -> int:
+        url = f"{self.url}?watch=true&resourceVersion={since}&timeoutSeconds=1"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            for line in response:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if event["type"] == "ERROR":
+                    raise RuntimeError(f"watch of {self.kind} failed: {event['object']}")
+                obj = event["object"]
+                since = max(since, int(obj["metadata"]["resourceVersion"]))
+                if obj["metadata"]["name"] == self.name:
+                    self._add(event["type"], obj)
+        return since
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+class Recorder:
+    """Watches the VirtualService, DestinationRule and Rollout `ui` and keeps every version,
+    in resourceVersion order (one counter for the whole sandbox store)."""
+
+    def __init__(self, api_url: str, namespace: str = NAMESPACE, name: str = SERVICE) -> None:
+        base = f"/apis/networking.istio.io/v1beta1/namespaces/{namespace}"
+        self._lock = threading.Lock()
+        self._seen: list[Seen] = []
+        self.watches = [
+            ResourceWatch(api_url, f"{base}/virtualservices", name, self),
+            ResourceWatch(api_url, f"{base}/destinationrules", name, self),
+            ResourceWatch(
+                api_url, f"/apis/canary.dev/v1alpha1/namespaces/{namespace}/rollouts", name, self
+            ),
+        ]
+
+    def add(self, seen: Seen) -> None:
+        with self._lock:
+            self._seen.append(seen)
+
+    def start(self) -> Recorder:
+        for watch in self.watches:
+            watch.start()
+        return self
+
+    def stop(self) -> None:
+        for watch in self.watches:
+            watch.stop()
+        errors = [w.error for w in self.watches if w.error is not None]
+        if errors:
+            raise AssertionError(f"a watch failed: {errors[0]!r}")
+
+    def seen(self, kind: str | None = None) -> list[Seen]:
+        with self._lock:
+            ordered = sorted(self._seen, key=lambda s: s.resource_version)
+        return [s for s in ordered if kind is None or s.kind == kind]
+
+    def virtual_services(self) -> list[Obj]:
+        return [s.obj for s in self.seen("virtualservices") if s.type != "DELETED"]
+
+    def states(self) -> list[TrafficState]:
+        """The traffic after each write to the VirtualService or DestinationRule, in order."""
+        vs: Obj | None = None
+        dr: Obj | None = None
+        states = []
+        for seen in self.seen():
+            if seen.kind == "virtualservices":
+                vs = seen.obj
+            elif seen.kind == "destinationrules":
+                dr = seen.obj
+            else:
+                continue
+            if vs is not None and dr is not None:
+                states.append(traffic_state(vs, dr))
+        return states
+
+    def weights(self) -> list[int]:
+        return collapse(state.canary_weight for state in self.states())
+
+
+# ---------------------------------------------------------------- polling
+
+
+def poll(
+    predicate: Callable[[], T],
+    timeout: float,
+    describe: Callable[[], str],
+    what: str = "the condition",
+    every: float = 0.2,
+) -> T:
+    """The first truthy value of `predicate()`; AssertionError with `describe()` on timeout."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            value = predicate()
+        except (OSError, urllib.error.URLError, KeyError) as error:
+            value, last_error = None, error  # type: ignore[assignment]
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            note = f"\nlast error: {last_error!r}" if last_error is not None else ""
+            raise AssertionError(f"timed out waiting for {what}{note}\n{describe()}")
+        time.sleep(every)
+
+
+def planned_states(steps: Sequence[Any]) -> list[TrafficState]:
+    """The traffic of each step of `canary.cli.offline.plan`, read like the recorded ones."""
+    return collapse(traffic_state(s.virtual_service, s.destination_rule) for s in steps)
+
+
+def log_records(text: str) -> list[Obj]:
+    """The controller's JSON log lines, parsed; anything else (a traceback) is skipped."""
+    records = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+    return records
+
+
+def logged(text: str, event: str) -> list[Obj]:
+    return [r for r in log_records(text) if r.get("event") == event]
