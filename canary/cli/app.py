@@ -6,10 +6,13 @@ Imports are lazy: `canary --help` must not pay for the Kubernetes or Prometheus 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
+
+from canary.cli.waiting import WaitFor
 
 app = typer.Typer(
     name="canary",
@@ -77,6 +80,279 @@ def plan(
     except (DocumentError, MeshError) as error:
         fail(str(error))
     typer.echo(render_plan(steps, output.value))
+
+
+# ---------------------------------------------------------------- online commands (a cluster)
+# Bodies live in canary.cli.online, imported inside each command: `--help` stays fast.
+
+
+class Format(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    YAML = "yaml"
+
+
+NameArgument = Annotated[str, typer.Argument(help="The Rollout's name.")]
+NamespaceOption = Annotated[
+    str | None,
+    typer.Option("-n", "--namespace", help="Namespace (default: the context's, else default)."),
+]
+AllNamespacesOption = Annotated[
+    bool, typer.Option("-A", "--all-namespaces", help="List Rollouts in every namespace.")
+]
+ContextOption = Annotated[
+    str | None, typer.Option("--context", help="The kubeconfig context to use.")
+]
+KubeconfigOption = Annotated[
+    str | None, typer.Option("--kubeconfig", help="Path to the kubeconfig file.")
+]
+RequestTimeoutOption = Annotated[
+    str, typer.Option("--timeout", help="How long to wait for the controller's answer.")
+]
+NoWaitOption = Annotated[
+    bool, typer.Option("--no-wait", help="Write the request and return without waiting.")
+]
+
+
+def run_online(body: Callable[[], int | None]) -> None:
+    """Run a command body; a UserError becomes one sentence on stderr and its exit code."""
+    from canary.cli.online import UserError
+
+    try:
+        code = body()
+    except UserError as error:
+        fail(str(error), error.code)
+    if code:
+        raise typer.Exit(code)
+
+
+def target_of(
+    namespace: str | None,
+    context: str | None,
+    kubeconfig: str | None,
+    all_namespaces: bool = False,
+) -> Any:
+    from canary.cli.online import Target
+
+    return Target(kubeconfig, context, namespace, all_namespaces)
+
+
+@app.command()
+def get(
+    *,
+    name: Annotated[str | None, typer.Argument(help="A Rollout's name; omit to list.")] = None,
+    namespace: NamespaceOption = None,
+    all_namespaces: AllNamespacesOption = False,
+    context: ContextOption = None,
+    kubeconfig: KubeconfigOption = None,
+    output: Annotated[Format, typer.Option("-o", "--output")] = Format.TABLE,
+    watch: Annotated[
+        bool, typer.Option("-w", "--watch", help="Keep updating until the release ends.")
+    ] = False,
+) -> None:
+    """List Rollouts, or show one in detail: stage, weight, gates, history and events."""
+    from canary.cli import online
+
+    def body() -> None:
+        session = online.open_session(target_of(namespace, context, kubeconfig, all_namespaces))
+        printer = online.Printer(output.value, typer.echo, online.make_console())
+        online.get(session, name, output.value, watch, printer)
+
+    run_online(body)
+
+
+def send(
+    *,
+    action: str,
+    name: str,
+    namespace: str | None,
+    context: str | None,
+    kubeconfig: str | None,
+    timeout: str,
+    no_wait: bool,
+) -> None:
+    from canary.cli import online
+    from canary.core.requests import Action
+
+    def body() -> int:
+        options = online.RequestOptions(timeout=online.parse_timeout(timeout), wait=not no_wait)
+        session = online.open_session(target_of(namespace, context, kubeconfig))
+        outcome = online.send_request(session, name, Action(action), options)
+        if outcome.code:
+            raise online.UserError(outcome.message, outcome.code)
+        typer.echo(outcome.message)
+        return 0
+
+    run_online(body)
+
+
+@app.command()
+def promote(
+    *,
+    name: NameArgument,
+    full: Annotated[
+        bool, typer.Option("--full", help="Skip the remaining steps: go straight to release.")
+    ] = False,
+    namespace: NamespaceOption = None,
+    context: ContextOption = None,
+    kubeconfig: KubeconfigOption = None,
+    timeout: RequestTimeoutOption = "10s",
+    no_wait: NoWaitOption = False,
+) -> None:
+    """Move the release to its next step (past a manual gate), or with --full to release."""
+    action = "promote-full" if full else "promote"
+    send(
+        action=action,
+        name=name,
+        namespace=namespace,
+        context=context,
+        kubeconfig=kubeconfig,
+        timeout=timeout,
+        no_wait=no_wait,
+    )
+
+
+@app.command()
+def pause(
+    *,
+    name: NameArgument,
+    namespace: NamespaceOption = None,
+    context: ContextOption = None,
+    kubeconfig: KubeconfigOption = None,
+    timeout: RequestTimeoutOption = "10s",
+    no_wait: NoWaitOption = False,
+) -> None:
+    """Hold the release where it stands: weights stay, analysis stops advancing it."""
+    send(
+        action="pause",
+        name=name,
+        namespace=namespace,
+        context=context,
+        kubeconfig=kubeconfig,
+        timeout=timeout,
+        no_wait=no_wait,
+    )
+
+
+@app.command()
+def resume(
+    *,
+    name: NameArgument,
+    namespace: NamespaceOption = None,
+    context: ContextOption = None,
+    kubeconfig: KubeconfigOption = None,
+    timeout: RequestTimeoutOption = "10s",
+    no_wait: NoWaitOption = False,
+) -> None:
+    """Carry on with a release paused by `canary pause`."""
+    send(
+        action="resume",
+        name=name,
+        namespace=namespace,
+        context=context,
+        kubeconfig=kubeconfig,
+        timeout=timeout,
+        no_wait=no_wait,
+    )
+
+
+@app.command()
+def retry(
+    *,
+    name: NameArgument,
+    namespace: NamespaceOption = None,
+    context: ContextOption = None,
+    kubeconfig: KubeconfigOption = None,
+    timeout: RequestTimeoutOption = "10s",
+    no_wait: NoWaitOption = False,
+) -> None:
+    """Start a rolled-back or aborted release again from its first stage."""
+    send(
+        action="retry",
+        name=name,
+        namespace=namespace,
+        context=context,
+        kubeconfig=kubeconfig,
+        timeout=timeout,
+        no_wait=no_wait,
+    )
+
+
+@app.command()
+def abort(
+    *,
+    name: NameArgument,
+    namespace: NamespaceOption = None,
+    context: ContextOption = None,
+    kubeconfig: KubeconfigOption = None,
+    timeout: RequestTimeoutOption = "10s",
+    no_wait: NoWaitOption = False,
+) -> None:
+    """Stop the release now: all traffic back to stable, no mirror, no header route."""
+    send(
+        action="abort",
+        name=name,
+        namespace=namespace,
+        context=context,
+        kubeconfig=kubeconfig,
+        timeout=timeout,
+        no_wait=no_wait,
+    )
+
+
+@app.command()
+def wait(
+    *,
+    name: NameArgument,
+    wait_for: Annotated[
+        WaitFor,
+        typer.Option("--for", help="succeeded: the release is live; paused: at a manual gate."),
+    ] = WaitFor.SUCCEEDED,
+    timeout: Annotated[str, typer.Option("--timeout", help="Give up after this long.")] = "30m",
+    paused_ok: Annotated[
+        bool, typer.Option("--paused-ok", help="Exit 0, not 3, when paused for promotion.")
+    ] = False,
+    interval: Annotated[str, typer.Option("--interval", help="How often to look.")] = "2s",
+    namespace: NamespaceOption = None,
+    context: ContextOption = None,
+    kubeconfig: KubeconfigOption = None,
+) -> None:
+    """Block until the Rollout's current release ends: a GitOps pipeline step.
+
+    Exit codes:
+      0  the release succeeded (or is paused for promotion, with --paused-ok)
+      1  it rolled back, was aborted, or the Rollout is invalid
+      2  timeout
+      3  paused, waiting for `canary promote` (a manual gate)
+
+    Until the controller has picked up spec.canary.version, the status still
+    describes the previous release: wait keeps waiting instead of reading it.
+    """
+    from canary.cli import online
+
+    def body() -> int:
+        options = online.WaitOptions(
+            wait_for=wait_for,
+            timeout=online.parse_timeout(timeout),
+            interval=online.parse_timeout(interval, "--interval"),
+            paused_ok=paused_ok,
+            timeout_text=timeout,
+        )
+        session = online.open_session(target_of(namespace, context, kubeconfig))
+        outcome = online.wait(session, name, options, online.ProgressLog(typer.echo))
+        typer.echo(outcome.message, err=outcome.code != 0)
+        return int(outcome.code)
+
+    run_online(body)
+
+
+def _register_operations() -> None:
+    from canary.cli.ops import register
+
+    register(app)
+
+
+_register_operations()
 
 
 def main() -> None:

@@ -1,0 +1,273 @@
+"""The sandbox every online CLI test runs against, and the connection problems a user can hit.
+
+Aspects: a real HTTP API server (canary.sandbox) with the Rollout and Istio CRDs, a kubeconfig in
+tmp_path, the CLI through typer's CliRunner; stand-ins for the controller that answer through the
+status subresource exactly as the real one does. Tests in this module: kubeconfig resolution, and
+one-sentence errors for invalid kubeconfigs, a closed port, missing CRDs and RBAC.
+
+Other test_online_* modules import the fixtures (`sandbox_fixture`) and helpers from here.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import Result
+from typer.testing import CliRunner
+
+from canary.cli.app import app
+from canary.cli.online import Target, resolve
+from canary.core.model import REQUEST_ANNOTATION
+from canary.kube.client import KubeCluster
+from canary.sandbox.apiserver import ApiServer, bundled_crd_paths
+from canary.sandbox.objects import WriteOptions
+
+ROOT = Path(__file__).resolve().parents[2]
+ROLLOUT_CRD = ROOT / "crds" / "rollout.yaml"
+EXAMPLE = ROOT / "examples" / "ui" / "rollout.yaml"
+Obj = dict[str, Any]
+PATIENCE_SECONDS = 20.0  # only a guard against hanging forever; nothing asserts on time
+
+
+def example_rollout(name: str = "ui", namespace: str = "shop", version: str = "v2") -> Obj:
+    body: Obj = yaml.safe_load(EXAMPLE.read_text())
+    body["metadata"] = {"name": name, "namespace": namespace}
+    body["spec"]["canary"]["version"] = version
+    return body
+
+
+def status(
+    phase: str,
+    *,
+    version: str = "v2",
+    generation: int = 1,
+    stable: str = "v1",
+    **extra: Any,
+) -> Obj:
+    """A status as the controller writes it, for the release of `version`."""
+    return {
+        "phase": phase,
+        "stableVersion": stable,
+        "canaryVersion": version,
+        "observedGeneration": generation,
+        "message": extra.pop("message", f"{phase.lower()} {version}"),
+        **extra,
+    }
+
+
+@dataclass
+class Sandbox:
+    server: ApiServer
+    kubeconfig: Path
+    cluster: KubeCluster  # what a controller would use: the port over real HTTP
+    threads: list[threading.Thread] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def create(self, rollout: Obj) -> Obj:
+        rt = self.server.registry.lookup("canary.dev", "v1alpha1", "rollouts")
+        assert rt is not None
+        namespace = rollout["metadata"]["namespace"]
+        self.server.create_namespace(namespace)
+        created: Obj = self.server.objects.create(rt, namespace, rollout, WriteOptions())
+        return created
+
+    def create_rollout(
+        self, name: str = "ui", namespace: str = "shop", version: str = "v2", **kw: Any
+    ) -> Obj:
+        created = self.create(example_rollout(name, namespace, version))
+        if kw.get("with_status") is not None:
+            return self.set_status(kw["with_status"], name, namespace)
+        return created
+
+    def set_status(self, body: Obj, name: str = "ui", namespace: str = "shop") -> Obj:
+        return self.cluster.patch_rollout_status(namespace, name, body)
+
+    def rollout(self, name: str = "ui", namespace: str = "shop") -> Obj:
+        return self.cluster.get_rollout(namespace, name)
+
+    def cli(self, *args: str) -> Result:
+        return run_cli(*args, "--kubeconfig", str(self.kubeconfig))
+
+    def reads(self, name: str = "ui") -> int:
+        return self.server.request_log.count(verb="get", resource="rollouts", name=name)
+
+    def in_background(self, work: Callable[[], None]) -> None:
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def after_reads(self, reads: int, then: Callable[[], None], name: str = "ui") -> None:
+        """Once the CLI has read the Rollout `reads` times (counted by the server), do `then`."""
+
+        def work() -> None:
+            until(lambda: self.reads(name) >= reads or self.stop.is_set())
+            if not self.stop.is_set():
+                then()
+
+        self.in_background(work)
+
+    def fake_controller(self, answer: Callable[[str], str], name: str = "ui") -> None:
+        """Answer each request id once, through the status subresource, like the controller."""
+
+        def work() -> None:
+            while not self.stop.is_set():
+                rollout = self.rollout(name)
+                raw = rollout["metadata"].get("annotations", {}).get(REQUEST_ANNOTATION)
+                handled = (rollout.get("status") or {}).get("handledRequest") or {}
+                if raw is not None and json.loads(raw)["id"] != handled.get("id"):
+                    request = json.loads(raw)
+                    self.set_status(handled_request(request, answer(request["action"])), name)
+                self.stop.wait(0.02)
+
+        self.in_background(work)
+
+
+def handled_request(request: Obj, result: str) -> Obj:
+    return {
+        "handledRequest": {
+            "id": request["id"],
+            "action": request["action"],
+            "time": "2024-05-01T12:00:00Z",
+            "result": result,
+        }
+    }
+
+
+def until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("the condition never came true")
+        time.sleep(0.02)
+
+
+def run_cli(*args: str) -> Result:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output
+    return result
+
+
+def start_sandbox(tmp_path: Path, crds: list[Path]) -> Iterator[Sandbox]:
+    server = ApiServer().start()
+    server.install_crd_files(crds)
+    kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig", namespace="shop")
+    box = Sandbox(server, kubeconfig, KubeCluster.from_kubeconfig(str(kubeconfig), None))
+    try:
+        yield box
+    finally:
+        box.stop.set()
+        for thread in box.threads:
+            thread.join(timeout=5)
+        server.stop()
+
+
+@pytest.fixture(name="sandbox")
+def sandbox_fixture(tmp_path: Path) -> Iterator[Sandbox]:
+    yield from start_sandbox(tmp_path, [ROLLOUT_CRD, *bundled_crd_paths()])
+
+
+@pytest.fixture(name="sandbox_without_crd")
+def sandbox_without_crd_fixture(tmp_path: Path) -> Iterator[Sandbox]:
+    yield from start_sandbox(tmp_path, bundled_crd_paths())
+
+
+# ---------------------------------------------------------------- kubeconfig resolution
+
+
+def write_kubeconfig(path: Path, namespace: str | None, current: str | None = "a") -> Path:
+    context: Obj = {"cluster": "c", "user": "u"}
+    if namespace:
+        context["namespace"] = namespace
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "a", "context": context}, {"name": "b", "context": {"cluster": "c"}}],
+        "current-context": current,
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_namespace_comes_from_the_flag_then_the_context_then_default(tmp_path: Path) -> None:
+    config = str(write_kubeconfig(tmp_path / "k", namespace="shop"))
+    assert resolve(Target(config)).namespace == "shop"
+    assert resolve(Target(config, namespace="other")).namespace == "other"
+    assert resolve(Target(config, context="b")).namespace == "default"
+
+
+def test_kubeconfig_env_lists_several_files(tmp_path: Path, monkeypatch: Any) -> None:
+    first = write_kubeconfig(tmp_path / "first", namespace="shop", current=None)
+    second = write_kubeconfig(tmp_path / "second", namespace="other", current="a")
+    monkeypatch.setenv("KUBECONFIG", f"{first}:{second}")
+    assert resolve(Target()).namespace == "shop"  # first file's context, second's current
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("clusters: [", "is not valid YAML"),
+        ("- a list", "is not a kubeconfig"),
+        ("apiVersion: v1\nkind: Config\n", "has no current context: pass --context"),
+    ],
+)
+def test_invalid_kubeconfig_is_one_sentence(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(content)
+    result = run_cli("get", "--kubeconfig", str(path))
+    assert result.exit_code == 1
+    assert result.output.startswith("error: ")
+    assert message in result.output
+
+
+def test_unknown_context_names_the_known_ones(tmp_path: Path) -> None:
+    config = str(write_kubeconfig(tmp_path / "k", namespace="shop"))
+    result = run_cli("get", "--kubeconfig", config, "--context", "prod")
+    assert result.exit_code == 1
+    assert "error: context 'prod' is not in the kubeconfig (contexts: a, b)" in result.output
+
+
+def test_missing_kubeconfig_file(tmp_path: Path) -> None:
+    result = run_cli("get", "--kubeconfig", str(tmp_path / "nope"))
+    assert result.exit_code == 1
+    assert "does not exist: check --kubeconfig" in result.output
+
+
+# ---------------------------------------------------------------- the API, unreachable or refusing
+
+
+def test_cannot_connect_to_a_stopped_server(sandbox: Sandbox) -> None:
+    sandbox.server.stop()
+    result = sandbox.cli("get", "ui")
+    assert result.exit_code == 1
+    assert result.output.startswith("error: cannot reach the Kubernetes API at http://127.0.0.1:")
+    assert "check --kubeconfig/--context and that the cluster is running" in result.output
+
+
+def test_crd_missing(sandbox_without_crd: Sandbox) -> None:
+    for args in (("get",), ("get", "ui"), ("promote", "ui"), ("wait", "ui")):
+        result = sandbox_without_crd.cli(*args)
+        assert result.exit_code == 1, args
+        assert "the Rollout CRD (rollouts.canary.dev) is not installed" in result.output
+
+
+def test_forbidden_by_rbac(sandbox: Sandbox) -> None:
+    sandbox.create_rollout()
+    sandbox.server.faults.fail_next(1, code=403, resource="rollouts")
+    result = sandbox.cli("get", "ui")
+    assert result.exit_code == 1
+    assert result.output == (
+        "error: forbidden: your Kubernetes user may not get rollouts.canary.dev in namespace "
+        "shop: ask for RBAC access (check with `kubectl auth can-i get rollouts.canary.dev "
+        "-n shop`)\n"
+    )
