@@ -15,6 +15,7 @@ import shutil
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -277,3 +278,17 @@ def log_records(text: str) -> list[Obj]:
 
 def logged(text: str, event: str) -> list[Obj]:
     return [r for r in log_records(text) if r.get("event") == event]
+
+
+def errors_in_window(prometheus_url: str, version: str, window: str = "15s") -> float:
+    """5xx answers of `version` that Prometheus saw in the last `window` (0 when none)."""
+    selector = (
+        f'reporter="destination", destination_service_name="{SERVICE}", '
+        f'destination_workload_namespace="{NAMESPACE}", destination_version="{version}", '
+        'response_code=~"5.."'
+    )
+    query = f"sum(increase(istio_requests_total{{{selector}}}[{window}]))"
+    url = f"{prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    with urllib.request.urlopen(url, timeout=5) as response:
+        result = json.load(response)["data"]["result"]
+    return float(result[0]["value"][1]) if result else 0.0
