@@ -212,92 +212,39 @@ def promote(
     )
 
 
-@app.command()
-def pause(
-    *,
-    name: NameArgument,
-    namespace: NamespaceOption = None,
-    context: ContextOption = None,
-    kubeconfig: KubeconfigOption = None,
-    timeout: RequestTimeoutOption = "10s",
-    no_wait: NoWaitOption = False,
-) -> None:
-    """Hold the release where it stands: weights stay, analysis stops advancing it."""
-    send(
-        action="pause",
-        name=name,
-        namespace=namespace,
-        context=context,
-        kubeconfig=kubeconfig,
-        timeout=timeout,
-        no_wait=no_wait,
-    )
+def _request_command(action: str, summary: str) -> Callable[..., None]:
+    """A command that sends one request with no options of its own (pause, resume, ...)."""
+
+    def command(
+        *,
+        name: NameArgument,
+        namespace: NamespaceOption = None,
+        context: ContextOption = None,
+        kubeconfig: KubeconfigOption = None,
+        timeout: RequestTimeoutOption = "10s",
+        no_wait: NoWaitOption = False,
+    ) -> None:
+        send(
+            action=action,
+            name=name,
+            namespace=namespace,
+            context=context,
+            kubeconfig=kubeconfig,
+            timeout=timeout,
+            no_wait=no_wait,
+        )
+
+    command.__doc__ = summary
+    return command
 
 
-@app.command()
-def resume(
-    *,
-    name: NameArgument,
-    namespace: NamespaceOption = None,
-    context: ContextOption = None,
-    kubeconfig: KubeconfigOption = None,
-    timeout: RequestTimeoutOption = "10s",
-    no_wait: NoWaitOption = False,
-) -> None:
-    """Carry on with a release paused by `canary pause`."""
-    send(
-        action="resume",
-        name=name,
-        namespace=namespace,
-        context=context,
-        kubeconfig=kubeconfig,
-        timeout=timeout,
-        no_wait=no_wait,
-    )
-
-
-@app.command()
-def retry(
-    *,
-    name: NameArgument,
-    namespace: NamespaceOption = None,
-    context: ContextOption = None,
-    kubeconfig: KubeconfigOption = None,
-    timeout: RequestTimeoutOption = "10s",
-    no_wait: NoWaitOption = False,
-) -> None:
-    """Start a rolled-back or aborted release again from its first stage."""
-    send(
-        action="retry",
-        name=name,
-        namespace=namespace,
-        context=context,
-        kubeconfig=kubeconfig,
-        timeout=timeout,
-        no_wait=no_wait,
-    )
-
-
-@app.command()
-def abort(
-    *,
-    name: NameArgument,
-    namespace: NamespaceOption = None,
-    context: ContextOption = None,
-    kubeconfig: KubeconfigOption = None,
-    timeout: RequestTimeoutOption = "10s",
-    no_wait: NoWaitOption = False,
-) -> None:
-    """Stop the release now: all traffic back to stable, no mirror, no header route."""
-    send(
-        action="abort",
-        name=name,
-        namespace=namespace,
-        context=context,
-        kubeconfig=kubeconfig,
-        timeout=timeout,
-        no_wait=no_wait,
-    )
+for _action, _summary in (
+    ("pause", "Hold the release where it stands: weights stay, analysis stops advancing it."),
+    ("resume", "Carry on with a release paused by `canary pause`."),
+    ("retry", "Start a rolled-back or aborted release again from its first stage."),
+    ("abort", "Stop the release now: all traffic back to stable, no mirror, no header route."),
+):
+    app.command(_action)(_request_command(_action, _summary))
 
 
 @app.command()

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from canary.cli.waiting import is_current_release
+from canary.core.durations import human_age
 
 Obj = dict[str, Any]
 
@@ -69,21 +70,7 @@ def age(value: str | None, now: datetime) -> str:
     since = parse_time(value)
     if since is None:
         return NONE
-    seconds = max(0, int((now - since).total_seconds()))
-    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
-    if seconds < 120:
-        return f"{seconds}s"
-    if minutes < 10:
-        return f"{minutes}m{seconds % 60}s" if seconds % 60 else f"{minutes}m"
-    if hours < 3:
-        return f"{minutes}m"
-    if hours < 8:
-        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    if days < 8:
-        return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
-    return f"{days}d"
+    return human_age(max(0.0, (now - since).total_seconds()))
 
 
 def weight_bar(weight: int, width: int = BAR_WIDTH) -> str:

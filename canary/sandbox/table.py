@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from canary.core.durations import human_age
 from canary.sandbox.resources import ResourceType
 
 JsonObj = dict[str, Any]
@@ -15,29 +16,6 @@ _STEP = re.compile(r"\.([\w-]+)|\[(\d+)\]|\[\?\(@\.([\w-]+)\s*==\s*[\"']([^\"']*
 
 def wants_table(accept: str) -> bool:
     return "as=Table" in accept
-
-
-def human_duration(seconds: float) -> str:
-    """Like apimachinery's `duration.HumanDuration`."""
-    total = int(seconds)
-    if total < 0:
-        return "<invalid>"
-    minutes, hours, days = total // 60, total // 3600, total // 86400
-    if total < 120:
-        return f"{total}s"
-    if minutes < 10:
-        return f"{minutes}m{total % 60}s" if total % 60 else f"{minutes}m"
-    if hours < 3:
-        return f"{minutes}m"
-    if hours < 8:
-        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    if days < 8:
-        return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
-    if days < 365 * 2:
-        return f"{days}d"
-    return f"{days // 365}y{days % 365}d"
 
 
 def json_path(obj: Any, path: str) -> Any:
@@ -73,7 +51,7 @@ def _cell(value: Any, column_type: str) -> Any:
             moment = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         except ValueError:
             return value
-        return human_duration((datetime.now(UTC) - moment).total_seconds())
+        return human_age((datetime.now(UTC) - moment).total_seconds())
     return value
 
 
