@@ -148,7 +148,7 @@ def test_a_managed_route_edited_mid_split_is_restored_on_the_next_tick(env: Env)
     version = env.new_version()
     recorder = env.record()
     env.start_controller()
-    env.release(version, slow_split(4))
+    env.release(version, slow_split(3))
     env.wait_for(
         lambda: recorder.states() and recorder.states()[-1].canary_weight == 10,
         what="the 10 % split written to the VirtualService",
