@@ -200,9 +200,9 @@ class Reconciler:
                 )
         except (NotFoundError, MeshError) as error:
             log.warning("released without touching the mesh", rollout=name, error=str(error))
+        log.info("rollout deleted; route handed back to stable", rollout=name, namespace=namespace)
         finalizers = [f for f in rollout.metadata.finalizers if f != FINALIZER]
         self.cluster.patch_rollout_metadata(namespace, name, {"finalizers": finalizers})
-        log.info("rollout deleted; route handed back to stable", rollout=name, namespace=namespace)
         return Outcome(None, None)
 
     def _unreadable(self, obj: Obj, error: ValidationError) -> Outcome:
