@@ -16,6 +16,7 @@ and request counting in `faults`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import threading
@@ -215,7 +216,14 @@ class _Handler(BaseHTTPRequestHandler):
         verb = _verb(method, path, query)
         namespace = path.namespace or ""
         record = RequestRecord(
-            verb, rt.group, rt.plural, namespace, path.name or "", path.subresource or "", 200
+            verb,
+            rt.group,
+            rt.plural,
+            namespace,
+            path.name or "",
+            path.subresource or "",
+            200,
+            self.headers.get("User-Agent", ""),
         )
         injected = self.api.faults.take(verb, rt.plural)
         try:
@@ -413,15 +421,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _with_code(record: RequestRecord, code: int) -> RequestRecord:
-    return RequestRecord(
-        record.verb,
-        record.group,
-        record.resource,
-        record.namespace,
-        record.name,
-        record.subresource,
-        code,
-    )
+    return dataclasses.replace(record, code=code)
 
 
 def _verb(method: str, path: ResourcePath, query: dict[str, str]) -> str:

@@ -119,6 +119,7 @@ class RequestRecord:
     name: str
     subresource: str
     code: int
+    user_agent: str = ""
 
 
 class RequestLog:
