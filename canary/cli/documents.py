@@ -73,6 +73,6 @@ def _read_text(path: str) -> str:
 
 def _yaml_problem(error: yaml.YAMLError) -> str:
     mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None) or str(error)
+    problem = " ".join(str(getattr(error, "problem", None) or error).split())
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
     return f"{where}invalid YAML ({problem}); fix the indentation or quoting there"

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 from pydantic import ValidationError
 
 _PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _FRIENDLIER = {
     "missing": "is required",
     "extra_forbidden": "is not a known field: remove it or check its spelling",
@@ -19,6 +23,8 @@ def field_path(loc: tuple[int | str, ...]) -> str:
             path += f"[{part}]"
         elif part.startswith(("function-", "tagged-union")):
             continue
+        elif not _PLAIN_KEY.fullmatch(part):
+            path += f"[{json.dumps(part)}]"
         else:
             path += f".{part}" if path else part
     return path
@@ -33,5 +39,6 @@ def describe_validation_error(error: ValidationError, root: str = "") -> list[st
             message = message.removeprefix(prefix)
         loc = tuple(problem["loc"])
         path = field_path(((root,) if root else ()) + loc)
+        message = " ".join(message.split())
         sentences.append(f"{path}: {message}" if path else message)
     return sentences
