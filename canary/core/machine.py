@@ -36,9 +36,12 @@ from canary.core.model import (
     Stage,
     StageName,
     Verdict,
+    WebhookCheck,
+    WebhookType,
 )
 from canary.core.requests import Action, Request, pending_request
 from canary.core.traffic import Traffic, routing_of, traffic_for
+from canary.core.webhooks import all_passed, answers_for, before_stage, gate_webhooks
 
 
 class Trigger(StrEnum):
@@ -88,6 +91,7 @@ TRANSITIONS: Mapping[tuple[Phase | None, Trigger], Phase] = {
 }
 
 ANALYSED_STAGES = (Stage.MIRROR, Stage.HEADER_CANARY, Stage.SPLIT)
+BOUNDARY_ORDER = (WebhookType.PRE_STAGE, WebhookType.CONFIRM_PROMOTION)
 RELEASE_CANARY_FULL, RELEASE_SUBSET_MOVED = 0, 1
 WAITING_REQUEUE = timedelta(seconds=2)
 
@@ -102,12 +106,14 @@ class Observed:
 
     gates: one result per gate when an analysis ran for this reconcile, None when it did not.
     stable_version: the version the DestinationRule's stable subset selects today.
+    webhooks: the answers of the webhooks called for this reconcile (`webhooks_due`), by name.
     """
 
     canary_ready: bool = True
     stable_version: str | None = None
     gates: tuple[GateResult, ...] | None = None
     workload: str = "the canary workload"
+    webhooks: Mapping[str, GateResult] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -205,6 +211,38 @@ def _last_check_time(status: RolloutStatus) -> datetime | None:
     return status.last_analysis.time if status.last_analysis else None
 
 
+def boundary_target(spec: RolloutSpec, status: RolloutStatus) -> Position | None:
+    """The position a passing check would move into now, when that starts a new stage."""
+    if status.phase is Phase.PENDING and status.stage is Stage.WAITING:
+        return positions(spec)[0]
+    if status.phase is not Phase.PROGRESSING or status.stage not in ANALYSED_STAGES:
+        return None
+    if status.passed_checks + 1 < required_checks(spec, status.stage):
+        return None
+    target = next_position(spec, status.stage, status.step_index, status.canary_weight)
+    return target if target.stage is not status.stage else None
+
+
+def boundary_webhooks(spec: RolloutSpec, status: RolloutStatus) -> tuple[WebhookCheck, ...]:
+    """pre-stage and confirm-promotion webhooks of the stage a passing check would start."""
+    target = boundary_target(spec, status)
+    if target is None:
+        return ()
+    return before_stage(spec, WebhookType.PRE_STAGE, target.stage) + before_stage(
+        spec, WebhookType.CONFIRM_PROMOTION, target.stage
+    )
+
+
+def webhooks_due(rollout: Rollout, now: datetime, canary_ready: bool) -> tuple[WebhookCheck, ...]:
+    """The webhooks the controller should call before this reconcile's `advance`."""
+    spec, status = rollout.spec, rollout.status
+    if status.phase is Phase.PENDING and status.stage is Stage.WAITING:
+        return boundary_webhooks(spec, status) if canary_ready else ()
+    if not analysis_due(rollout, now):
+        return ()
+    return gate_webhooks(spec) + boundary_webhooks(spec, status)
+
+
 # ---------------------------------------------------------------- advance
 
 
@@ -218,6 +256,7 @@ class _Step:
     events: list[Event] = field(default_factory=list)
     requeue_after: timedelta | None = None
     moved: bool = False  # a position change happened in this reconcile
+    answers: Mapping[str, GateResult] = field(default_factory=dict)  # webhooks, by name
 
     def update(self, **changes: Any) -> None:
         self.status = self.status.model_copy(update=changes)
@@ -235,7 +274,7 @@ class _Step:
 
 def advance(rollout: Rollout, observed: Observed, now: datetime) -> Decision:
     """Decide the next status and traffic of one Rollout; deterministic in its arguments."""
-    step = _Step(rollout.spec, rollout.status, now)
+    step = _Step(rollout.spec, rollout.status, now, answers=observed.webhooks)
     before = rollout.status
     _leave_invalid(step)
     _handle_request(step, pending_request(rollout))
@@ -454,16 +493,28 @@ def _progress(step: _Step, observed: Observed) -> None:
     elif status.phase in (Phase.PROGRESSING, Phase.PAUSED) and status.stage in ANALYSED_STAGES:
         # Gates read before a promote moved the release measured the old position.
         if observed.gates is not None and not step.moved:
-            _check(step, observed.gates)
+            _check(step, observed.gates + _webhook_checks(step))
     elif status.phase is Phase.PROGRESSING and status.stage is Stage.RELEASE and not step.moved:
         _release(step)
+
+
+def _webhook_checks(step: _Step) -> tuple[GateResult, ...]:
+    """Webhooks that count like gates in this check: gate, and pre-stage at a stage's end."""
+    pre_stage: tuple[WebhookCheck, ...] = ()
+    target = boundary_target(step.spec, step.status)
+    if target is not None:
+        pre_stage = before_stage(step.spec, WebhookType.PRE_STAGE, target.stage)
+    return answers_for(gate_webhooks(step.spec) + pre_stage, step.answers)
 
 
 def _await_canary(step: _Step, observed: Observed) -> None:
     status, deadline = step.status, step.spec.canary.ready_timeout
     if observed.canary_ready:
+        first = next_position(step.spec, Stage.WAITING, 0)
+        if not all(_confirmed(step, first, t) for t in BOUNDARY_ORDER):
+            return
         step.transition(Trigger.CANARY_READY, f"{observed.workload} is ready")
-        _enter_or_wait_for_promotion(step, next_position(step.spec, Stage.WAITING, 0))
+        _enter_or_wait_for_promotion(step, first)
     elif status.stage_started_at is not None and step.now - status.stage_started_at > deadline:
         message = (
             f"{observed.workload} was not ready within {deadline}; "
@@ -544,9 +595,30 @@ def describe_gates(gates: tuple[GateResult, ...], outcome: Verdict) -> str:
     return "; ".join(parts) or "no gates"
 
 
+def _confirmed(step: _Step, target: Position, type_: WebhookType) -> bool:
+    """Whether the `type_` webhooks before `target`'s stage all answered 2xx; else hold."""
+    hooks = before_stage(step.spec, type_, target.stage)
+    results = answers_for(hooks, step.answers)
+    if all_passed(results):
+        return True
+    waiting = next(r for r in results if r.verdict is not Verdict.PASS)
+    detail = waiting.message or f"answered {waiting.value}"
+    message = f"waiting for webhook {waiting.name} before stage {target.stage.value}: {detail}"
+    if step.status.message != message:
+        kind: Literal["Normal", "Warning"] = "Normal"
+        if type_ is WebhookType.PRE_STAGE:
+            kind = "Warning"
+        step.emit(kind, "WaitingForConfirmation", message)
+    step.update(message=message)
+    step.requeue(step.spec.analysis.interval)
+    return False
+
+
 def _enter_or_wait_for_promotion(step: _Step, target: Position) -> None:
     gate = _MANUAL_GATE_OF.get(target.stage)
     entering_stage = target.stage is not step.status.stage
+    if entering_stage and not _confirmed(step, target, WebhookType.CONFIRM_PROMOTION):
+        return
     if entering_stage and gate in step.spec.promotion.manual_before:
         message = f"waiting for `canary promote` before stage {target.stage.value}"
         step.transition(Trigger.MANUAL_GATE, message, paused_reason=PauseReason.MANUAL_GATE)

@@ -277,6 +277,49 @@ class Gate(WireModel):
         return "query"
 
 
+class WebhookType(StrEnum):
+    PRE_STAGE = "pre-stage"
+    GATE = "gate"
+    CONFIRM_PROMOTION = "confirm-promotion"
+    POST_RELEASE = "post-release"
+
+
+BOUNDARY_WEBHOOKS = (WebhookType.PRE_STAGE, WebhookType.CONFIRM_PROMOTION)
+MAX_WEBHOOK_TIMEOUT = timedelta(seconds=60)
+
+
+class WebhookCheck(WireModel):
+    """An HTTP POST to the user's system: a check, a hold before a stage, or a notice after.
+
+    pre-stage and confirm-promotion run before `stage` starts (while the previous stage's
+    traffic is still in place); gate runs at every analysis; post-release after the release.
+    """
+
+    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
+    type: WebhookType
+    url: str = Field(pattern=r"^https?://")
+    stage: StageName | None = Field(
+        default=None, description="For pre-stage and confirm-promotion: the stage it precedes."
+    )
+    timeout: Duration = timedelta(seconds=5)
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _stage_where_needed(self) -> Self:
+        if self.type in BOUNDARY_WEBHOOKS and self.stage is None:
+            raise ValueError(
+                f"webhook {self.name!r} of type {self.type.value} needs the stage it runs "
+                "before: give stage (mirror, headerCanary, split or release)"
+            )
+        if self.type not in BOUNDARY_WEBHOOKS and self.stage is not None:
+            raise ValueError(
+                f"webhook {self.name!r}: stage belongs to pre-stage and confirm-promotion only"
+            )
+        if not timedelta(0) < self.timeout <= MAX_WEBHOOK_TIMEOUT:
+            raise ValueError(f"webhook {self.name!r}: timeout must be between 0s and 60s")
+        return self
+
+
 class Analysis(WireModel):
     interval: Duration = timedelta(seconds=30)
     window: Duration | None = Field(
@@ -287,6 +330,7 @@ class Analysis(WireModel):
     min_requests: int = Field(default=50, ge=0)
     no_data: NoDataPolicy = NoDataPolicy.HOLD
     gates: list[Gate] = Field(min_length=1)
+    webhooks: list[WebhookCheck] = Field(default_factory=list)
 
     @field_validator("interval")
     @classmethod
@@ -304,6 +348,19 @@ class Analysis(WireModel):
                 raise ValueError(f"gate name {gate.name!r} is used twice: give each gate its own")
             seen.add(gate.name)
         return gates
+
+    @model_validator(mode="after")
+    def _unique_check_names(self) -> Self:
+        names = [g.name for g in self.gates] + [w.name for w in self.webhooks]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(
+                f"{twice[0]!r} names more than one gate or webhook: give each its own name"
+            )
+        return self
+
+    def webhooks_of(self, type_: WebhookType) -> list[WebhookCheck]:
+        return [w for w in self.webhooks if w.type is type_]
 
     def effective_window(self) -> timedelta:
         return max(self.window or timedelta(minutes=1), self.interval)
@@ -355,6 +412,40 @@ class Promotion(WireModel):
     )
 
 
+class NotificationProvider(StrEnum):
+    SLACK = "slack"
+    TEAMS = "teams"
+    WEBHOOK = "webhook"
+
+
+class NotificationEvent(StrEnum):
+    RELEASE_STARTED = "releaseStarted"
+    STAGE_CHANGED = "stageChanged"
+    WAITING_FOR_PROMOTION = "waitingForPromotion"
+    ROLLED_BACK = "rolledBack"
+    SUCCEEDED = "succeeded"
+    ABORTED = "aborted"
+    INVALID = "invalid"
+
+
+class SecretKeyRef(WireModel):
+    """A key of a Secret in the Rollout's namespace."""
+
+    name: str = Field(pattern=DNS_LABEL)
+    key: str = Field(default="address", min_length=1)
+
+
+class Notification(WireModel):
+    """Where to tell people about a release: the receiver's URL is read from a Secret."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
+    provider: NotificationProvider
+    secret_ref: SecretKeyRef = Field(description="The Secret key holding the receiver's URL.")
+    events: list[NotificationEvent] | None = Field(
+        default=None, description="Send only these events; default: all of them."
+    )
+
+
 class RolloutSpec(WireModel):
     host: str = Field(min_length=1)
     virtual_service: VirtualServiceRef
@@ -366,6 +457,7 @@ class RolloutSpec(WireModel):
     analysis: Analysis
     prometheus: PrometheusRef = PrometheusRef(url="http://prometheus.istio-system:9090")
     promotion: Promotion = Promotion()
+    notifications: list[Notification] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _distinct_subsets(self) -> Self:
