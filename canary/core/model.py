@@ -246,19 +246,60 @@ class LatencyGate(WireModel):
     max_ms: float = Field(gt=0)
 
 
+class CompareMetric(StrEnum):
+    ERROR_RATE = "errorRate"
+    LATENCY = "latency"
+
+
+class CompareGate(WireModel):
+    """The canary judged against the stable version by a sequential test (docs/analysis.md)."""
+
+    against: str = Field(default="stable", description="The baseline: only stable for now.")
+    metric: CompareMetric
+    max_increase: float = Field(
+        ge=0,
+        le=10_000,
+        description="How much worse than stable the canary may be, in percent of stable's "
+        "value: 50 allows 1.5 times stable's error rate or latency quantile.",
+    )
+    confidence: float = Field(default=0.99, ge=0.5, lt=1)
+    quantile: float | None = Field(
+        default=None, gt=0, lt=1, description="metric latency only: the quantile (0.99)."
+    )
+
+    @field_validator("against")
+    @classmethod
+    def _against_stable(cls, value: str) -> str:
+        if value != "stable":
+            raise ValueError(f"against {value!r} is not a baseline: set against: stable")
+        return value
+
+    @model_validator(mode="after")
+    def _quantile_for_latency(self) -> Self:
+        if self.quantile is not None and self.metric is not CompareMetric.LATENCY:
+            raise ValueError("quantile belongs to metric latency: remove it or set metric: latency")
+        return self
+
+    def latency_quantile(self) -> float:
+        return self.quantile if self.quantile is not None else 0.99
+
+
 class Gate(WireModel):
     name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
     success_rate: SuccessRateGate | None = None
     latency: LatencyGate | None = None
     query: str | None = Field(default=None, min_length=1)
+    compare: CompareGate | None = None
     min: float | None = None
     max: float | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Self:
-        kinds = [k for k in (self.success_rate, self.latency, self.query) if k is not None]
+        kinds = [
+            k for k in (self.success_rate, self.latency, self.query, self.compare) if k is not None
+        ]
         if len(kinds) != 1:
-            raise ValueError("a gate takes exactly one of successRate, latency or query")
+            raise ValueError("a gate takes exactly one of successRate, latency, query or compare")
         if self.query is not None and self.min is None and self.max is None:
             raise ValueError("a query gate needs a threshold: give min, max or both")
         if self.query is None and (self.min is not None or self.max is not None):
@@ -274,6 +315,8 @@ class Gate(WireModel):
             return "successRate"
         if self.latency is not None:
             return "latency"
+        if self.compare is not None:
+            return "compare"
         return "query"
 
 

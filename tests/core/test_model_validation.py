@@ -170,7 +170,7 @@ INVALID: list[tuple[str, Mutation, tuple[Any, ...], tuple[str, ...]]] = [
         "gate-without-kind",
         _gates({"name": "sr"}),
         GATE0,
-        ("exactly one of successRate, latency or query",),
+        ("exactly one of successRate, latency, query or compare",),
     ),
     (
         "gate-two-kinds",
@@ -178,7 +178,7 @@ INVALID: list[tuple[str, Mutation, tuple[Any, ...], tuple[str, ...]]] = [
             {"name": "sr", "successRate": {"min": 99}, "latency": {"quantile": 0.9, "maxMs": 9}}
         ),
         GATE0,
-        ("exactly one of successRate, latency or query",),
+        ("exactly one of successRate, latency, query or compare",),
     ),
     (
         "query-without-threshold",
