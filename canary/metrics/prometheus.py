@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import requests
@@ -21,6 +22,7 @@ from urllib3.util.retry import Retry
 
 from canary.core.durations import format_duration
 from canary.core.model import Gate, GateResult, PrometheusAuth, PrometheusRef, Rollout
+from canary.metrics.compare import LiveCounters, measure_compare
 from canary.metrics.credentials import read_secret
 from canary.metrics.errors import (
     MetricsError,
@@ -96,6 +98,25 @@ class PrometheusClient:
         except requests.RequestException as error:
             raise self._transport_error(error) from None
         return parse_result(result, self._bad_response)
+
+    def query_range(
+        self, promql: str, start: datetime, end: datetime, step: timedelta
+    ) -> tuple[RangeSeries, ...]:
+        """The range-query result of `promql` from `start` to `end` every `step` (backtests)."""
+        self._last_response = None
+        try:
+            result = self._connection.custom_query_range(
+                promql, start_time=start, end_time=end, step=f"{step.total_seconds():g}s"
+            )
+        except PrometheusApiClientException:
+            raise self._http_error() from None
+        except (ValueError, KeyError, TypeError):
+            raise self._bad_response("its answer is not the JSON of the Prometheus API") from None
+        except requests.RequestException as error:
+            raise self._transport_error(error) from None
+        if not isinstance(result, list):
+            raise self._bad_response("the result is not a list")
+        return tuple(parse_range_series(item, self._bad_response) for item in result)
 
     def _transport_error(self, error: requests.RequestException) -> MetricsError:
         if isinstance(error, requests.exceptions.SSLError):
@@ -203,6 +224,24 @@ def sample_value(raw: object, bad: Callable[[str], MetricsError]) -> float:
         raise bad(f"the sample value {json.dumps(str(raw))[:40]} is not a number") from None
 
 
+@dataclass(frozen=True)
+class RangeSeries:
+    """One series of a range query: its labels and its (unix time, value) points."""
+
+    labels: Mapping[str, str]
+    points: tuple[tuple[float, float], ...]
+
+
+def parse_range_series(item: object, bad: Callable[[str], MetricsError]) -> RangeSeries:
+    if not isinstance(item, dict) or not isinstance(item.get("values"), list):
+        raise bad("a range series is malformed")
+    labels = item.get("metric", {})
+    if not isinstance(labels, dict):
+        raise bad("a range series is malformed")
+    points = tuple((float(t), sample_value(v, bad)) for t, v in item["values"])
+    return RangeSeries({str(k): str(v) for k, v in labels.items()}, points)
+
+
 def format_duration_seconds(seconds: float) -> str:
     return format_duration(timedelta(seconds=seconds))
 
@@ -237,8 +276,10 @@ class PrometheusSource:
             return measure(client, rollout)
 
 
-def measure(client: PrometheusClient, rollout: Rollout) -> tuple[GateResult, ...]:
-    """One check of every gate of `rollout`, in spec order."""
+def measure(
+    client: PrometheusClient, rollout: Rollout, now: datetime | None = None
+) -> tuple[GateResult, ...]:
+    """One check of every gate of `rollout`, in spec order (compare gates: since stage start)."""
     target = target_of(rollout)
     gates = rollout.spec.analysis.gates
     count_query = request_count_query(target)
@@ -248,7 +289,13 @@ def measure(client: PrometheusClient, rollout: Rollout) -> tuple[GateResult, ...
         message = f"counting the canary's requests failed: {error}"
         return tuple(error_result(gate, message, count_query) for gate in gates)
     min_requests = rollout.spec.analysis.min_requests
-    return tuple(measure_gate(client, gate, target, requests_seen, min_requests) for gate in gates)
+    at = now or datetime.now(UTC)
+    return tuple(
+        measure_compare(LiveCounters(client), gate, rollout, at)
+        if gate.compare is not None
+        else measure_gate(client, gate, target, requests_seen, min_requests)
+        for gate in gates
+    )
 
 
 def request_count(client: PrometheusClient, count_query: str) -> float:

@@ -72,6 +72,10 @@ def is_number(value: float | None) -> bool:
 
 
 def threshold_text(gate: Gate) -> str:
+    if gate.compare is not None:
+        compare = gate.compare
+        what = "error rate" if compare.metric == "errorRate" else "latency"
+        return f"{what} <= stable +{compare.max_increase:g}% at {compare.confidence:g}"
     if gate.success_rate is not None:
         return f">= {gate.success_rate.min}%"
     if gate.latency is not None:
