@@ -27,9 +27,21 @@ def controller(
     qps: Annotated[float, typer.Option(help="Kubernetes API requests per second.")] = 20.0,
     burst: Annotated[int, typer.Option(help="Kubernetes API burst.")] = 40,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    notifications: Annotated[
+        str | None,
+        typer.Option(help="A YAML file of notification receivers for every Rollout."),
+    ] = None,
 ) -> None:
     """Run the controller: watch Rollouts and drive their releases."""
     from canary.controller.main import ControllerOptions, run
+    from canary.notify.config import ConfigError, load_config
+
+    if notifications is not None:
+        try:
+            load_config(notifications)
+        except ConfigError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from None
 
     run(
         ControllerOptions(
@@ -43,6 +55,7 @@ def controller(
             qps=qps,
             burst=burst,
             log_level=log_level,
+            notifications=notifications,
         )
     )
 

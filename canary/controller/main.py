@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from canary.controller import integrations
 from canary.controller.logs import configure_logging
 from canary.controller.reconcile import Reconciler
 from canary.controller.runtime import Controller, LeaderElection
@@ -31,6 +32,7 @@ class ControllerOptions:
     burst: int = 40
     log_level: str = "info"
     log_json: bool = True
+    notifications: str | None = None  # the controller-wide notification configuration file
 
 
 def run(options: ControllerOptions, stop: threading.Event | None = None) -> None:
@@ -39,7 +41,16 @@ def run(options: ControllerOptions, stop: threading.Event | None = None) -> None
     stop = stop or threading.Event()
     telemetry = Telemetry()
     cluster = _cluster(options, telemetry)
-    reconciler = Reconciler(cluster=cluster, router=IstioRouter(), metrics=PrometheusSource())
+    notifier = integrations.notifier(cluster, telemetry, options.notifications)
+    reconciler = Reconciler(
+        cluster=cluster,
+        router=IstioRouter(),
+        metrics=PrometheusSource(
+            on_query=lambda outcome: telemetry.promql_requests.labels(outcome).inc()
+        ),
+        webhooks=integrations.webhooks(telemetry),
+        notifier=notifier,
+    )
     leader = LeaderElection(cluster, options.lease_namespace) if options.leader_elect else None
     controller = Controller(
         cluster, reconciler, telemetry=telemetry, namespace=options.namespace, leader=leader
@@ -59,6 +70,7 @@ def run(options: ControllerOptions, stop: threading.Event | None = None) -> None
     try:
         controller.run(stop)
     finally:
+        notifier.close(timeout=5.0)
         server.shutdown()
         log.info("controller stopped")
 

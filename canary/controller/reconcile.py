@@ -13,13 +13,15 @@ Order of writes, and why a crash between any two of them is harmless:
 4. **Traffic**: DestinationRule, then VirtualService (a subset always selects the right pods
    before a route sends traffic to it). Each is a read-modify-write with resourceVersion,
    retried from a fresh read on 409, and skipped when the planner says nothing changes.
-5. **Events** last: losing one to a crash loses a notice, never a step.
+5. **Events** last: losing one to a crash loses a notice, never a step. Notifications and
+   post-release webhooks are only queued here (a receiver never slows a reconcile), after the
+   status is stored, so a decision that was not stored is not announced.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,12 +38,17 @@ from canary.core.machine import (
     invalid,
     invalid_status,
     traffic_restored,
+    webhooks_due,
 )
 from canary.core.model import KIND, Phase, Rollout, RolloutStatus, Stage
+from canary.core.notices import notices_of
 from canary.core.traffic import Traffic, traffic_for
+from canary.core.webhooks import post_release_due
 from canary.kube.port import Cluster, KubeError, NotFoundError, Obj, WorkloadState
 from canary.mesh.router import MeshError, MeshRouter
 from canary.metrics.port import MetricsSource
+from canary.notify.port import NoNotifications, NotificationSink
+from canary.webhooks.port import NoWebhooks, WebhookCaller
 
 FINALIZER = "canary.dev/finalizer"
 
@@ -62,6 +69,8 @@ class Reconciler:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     may_write: Callable[[], bool] = lambda: True
     on_decision: Callable[[Rollout, Decision], None] = lambda rollout, decision: None
+    webhooks: WebhookCaller = field(default_factory=NoWebhooks)
+    notifier: NotificationSink = field(default_factory=NoNotifications)
 
     def reconcile(self, obj: Obj) -> Outcome:
         meta = obj.get("metadata", {})
@@ -99,6 +108,7 @@ class Reconciler:
             stable_version=self._stable_version(rollout, destination_rule),
             gates=self.metrics.evaluate(rollout) if analysis_due(rollout, now) else None,
             workload=canary.message,
+            webhooks=self.webhooks.call(rollout, webhooks_due(rollout, now, canary.ready)),
         )
         decision = advance(rollout, observed, now)
         bound.debug("decided", phase=decision.status.phase, weight=decision.status.canary_weight)
@@ -119,6 +129,7 @@ class Reconciler:
         if traffic is not None:
             self._apply_traffic(written, traffic)
         self._record(rollout, decision.events)
+        self._announce(rollout, decision)
         return Outcome(decision.requeue_after, response)
 
     # ------------------------------------------------------------ writes
@@ -165,6 +176,14 @@ class Reconciler:
                 )
             except KubeError as error:
                 bound.warning("event not recorded", error=str(error))
+
+    def _announce(self, rollout: Rollout, decision: Decision) -> None:
+        """Queue notifications and post-release webhooks; neither waits for a receiver."""
+        if not self.may_write():
+            return
+        self.notifier.notify(rollout, notices_of(rollout, decision))
+        if post_release_due(rollout.status, decision.status):
+            self.webhooks.post_release(rollout, decision.status)
 
     def _ensure_finalizer(self, rollout: Rollout) -> Rollout:
         if FINALIZER in rollout.metadata.finalizers:

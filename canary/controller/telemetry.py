@@ -17,7 +17,9 @@ from prometheus_client import (
 )
 
 from canary.core.machine import Decision
-from canary.core.model import Phase, Rollout
+from canary.core.model import Phase, Rollout, RolloutStatus, Stage
+
+RUNNING = (Phase.PENDING, Phase.PROGRESSING, Phase.PAUSED)
 
 
 class Telemetry:
@@ -77,6 +79,30 @@ class Telemetry:
             ["outcome"],
             registry=self.registry,
         )
+        self.stage_started = Gauge(
+            "canary_rollout_stage_started_seconds",
+            "Unix time the current stage started (0 when no release runs)",
+            [*labels, "stage"],
+            registry=self.registry,
+        )
+        self.gate_threshold = Gauge(
+            "canary_gate_threshold",
+            "A gate's threshold from the spec (bound: min or max)",
+            [*labels, "gate", "bound"],
+            registry=self.registry,
+        )
+        self.notifications = Counter(
+            "canary_notifications_total",
+            "Notifications by provider and outcome (sent, failed, dropped, error)",
+            ["provider", "outcome"],
+            registry=self.registry,
+        )
+        self.webhook_calls = Counter(
+            "canary_webhook_calls_total",
+            "Webhook check calls by type and verdict (pass, fail, error)",
+            ["type", "outcome"],
+            registry=self.registry,
+        )
         self.leader = Gauge(
             "canary_leader", "1 while this replica holds the leader lease", registry=self.registry
         )
@@ -94,6 +120,16 @@ class Telemetry:
                     self.gate_value.labels(*key, gate.name).set(gate.value)
         if status.phase is Phase.ROLLED_BACK and rollout.status.phase is not Phase.ROLLED_BACK:
             self.rollbacks.labels(*key).inc()
+        self._observe_stage(key, status)
+        for gate_name, bound, value in gate_thresholds(rollout):
+            self.gate_threshold.labels(*key, gate_name, bound).set(value)
+
+    def _observe_stage(self, key: tuple[str, str], status: RolloutStatus) -> None:
+        started = status.stage_started_at
+        current = status.stage.value if status.stage and status.phase in RUNNING else None
+        for stage in Stage:
+            at = started.timestamp() if stage.value == current and started else 0
+            self.stage_started.labels(*key, stage.value).set(at)
 
     def forget(self, namespace: str, name: str) -> None:
         with contextlib.suppress(KeyError):
@@ -101,6 +137,22 @@ class Telemetry:
                 self.phase.remove(namespace, name, phase.value)
             self.weight.remove(namespace, name)
             self.mirror.remove(namespace, name)
+            for stage in Stage:
+                self.stage_started.remove(namespace, name, stage.value)
+
+
+def gate_thresholds(rollout: Rollout) -> list[tuple[str, str, float]]:
+    """(gate, min|max, value) for every numeric threshold of the spec's gates."""
+    found: list[tuple[str, str, float]] = []
+    for gate in rollout.spec.analysis.gates:
+        if gate.success_rate is not None:
+            found.append((gate.name, "min", gate.success_rate.min))
+        if gate.latency is not None:
+            found.append((gate.name, "max", gate.latency.max_ms))
+        for bound, value in (("min", gate.min), ("max", gate.max)):
+            if value is not None:
+                found.append((gate.name, bound, value))
+    return found
 
 
 def serve_http(

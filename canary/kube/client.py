@@ -12,6 +12,7 @@ few times on 429/5xx/connection errors, honouring Retry-After; creates are not.
 
 from __future__ import annotations
 
+import base64
 import copy
 import itertools
 import json
@@ -347,6 +348,15 @@ class KubeCluster:
             deployment = None
         return deployment_state(namespace, name, deployment)
 
+    # ------------------------------------------------------------------ secrets
+
+    def get_secret(self, namespace: str, name: str) -> dict[str, str]:
+        request = Request("get", "secrets", "Secret", namespace, name)
+        secret = self._send(
+            request, lambda: self._core.read_namespaced_secret(name, namespace, **self._raw())
+        )
+        return secret_values(secret)
+
     # ------------------------------------------------------------------ events
 
     def record_event(
@@ -647,3 +657,13 @@ def _decode(response: urllib3.BaseHTTPResponse) -> Obj:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def secret_values(secret: Obj) -> dict[str, str]:
+    """A Secret's `data` (base64) decoded, with any `stringData` a test server kept."""
+    values = {
+        key: base64.b64decode(value).decode("utf-8", "replace")
+        for key, value in (secret.get("data") or {}).items()
+    }
+    values.update({str(k): str(v) for k, v in (secret.get("stringData") or {}).items()})
+    return values

@@ -94,6 +94,12 @@ class Cluster(Protocol):
         self, involved: Obj, type_: Literal["Normal", "Warning"], reason: str, message: str
     ) -> None: ...
     def list_events(self, namespace: str, name: str) -> list[Obj]: ...
+
+    # Secrets (notification receivers' URLs)
+    def get_secret(self, namespace: str, name: str) -> dict[str, str]:
+        """The Secret's data, decoded; never logged."""
+        ...
+
     def try_acquire_lease(
         self, namespace: str, name: str, identity: str, duration_seconds: int
     ) -> bool:

@@ -48,11 +48,21 @@ _MAX_ERROR_TEXT = 300
 _BAD_QUERY_TYPES = {"bad_data", "execution"}
 
 
+QueryHook = Callable[[str], None]
+"""on_query(outcome): ok, or the error's kind (unreachable, timeout, auth, badquery, ...)."""
+
+
 class PrometheusClient:
     """Instant queries against one Prometheus described by a `PrometheusRef`."""
 
-    def __init__(self, ref: PrometheusRef, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        ref: PrometheusRef,
+        environ: Mapping[str, str] | None = None,
+        on_query: QueryHook | None = None,
+    ) -> None:
         self.url = redacted_url(ref.url)
+        self._on_query = on_query
         self._timeout = ref.timeout.total_seconds()
         self._last_response: requests.Response | None = None
         self._session = self._session_for(ref, os.environ if environ is None else environ)
@@ -86,6 +96,19 @@ class PrometheusClient:
 
     def query(self, promql: str) -> Reading:
         """The instant-vector (or scalar) result of `promql`, evaluated now."""
+        try:
+            reading = self._query(promql)
+        except MetricsError as error:
+            self._count(query_outcome(error))
+            raise
+        self._count("ok")
+        return reading
+
+    def _count(self, outcome: str) -> None:
+        if self._on_query is not None:
+            self._on_query(outcome)
+
+    def _query(self, promql: str) -> Reading:
         self._last_response = None
         try:
             result = self._connection.custom_query(
@@ -160,6 +183,11 @@ class PrometheusClient:
             f"Prometheus at {self.url} gave an unexpected answer: {why}; "
             f"check that spec.prometheus.url points to a Prometheus server"
         )
+
+
+def query_outcome(error: MetricsError) -> str:
+    """PrometheusUnreachableError -> unreachable, PrometheusBadQueryError -> badquery, ..."""
+    return type(error).__name__.removeprefix("Prometheus").removesuffix("Error").lower() or "error"
 
 
 def tls_verify_setting(ref: PrometheusRef) -> bool | str:
@@ -259,12 +287,14 @@ class PrometheusSource:
         self,
         environ: Mapping[str, str] | None = None,
         client_factory: ClientFactory | None = None,
+        on_query: QueryHook | None = None,
     ) -> None:
         self._environ = environ
+        self._on_query = on_query
         self._client_factory = client_factory or self._default_client
 
     def _default_client(self, ref: PrometheusRef) -> PrometheusClient:
-        return PrometheusClient(ref, self._environ)
+        return PrometheusClient(ref, self._environ, self._on_query)
 
     def evaluate(self, rollout: Rollout) -> tuple[GateResult, ...]:
         gates = rollout.spec.analysis.gates

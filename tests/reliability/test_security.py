@@ -39,6 +39,7 @@ NEEDED = {
     ("networking.istio.io", "destinationrules"): {"get", "update"},
     ("apps", "deployments"): {"get"},
     ("", "events"): {"create", "patch"},
+    ("", "secrets"): {"get"},  # notification receivers' URLs (issue #10); never list or watch
 }
 NEEDED_FOR_LEADER_ELECTION = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
 

@@ -1,0 +1,1 @@
+"""Webhook checks over HTTP: the adapter behind `canary.webhooks.port.WebhookCaller`."""
