@@ -131,7 +131,7 @@ UNIFORM = BetaPrior(1.0, 1.0)  # for the canary's share of errors: neither rare 
 class RateComparison:
     """Canary versus stable error rates as a ratio rho = canary rate / stable rate.
 
-    `ratio` is the estimate (with half an error added to each side, so it is finite);
+    `ratio` is the estimate (one pseudo-error shared by exposure, so it is finite);
     `low`..`high` is the confidence sequence of rho; `limit` the largest acceptable rho.
     """
 
@@ -163,7 +163,11 @@ def compare_rates(
     errors = Counts(canary.events, canary.events + stable.events)
     share = confidence_sequence(errors, alpha, UNIFORM)
     low, high = _ratio_of(share.low, exposure), _ratio_of(share.high, exposure)
-    ratio = ((canary.events + 0.5) / canary.trials) / ((stable.events + 0.5) / stable.trials)
+    # One pseudo-error shared by exposure: no errors anywhere estimates rho = 1, never inf.
+    pseudo = exposure / (1 + exposure)
+    ratio = ((canary.events + pseudo) / canary.trials) / (
+        (stable.events + 1 - pseudo) / stable.trials
+    )
     if low > limit:
         judgement = Judgement.WORSE
     elif ratio > limit:

@@ -1,0 +1,207 @@
+"""The compare gate against the fixed-threshold gate, on simulated request counts.
+
+Each run simulates one stage of a release check by check: the canary serves `per_check`
+requests per check and stable nine times as many (a 10 % canary); every request fails with its
+version's error rate (seeded RNG). Both gates are judged by the controller's own verdict code
+(`judge` for `successRate: {min: 99}` over each check's window, `judge_compare` for
+`compare: {metric: errorRate, maxIncrease: 50, confidence: 0.99}` over the stage so far) and
+counted the way the state machine counts them: `failureLimit: 2` consecutive fails roll back,
+a hold neither passes nor resets the count.
+
+Reports, side by side: false rollbacks of a healthy canary (canary = stable error rate) at low
+traffic (60 requests per check, 10 checks) and high traffic (6,000 per check), and the canary
+requests needed to roll back a canary at 1 % errors next to a stable at 0.1 %.
+
+    .venv/bin/python benchmarks/analysis.py [--runs 2000] [--small] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import statistics
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from canary.core.model import Gate, Rollout, Verdict
+from canary.metrics.compare import judge_compare
+from canary.metrics.verdicts import Measurement, Series, judge
+
+STABLE_SHARE = 9  # stable serves 9 requests for every canary request (10 % canary)
+FAILURE_LIMIT = 2
+MIN_REQUESTS = 50
+START = datetime(2024, 1, 1, tzinfo=UTC)
+FIXED_GATE = Gate.model_validate({"name": "success-rate", "successRate": {"min": 99.0}})
+COMPARE_GATE = Gate.model_validate(
+    {
+        "name": "errors-vs-stable",
+        "compare": {"metric": "errorRate", "maxIncrease": 50, "confidence": 0.99},
+    }
+)
+
+
+def subject() -> Rollout:
+    return Rollout.model_validate(
+        {
+            "metadata": {"name": "bench"},
+            "spec": {
+                "host": "bench",
+                "virtualService": {"name": "bench", "route": "primary"},
+                "destinationRule": {"name": "bench"},
+                "stable": {"subset": "stable"},
+                "canary": {"subset": "canary", "version": "v2"},
+                "stages": {"split": {"steps": [10]}},
+                "analysis": {
+                    "interval": "30s",
+                    "failureLimit": FAILURE_LIMIT,
+                    "minRequests": MIN_REQUESTS,
+                    "gates": [COMPARE_GATE.wire(), FIXED_GATE.wire()],
+                },
+            },
+            "status": {"stableVersion": "v1", "canaryVersion": "v2"},
+        }
+    )
+
+
+ROLLOUT = subject()
+
+
+def binomial(rng: random.Random, trials: int, p: float) -> int:
+    """Events in `trials` Bernoulli(p) trials, by geometric skips (fast for small p)."""
+    if p <= 0:
+        return 0
+    if p >= 1:
+        return trials
+    events, position, log_miss = 0, 0, math.log1p(-p)
+    while True:
+        position += int(math.log(1.0 - rng.random()) / log_miss) + 1
+        if position > trials:
+            return events
+        events += 1
+
+
+@dataclass
+class Stage:
+    """Cumulative counts of one stage, and this check's counts."""
+
+    canary_requests: int = 0
+    canary_errors: int = 0
+    stable_requests: int = 0
+    stable_errors: int = 0
+    check_requests: int = 0
+    check_errors: int = 0
+
+    def serve(self, rng: random.Random, per_check: int, canary_rate: float, stable_rate: float):
+        self.check_requests = per_check
+        self.check_errors = binomial(rng, per_check, canary_rate)
+        self.canary_requests += per_check
+        self.canary_errors += self.check_errors
+        self.stable_requests += per_check * STABLE_SHARE
+        self.stable_errors += binomial(rng, per_check * STABLE_SHARE, stable_rate)
+
+
+def fixed_verdict(stage: Stage) -> Verdict:
+    ok = stage.check_requests - stage.check_errors
+    reading = (Series({}, 100.0 * ok / stage.check_requests),)
+    measurement = Measurement("bench", reading, stage.check_requests, MIN_REQUESTS, "30s")
+    return judge(FIXED_GATE, measurement).verdict
+
+
+def compare_verdict(stage: Stage) -> Verdict:
+    readings = {
+        "canary_requests": (Series({}, stage.canary_requests),),
+        "canary_errors": (Series({}, stage.canary_errors),),
+        "stable_requests": (Series({}, stage.stable_requests),),
+        "stable_errors": (Series({}, stage.stable_errors),),
+    }
+    return judge_compare(COMPARE_GATE, readings, ROLLOUT, timedelta(minutes=5)).verdict
+
+
+Judge = Callable[[Stage], Verdict]
+
+
+@dataclass
+class Outcome:
+    rolled_back_at: int | None = None  # canary requests served when it rolled back
+    passes: int = 0  # passing checks (a step advances only on those)
+
+
+def run_once(
+    rng: random.Random, judge_check: Judge, per_check: int, checks: int, rates: tuple[float, float]
+) -> Outcome:
+    stage, failed, outcome = Stage(), 0, Outcome()
+    for _ in range(checks):
+        stage.serve(rng, per_check, *rates)
+        verdict = judge_check(stage)
+        outcome.passes += verdict is Verdict.PASS
+        failed = 0 if verdict is Verdict.PASS else failed + (verdict is Verdict.FAIL)
+        if failed >= FAILURE_LIMIT:
+            outcome.rolled_back_at = stage.canary_requests
+            return outcome
+    return outcome
+
+
+def healthy(judge_check: Judge, runs: int, seed: int, per_check: int, rate: float) -> str:
+    """False rollback share, and the share of checks that passed."""
+    rng = random.Random(seed)
+    outcomes = [run_once(rng, judge_check, per_check, 10, (rate, rate)) for _ in range(runs)]
+    rolled = sum(o.rolled_back_at is not None for o in outcomes) / runs
+    passed = sum(o.passes for o in outcomes) / (10 * runs)
+    return f"{rolled:.2%} ({passed:.0%} pass)"
+
+
+@dataclass(frozen=True)
+class Detection:
+    median: float
+    p90: float
+    within_1500: float
+
+
+def detection(judge_check: Judge, runs: int, seed: int, per_check: int) -> Detection:
+    rng = random.Random(seed)
+    needed = [
+        run_once(rng, judge_check, per_check, 200, (0.01, 0.001)).rolled_back_at
+        for _ in range(runs)
+    ]
+    values = sorted(n if n is not None else math.inf for n in needed)
+    return Detection(
+        median=statistics.median(values),
+        p90=values[min(len(values) - 1, math.ceil(0.9 * len(values)) - 1)],
+        within_1500=sum(v <= 1500 for v in values) / len(values),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=2000)
+    parser.add_argument("--small", action="store_true", help="300 runs, for a quick look")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    runs = 300 if args.small else args.runs
+    gates = {"fixed successRate>=99": fixed_verdict, "compare errorRate +50%": compare_verdict}
+    print(f"runs={runs} seed={args.seed}, 10% canary, failureLimit {FAILURE_LIMIT}, minRequests 50")
+    print(
+        f"{'false rollbacks (checks passed), healthy':44} " + "  ".join(f"{g:>22}" for g in gates)
+    )
+    for per_check in (60, 6000):
+        for rate in (0.001, 0.005, 0.01):
+            label = f"  {per_check:>5} req/check x 10, both at {rate:.1%} 5xx"
+            shares = [healthy(j, runs, args.seed, per_check, rate) for j in gates.values()]
+            print(f"{label:44} " + "  ".join(f"{s:>22}" for s in shares))
+    print("canary requests to roll back 0.1% -> 1% 5xx (median / p90 / share within 1,500)")
+    for per_check in (60, 300):
+        found = [detection(j, runs, args.seed, per_check) for j in gates.values()]
+        label = f"  {per_check:>5} req/check"
+        print(f"{label:44} " + "  ".join(f"{_detection_text(d):>22}" for d in found))
+    return 0
+
+
+def _detection_text(found: Detection) -> str:
+    return f"{found.median:g} / {found.p90:g} / {found.within_1500:.0%}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
