@@ -302,6 +302,15 @@ def _register_operations() -> None:
 _register_operations()
 
 
+def _register_backtesting() -> None:
+    from canary.cli.backtest import register
+
+    register(app)
+
+
+_register_backtesting()
+
+
 def main() -> None:
     try:
         app()

@@ -6,21 +6,16 @@ Each scenario is its own service with stable v1 and canary v2 on a 50/50 split.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
+from analysis_helpers import NAMESPACE
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from analysis_helpers import NAMESPACE  # noqa: E402
-
-from canary.sandbox.prometheus import PrometheusProcess, find_prometheus  # noqa: E402
-from canary.sandbox.traffic import Split, TrafficSimulator  # noqa: E402
+from canary.sandbox.prometheus import PrometheusProcess, find_prometheus
+from canary.sandbox.traffic import Split, TrafficSimulator
 
 SETTLE_SECONDS = 8.0  # a few scrapes of every scenario before the first test reads them
 SCENARIOS: dict[str, tuple[float, dict[str, float]]] = {

@@ -1,0 +1,60 @@
+"""Compare gates through a real Prometheus scraping the traffic simulator.
+
+Aspects: a healthy canary passes both compare gates; a canary with ten times stable's errors
+fails the error-rate gate; a slow canary fails the latency gate; thin traffic holds (noData);
+the counters are read since the stage started; an unknown stable version holds.
+"""
+
+from __future__ import annotations
+
+from analysis_helpers import ERROR_RATE, LATENCY, rollout
+from conftest import Sandbox
+
+from canary.core.model import Verdict
+from canary.metrics.prometheus import PrometheusSource
+
+
+def test_a_healthy_canary_passes(sandbox: Sandbox) -> None:
+    errors, latency = PrometheusSource().evaluate(
+        rollout("healthy", sandbox.url, stage_started_at=sandbox.started)
+    )
+    assert (errors.verdict, latency.verdict) == (Verdict.PASS, Verdict.PASS), (errors, latency)
+    assert errors.threshold == "error rate <= stable +50% at 0.99"
+    assert "within maxIncrease of stable" in (errors.message or "")
+
+
+def test_ten_times_the_errors_fails(sandbox: Sandbox) -> None:
+    errors, latency = PrometheusSource().evaluate(
+        rollout("tenfold", sandbox.url, stage_started_at=sandbox.started)
+    )
+    assert errors.verdict is Verdict.FAIL, errors
+    assert errors.value is not None and errors.value > 200  # percent above stable
+    assert "worse than stable beyond maxIncrease" in (errors.message or "")
+    assert latency.verdict is Verdict.PASS
+
+
+def test_a_slow_canary_fails_the_latency_comparison(sandbox: Sandbox) -> None:
+    errors, latency = PrometheusSource().evaluate(
+        rollout("slow", sandbox.url, stage_started_at=sandbox.started)
+    )
+    assert latency.verdict is Verdict.FAIL, latency
+    assert errors.verdict is not Verdict.FAIL
+
+
+def test_thin_traffic_holds(sandbox: Sandbox) -> None:
+    results = PrometheusSource().evaluate(
+        rollout("thin", sandbox.url, stage_started_at=sandbox.started)
+    )
+    assert [r.verdict for r in results] == [Verdict.NO_DATA, Verdict.NO_DATA]
+    assert "fewer than minRequests 50" in (results[0].message or "")
+
+
+def test_the_counters_cover_the_stage_so_far(sandbox: Sandbox) -> None:
+    (errors,) = PrometheusSource().evaluate(
+        rollout("healthy", sandbox.url, gates=[ERROR_RATE], stage_started_at=sandbox.started)
+    )
+    assert errors.samples is not None and errors.samples > 500  # 100 rps to the canary
+    (latency,) = PrometheusSource().evaluate(
+        rollout("healthy", sandbox.url, gates=[LATENCY], stage_started_at=sandbox.started)
+    )
+    assert latency.samples is not None and latency.samples > 500
