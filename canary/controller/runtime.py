@@ -26,12 +26,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from canary.controller.reconcile import Outcome, Reconciler
 from canary.controller.telemetry import Telemetry
 from canary.core.durations import parse_duration
-from canary.kube.port import Cluster, KubeError, Obj, WatchEvent
+from canary.kube.port import Cluster, ConflictError, KubeError, Obj, WatchEvent
 
 log = structlog.get_logger("canary.controller")
 
 DEFAULT_INTERVAL = timedelta(seconds=30)
-MAX_BACKOFF = 60.0
+MAX_BACKOFF = 15.0  # seconds; an API that comes back is caught up with within this
 
 
 def key_of(obj: Obj) -> str:
@@ -105,6 +105,7 @@ class Controller:
         self._locks: dict[str, threading.Lock] = {}
         self._dirty: set[str] = set()
         self._failures: dict[str, int] = {}
+        self._retry_at: dict[str, float] = {}
         self._guard = threading.Lock()
         self._stop = threading.Event()
         self._requests: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
@@ -244,7 +245,7 @@ class Controller:
     # ------------------------------------------------------------ a tick
 
     def _tick(self, key: str) -> None:
-        if not self.is_leader():
+        if not self.is_leader() or self._backing_off(key):
             return
         lock = self._lock_of(key)
         if not lock.acquire(blocking=False):
@@ -272,6 +273,11 @@ class Controller:
         started = time.perf_counter()
         try:
             outcome = self.reconciler.reconcile(obj)
+        except ConflictError as error:
+            # Someone changed the Rollout (or the route) under us: decide again from the fresh
+            # object soon. Not a sign of trouble, so no growing backoff.
+            self._retry_soon(key, str(error))
+            return
         except KubeError as error:
             self._retry_later(key, type(error).__name__, str(error))
             return
@@ -282,6 +288,7 @@ class Controller:
         finally:
             self.telemetry.reconcile_seconds.observe(time.perf_counter() - started)
         self._failures.pop(key, None)
+        self._retry_at.pop(key, None)
         self._remember(key, outcome)
 
     def _remember(self, key: str, outcome: Outcome) -> None:
@@ -296,11 +303,25 @@ class Controller:
         failures = self._failures.get(key, 0) + 1
         self._failures[key] = failures
         delay = min(MAX_BACKOFF, 0.5 * 2**failures) * random.uniform(0.5, 1.0)
+        self._retry_at[key] = time.monotonic() + delay
         log.warning(
             "reconcile failed; retrying", rollout=key, error=message, retry_in=round(delay, 2)
         )
         self.telemetry.reconcile_errors.labels(reason).inc()
         self.trigger(key, delay)
+
+    def _retry_soon(self, key: str, message: str) -> None:
+        delay = random.uniform(0.1, 0.5)
+        self._retry_at[key] = time.monotonic() + delay
+        log.info("conflict; reconciling again from a fresh read", rollout=key, error=message)
+        self.telemetry.reconcile_errors.labels("ConflictError").inc()
+        self.trigger(key, delay)
+
+    def _backing_off(self, key: str) -> bool:
+        """After a failed reconcile, interval ticks and watch triggers wait for the retry,
+        so an API in trouble sees one request per backoff, not one per tick and event."""
+        retry_at = self._retry_at.get(key)
+        return retry_at is not None and time.monotonic() < retry_at - 0.05
 
     def _lock_of(self, key: str) -> threading.Lock:
         with self._guard:

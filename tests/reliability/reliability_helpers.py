@@ -1,0 +1,129 @@
+"""Helpers for the reliability tests: an in-process controller with gates the test sets, and
+a recorder of every stored version of the VirtualService read straight from the sandbox's store
+(so HTTP faults aimed at the controller never blind the test)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from canary.controller.reconcile import Reconciler
+from canary.controller.runtime import Controller
+from canary.controller.telemetry import Telemetry
+from canary.core.model import GateResult, Rollout, Verdict
+from canary.kube.client import KubeCluster
+from canary.mesh.istio import IstioRouter
+from canary.sandbox.apiserver import ApiServer
+from canary.sandbox.store import WatchExpiredError
+
+Obj = dict[str, Any]
+
+
+@dataclass
+class SetVerdicts:
+    """A MetricsSource whose verdict the test sets; counts checks by verdict."""
+
+    verdict: Verdict = Verdict.PASS
+    checks: dict[Verdict, int] = field(default_factory=dict)
+
+    def evaluate(self, rollout: Rollout) -> tuple[GateResult, ...]:
+        self.checks[self.verdict] = self.checks.get(self.verdict, 0) + 1
+        return tuple(
+            GateResult(name=g.name, verdict=self.verdict, value=100.0, threshold=">= 99.0%")
+            for g in rollout.spec.analysis.gates
+        )
+
+
+@contextmanager
+def in_process_controller(
+    kubeconfig: Path, metrics: SetVerdicts, **cluster_options: Any
+) -> Iterator[Controller]:
+    cluster = KubeCluster.from_kubeconfig(str(kubeconfig), qps=1000, burst=1000, **cluster_options)
+    reconciler = Reconciler(cluster=cluster, router=IstioRouter(), metrics=metrics)
+    controller = Controller(cluster, reconciler, telemetry=Telemetry())
+    stop = threading.Event()
+    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield controller
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "the controller did not stop"
+
+
+class StoreRecorder:
+    """Every stored version of one object kind, in resourceVersion order."""
+
+    def __init__(self, api: ApiServer, plural: str, name: str = "ui") -> None:
+        self.api, self.plural, self.name = api, plural, name
+        self.versions: list[Obj] = []
+        self._stop = threading.Event()
+        self._since = api.store.resource_version
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> StoreRecorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            handle = self.api.store.open_watch()
+            try:
+                self._follow(handle)
+            except WatchExpiredError:
+                pass  # a fault aimed at the controller's watches; reopen from where we were
+            finally:
+                self.api.store.close_watch(handle)
+
+    def _follow(self, handle: Any) -> None:
+        while not self._stop.is_set():
+            events = self.api.store.wait_for_events(self._since, handle, 0.2)
+            if events is None:
+                return
+            for event in events:
+                self._since = max(self._since, event.resource_version)
+                if (
+                    event.storage_key[1] == self.plural
+                    and event.obj["metadata"]["name"] == self.name
+                ):
+                    self.versions.append(event.obj)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def traffic_state(vs: Obj) -> tuple[int, float, bool]:
+    """(canary weight, mirror percent, header route present) of the ui VirtualService."""
+    routes = vs["spec"]["http"]
+    managed = next(r for r in routes if r.get("name") == "primary")
+    weights = {d["destination"]["subset"]: d.get("weight", 100) for d in managed["route"]}
+    assert sum(weights.values()) == 100, weights
+    mirror = float(managed.get("mirrorPercentage", {}).get("value", 0.0))
+    header = any(r.get("name") == "ui-canary" for r in routes)
+    return weights.get("canary", 0), mirror, header
+
+
+def distinct(states: list[Any]) -> list[Any]:
+    return [s for i, s in enumerate(states) if i == 0 or states[i - 1] != s]
+
+
+def stored_rollout(api: ApiServer, name: str = "ui", namespace: str = "shop") -> Obj:
+    """The Rollout as stored, read past the HTTP layer (and so past injected faults)."""
+    return api.store.get(("canary.dev", "rollouts"), namespace, name) or {}
