@@ -15,8 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
-from analysis_helpers import ERROR_RATE, rollout
-from conftest import Sandbox
+from analysis_helpers import ERROR_RATE, Sandbox, rollout
 from typer.testing import CliRunner
 
 from canary.cli.app import app

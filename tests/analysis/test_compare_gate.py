@@ -7,8 +7,7 @@ the counters are read since the stage started; an unknown stable version holds.
 
 from __future__ import annotations
 
-from analysis_helpers import ERROR_RATE, LATENCY, rollout
-from conftest import Sandbox
+from analysis_helpers import ERROR_RATE, LATENCY, Sandbox, rollout
 
 from canary.core.model import Verdict
 from canary.metrics.prometheus import PrometheusSource
