@@ -1,0 +1,149 @@
+"""SIGKILL the controller over and over during a release: nothing is skipped, nothing moves
+back, no step is cut short, nothing advances on a failing check, and the end is right.
+
+A seeded run (CANARY_CRASH_SEED, default 7) kills the controller process at random moments (at
+least 30 times) while it releases `ui` v2 with real traffic and a real Prometheus, with a
+stretch in the middle where the canary fails its gates (failureLimit is high, so it holds).
+From every stored version of the VirtualService and the Rollout:
+- the traffic states are exactly the planned ones, in order, each reached once;
+- every position got at least its required passing checks, counted from the Rollout's own
+  analysis records (a check belongs to the position in force when it ran);
+- every position change happened on a passing check (or is part of the release sequence);
+- the release ends Succeeded with stable 100 on v2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from reliability_helpers import StoreRecorder, distinct, stored_rollout, traffic_state, wait_for
+
+from canary.core.machine import required_checks
+from canary.core.model import Rollout, Stage
+from canary.sandbox.prometheus import PrometheusProcess, find_prometheus
+from canary.sandbox.stack import (
+    ControllerProcess,
+    fast_rollout,
+    sandbox_with_example,
+    simulated_traffic,
+)
+
+MIN_KILLS = 30
+SEED = int(os.environ.get("CANARY_CRASH_SEED", "7"))
+STEPS = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+PLANNED = [
+    (0, 0.0, False),
+    (0, 100.0, False),
+    (0, 0.0, True),
+    *[(w, 0.0, False) for w in STEPS],
+    (0, 0.0, False),
+]
+
+
+def rollout_under_test(prometheus_url: str) -> dict[str, Any]:
+    rollout = fast_rollout(1.0, prometheus_url)
+    spec = rollout["spec"]
+    spec["stages"]["split"] = {"steps": STEPS, "interval": "2s"}
+    spec["analysis"]["failureLimit"] = 1000  # failing checks hold; they never roll back here
+    return rollout
+
+
+@pytest.fixture
+def prometheus_binary() -> None:
+    if find_prometheus() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("prometheus is not on PATH, and CI=true requires the real one")
+        pytest.skip("prometheus is not on PATH")
+
+
+def position(status: dict[str, Any]) -> tuple[str, str | None, int]:
+    return status.get("phase", ""), status.get("stage"), int(status.get("stepIndex", 0))
+
+
+def checks_by_position(versions: list[dict[str, Any]]) -> dict[tuple[Any, ...], list[str]]:
+    """Each analysis record, attributed to the position in force when the check ran."""
+    by_position: dict[tuple[Any, ...], list[str]] = {}
+    previous: dict[str, Any] = {}
+    seen: set[str] = set()
+    for obj in versions:
+        status = obj.get("status", {})
+        record = status.get("lastAnalysis") or {}
+        moment = record.get("time")
+        if moment and moment not in seen:
+            seen.add(moment)
+            where = position(previous)[1:]
+            by_position.setdefault(where, []).append(record["countedAs"])
+        previous = status
+    return by_position
+
+
+def test_thirty_kills_never_skip_repeat_or_rush_a_step(
+    tmp_path: Path, prometheus_binary: None
+) -> None:
+    rng = random.Random(SEED)
+    kills = 0
+    with contextlib.ExitStack() as stack:
+        api, client = stack.enter_context(sandbox_with_example(tmp_path))
+        simulator = stack.enter_context(simulated_traffic(api.url))
+        prometheus = stack.enter_context(
+            PrometheusProcess(targets=[simulator.address], scrape_interval="1s")
+        )
+        services = stack.enter_context(StoreRecorder(api, "virtualservices"))
+        rollouts = stack.enter_context(StoreRecorder(api, "rollouts"))
+        rollout = rollout_under_test(prometheus.url)
+        client.apply(rollout)
+
+        def failed_checks() -> int:
+            return sum(v.count("fail") for v in checks_by_position(rollouts.versions).values())
+
+        while stored_rollout(api).get("status", {}).get("phase") != "Succeeded" or kills < 1:
+            weight = int(stored_rollout(api).get("status", {}).get("canaryWeight", 0))
+            broken = weight >= 30 and failed_checks() < 3  # a failing stretch mid-split
+            simulator.set_version("shop", "ui", "v2", error_rate=0.3 if broken else 0.0)
+            controller = ControllerProcess(
+                tmp_path / "kubeconfig", tmp_path / f"controller-{kills}.log"
+            ).start()
+            time.sleep(rng.uniform(0.8, 2.5))
+            controller.kill()
+            kills += 1
+            assert kills < 200, "the release made no progress under repeated kills"
+            if kills >= MIN_KILLS:
+                simulator.set_version("shop", "ui", "v2", error_rate=0.0)
+                with ControllerProcess(tmp_path / "kubeconfig", tmp_path / "last.log"):
+                    wait_for(
+                        lambda: stored_rollout(api).get("status", {}).get("phase") == "Succeeded",
+                        120,
+                        "the release to finish after the kills",
+                    )
+                    wait_for(
+                        lambda: traffic_state(services.versions[-1]) == PLANNED[-1],
+                        30,
+                        "stable 100",
+                    )
+                break
+
+    states = [traffic_state(vs) for vs in services.versions]
+    assert distinct(states) in (PLANNED, PLANNED[1:]), str(distinct(states))
+    spec = Rollout.model_validate(rollout).spec
+    checks = checks_by_position(rollouts.versions)
+    for (stage, step), verdicts in checks.items():
+        if stage in ("mirror", "headerCanary", "split"):
+            needed = required_checks(spec, Stage(stage))
+            assert verdicts.count("pass") >= needed, (stage, step, verdicts)
+    statuses = [obj.get("status", {}) for obj in rollouts.versions]
+    for before, after in itertools.pairwise(statuses):
+        moved = position(before)[1:] != position(after)[1:]
+        analysed = before.get("stage") in ("mirror", "headerCanary", "split")
+        if moved and analysed and after.get("phase") == "Progressing":
+            assert (after.get("lastAnalysis") or {}).get("countedAs") == "pass", after
+    assert any(v == "fail" for verdicts in checks.values() for v in verdicts)
+    final = stored_rollout(api)["status"]
+    assert final["stableVersion"] == "v2"
+    print(f"kills: {kills}, checks: {sum(len(v) for v in checks.values())}, seed {SEED}")
