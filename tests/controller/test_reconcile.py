@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from conftest import Env
+from controller_support import Env
 
 from canary.core.model import Verdict
 from canary.kube.port import UnavailableError

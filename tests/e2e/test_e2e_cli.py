@@ -18,7 +18,6 @@ import subprocess
 from typing import Any
 
 import pytest
-from conftest import CANARY, Env
 from e2e_helpers import (
     HEADER_ROUTE,
     MANAGED_ROUTE,
@@ -29,6 +28,7 @@ from e2e_helpers import (
     http_route,
     require_binary,
 )
+from e2e_support import CANARY, Env
 
 from canary.sandbox.stack import NAMESPACE, SERVICE
 

@@ -11,8 +11,8 @@ import json
 import subprocess
 
 import pytest
-from conftest import CANARY
 from e2e_helpers import require_binary
+from e2e_support import CANARY
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import Env
 from e2e_helpers import (
     HEADER_ROUTE,
     MANAGED_ROUTE,
@@ -27,6 +26,7 @@ from e2e_helpers import (
     planned_states,
     traffic_state,
 )
+from e2e_support import Env
 
 from canary.cli.offline import plan
 from canary.sandbox.client import SandboxError

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import Env
 from e2e_helpers import TrafficState, collapse, logged, planned_states
+from e2e_support import Env
 
 from canary.cli.offline import plan
 from canary.sandbox.client import SandboxError

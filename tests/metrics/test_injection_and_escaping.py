@@ -7,10 +7,10 @@ label matches exactly its own series; any string round-trips through Prometheus'
 
 from __future__ import annotations
 
-from conftest import INJECTION, WEIRD_VERSION, Sandbox
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from metrics_helpers import rollout
+from metrics_support import INJECTION, WEIRD_VERSION, Sandbox
 from test_prometheus_gates import instant
 
 from canary.core.model import Verdict

@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from conftest import Sandbox
 from metrics_helpers import auth_proxy, rollout, sleeping, tiny_server
+from metrics_support import Sandbox
 
 from canary.core.model import Verdict
 from canary.metrics.prometheus import PrometheusSource

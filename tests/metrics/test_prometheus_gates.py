@@ -11,8 +11,8 @@ import json
 import urllib.parse
 import urllib.request
 
-from conftest import Sandbox
 from metrics_helpers import NAMESPACE, P99_LATENCY, SUCCESS_RATE, rollout
+from metrics_support import Sandbox
 
 from canary.core.model import Verdict
 from canary.metrics.prometheus import PrometheusSource
