@@ -202,3 +202,32 @@ def test_deleting_a_rollout_hands_the_route_back_to_stable(env: Env) -> None:
 
     with pytest.raises(SandboxError):
         env.rollout()
+
+
+def test_missing_destination_rule_subset_is_invalid(env: Env) -> None:
+    dr = env.dr()
+    dr["spec"]["subsets"] = [s for s in dr["spec"]["subsets"] if s["name"] != "canary"]
+    env.client.request("PUT", env.client.path_of(dr), dr)
+    vs_before = env.vs()
+    env.client.apply(_rollout(env))
+    env.reconcile()
+    status = env.rollout()["status"]
+    assert status["phase"] == "Invalid"
+    assert "canary" in status["message"] and "DestinationRule shop/ui" in status["message"]
+    assert env.vs()["spec"] == vs_before["spec"]
+
+
+def test_a_canary_that_never_becomes_ready_fails_after_its_deadline(env: Env) -> None:
+    env.client.set_deployment_ready("shop", "ui-v2", ready=False)
+    rollout = _rollout(env)
+    rollout["spec"]["canary"]["readyTimeout"] = "30s"
+    env.client.apply(rollout)
+    env.reconcile()
+    assert env.rollout()["status"]["phase"] == "Pending"
+    assert "mirror" not in managed(env.vs())
+    env.clock.advance(31)
+    env.reconcile()
+    status = env.rollout()["status"]
+    assert status["phase"] == "RolledBack"
+    assert "ui-v2" in status["message"] and "not ready within" in status["message"]
+    assert managed(env.vs())["route"] == [{"destination": {"host": "ui", "subset": "stable"}}]

@@ -205,6 +205,7 @@ def test_a_whole_release_stays_within_the_rbac_and_leaks_no_token(
             wait_for(lambda: status(client).get("stage") == "mirror")
             wait_for(lambda: Unauthorized.seen)  # checks ran, with the token, and failed
             wait_for(lambda: status(client).get("lastAnalysis"))
+            status_with_errors = json.dumps(status(client))
             request(client, "promote-full", "r1")
             wait_for(lambda: status(client).get("phase") == "Succeeded")
             client.delete(client.path("canary.dev/v1alpha1", "Rollout", "shop", "ui"))
@@ -227,7 +228,12 @@ def test_a_whole_release_stays_within_the_rbac_and_leaks_no_token(
     for (group, resource), verbs in used.items():
         assert verbs <= allowed.get((group, resource), set()), (group, resource, verbs)
     assert f"Bearer {TOKEN}" in Unauthorized.seen
-    for where, text in (("logs", logs), ("events", json.dumps(events))):
+    assert "401" in status_with_errors or "unauthor" in status_with_errors.lower()
+    for where, text in (
+        ("logs", logs),
+        ("events", json.dumps(events)),
+        ("status", status_with_errors),
+    ):
         assert TOKEN not in text, f"the token leaked into the controller's {where}"
     assert "401" in logs or "401" in json.dumps(events) or "unauthor" in logs.lower()
 

@@ -1,0 +1,189 @@
+"""Prometheus faults never promote a release, follow the noData policy, and say why.
+
+Covers, with the controller running in-process against the sandbox and a real Prometheus
+scraping the simulator: Prometheus down, slower than the timeout, answering 401, a gate that
+reads NaN, one that reads nothing, one that reads several series. For each: with `noData: hold`
+the release stays at its first stage through several checks with a Warning Event naming the
+reason; with `noData: fail` the same fault rolls it back after `failureLimit` checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from reliability_helpers import stored_rollout, wait_for
+
+from canary.controller.reconcile import Reconciler
+from canary.controller.runtime import Controller
+from canary.controller.telemetry import Telemetry
+from canary.kube.client import KubeCluster
+from canary.mesh.istio import IstioRouter
+from canary.metrics.prometheus import PrometheusSource
+from canary.sandbox.prometheus import PrometheusProcess, find_prometheus
+from canary.sandbox.stack import example, sandbox_with_example, simulated_traffic
+
+
+class Slow(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        time.sleep(3)
+        self.send_response(200)
+        self.end_headers()
+
+    def do_POST(self) -> None:
+        self.do_GET()
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+class Unauthorized(Slow):
+    def do_GET(self) -> None:
+        self.send_response(401)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@contextlib.contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, str, Path]]:
+    if find_prometheus() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("prometheus is not on PATH, and CI=true requires the real one")
+        pytest.skip("prometheus is not on PATH")
+    workdir = tmp_path_factory.mktemp("stack")
+    with contextlib.ExitStack() as exits:
+        api, client = exits.enter_context(sandbox_with_example(workdir))
+        simulator = exits.enter_context(simulated_traffic(api.url))
+        prometheus = exits.enter_context(
+            PrometheusProcess(targets=[simulator.address], scrape_interval="1s")
+        )
+        cluster = KubeCluster.from_kubeconfig(str(workdir / "kubeconfig"), qps=1000, burst=1000)
+        reconciler = Reconciler(cluster=cluster, router=IstioRouter(), metrics=PrometheusSource())
+        controller = Controller(cluster, reconciler, telemetry=Telemetry())
+        stop = threading.Event()
+        thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+        thread.start()
+        yield api, client, prometheus.url, workdir
+        stop.set()
+        thread.join(timeout=30)
+
+
+QUERIES = {
+    "nan": 'sum(rate(istio_requests_total{destination_version="nothing"}[10s])) / 0 * 0',
+    "empty": "sum(rate(no_such_metric_total[10s]))",
+    "several-series": "rate(istio_requests_total[10s])",
+}
+
+FAULTS = ["down", "slow", "401", *QUERIES]
+
+
+@contextlib.contextmanager
+def prometheus_for(fault: str, real_url: str) -> Iterator[str]:
+    if fault == "down":
+        yield "http://127.0.0.1:9"
+    elif fault == "slow":
+        with serving(Slow) as url:
+            yield url
+    elif fault == "401":
+        with serving(Unauthorized) as url:
+            yield url
+    else:
+        yield real_url
+
+
+def rollout_with(fault: str, url: str, policy: str) -> dict[str, Any]:
+    rollout = example("rollout")
+    rollout["metadata"]["name"] = name = f"ui-{fault}-{policy}"
+    rollout["spec"]["virtualService"]["name"] = name
+    rollout["spec"]["destinationRule"]["name"] = name
+    rollout["spec"]["analysis"].update(interval="1s", failureLimit=3, noData=policy, minRequests=0)
+    rollout["spec"]["stages"]["mirror"]["duration"] = "1s"
+    rollout["spec"]["prometheus"] = {"url": url, "timeout": "1s"}
+    if fault in QUERIES:
+        rollout["spec"]["analysis"]["gates"] = [{"name": fault, "query": QUERIES[fault], "max": 1}]
+    return rollout
+
+
+def copy_route_objects(client: Any, name: str) -> None:
+    for kind in ("virtualservice", "destinationrule"):
+        obj = example(kind)
+        obj["metadata"]["name"] = name
+        client.apply(obj)
+
+
+def events_of(client: Any, name: str) -> list[dict[str, Any]]:
+    items = client.request("GET", "/api/v1/namespaces/shop/events")["items"]
+    return [e for e in items if e["involvedObject"]["name"] == name]
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_hold_policy_holds_and_says_why(stack: Any, fault: str) -> None:
+    api, client, real_url, _ = stack
+    with prometheus_for(fault, real_url) as url:
+        rollout = rollout_with(fault, url, "hold")
+        name = rollout["metadata"]["name"]
+        copy_route_objects(client, name)
+        client.apply(rollout)
+
+        def checks() -> int:
+            history = stored_rollout(api, name).get("status", {})
+            return 1 if history.get("lastAnalysis") else 0
+
+        wait_for(checks, 30, "a first check")
+        first = stored_rollout(api, name)["status"]["lastAnalysis"]["time"]
+        wait_for(
+            lambda: stored_rollout(api, name)["status"]["lastAnalysis"]["time"] != first,
+            30,
+            "a second check",
+        )
+        time.sleep(3)  # more checks: none of them may advance the release
+        status = stored_rollout(api, name)["status"]
+    assert status["phase"] == "Progressing"
+    assert status["stage"] == "mirror"
+    assert status["lastAnalysis"]["countedAs"] == "noData"
+    held = wait_for(
+        lambda: [e for e in events_of(client, name) if e["reason"] == "AnalysisHeld"],
+        10,
+        "the AnalysisHeld Event",
+    )
+    assert held[0]["type"] == "Warning"
+    assert all(g.get("message") for g in status["lastAnalysis"]["gates"])
+
+
+@pytest.mark.parametrize("fault", ["down", "empty"])
+def test_fail_policy_rolls_back(stack: Any, fault: str) -> None:
+    api, client, real_url, _ = stack
+    with prometheus_for(fault, real_url) as url:
+        rollout = rollout_with(fault, url, "fail")
+        name = rollout["metadata"]["name"]
+        copy_route_objects(client, name)
+        client.apply(rollout)
+        wait_for(
+            lambda: stored_rollout(api, name).get("status", {}).get("phase") == "RolledBack",
+            60,
+            "the rollback",
+        )
+        wait_for(  # Events are recorded last, after the status and the traffic
+            lambda: any(e["reason"] == "RolledBack" for e in events_of(client, name)),
+            10,
+            "the RolledBack Event",
+        )
+    status = stored_rollout(api, name)["status"]
+    assert status["canaryWeight"] == 0
