@@ -248,3 +248,25 @@ def requests_by_controller(api: Any) -> dict[tuple[str, str], set[str]]:
         resource = record.resource + (f"/{record.subresource}" if record.subresource else "")
         used.setdefault((record.group, resource), set()).add(record.verb)
     return used
+
+
+def test_a_namespaced_controller_releases_in_its_namespace_only(tmp_path: Path) -> None:
+    with sandbox_with_example(tmp_path) as (_api, client):
+        other = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}}
+        client.apply(other)
+        elsewhere = example("rollout")
+        elsewhere["metadata"]["namespace"] = "other"
+        client.apply(elsewhere)
+        rollout = example("rollout")
+        rollout["spec"]["prometheus"] = {"url": "http://127.0.0.1:9", "timeout": "1s"}
+        controller = ControllerProcess(
+            tmp_path / "kubeconfig", tmp_path / "controller.log", ("--namespace", "shop")
+        )
+        with controller:
+            client.apply(rollout)
+            wait_for(lambda: status(client).get("stage") == "mirror")
+            request(client, "promote-full", "r1")
+            wait_for(lambda: status(client).get("phase") == "Succeeded")
+            untouched = client.get("canary.dev/v1alpha1", "Rollout", "other", "ui")
+        assert "status" not in untouched or not untouched["status"]
+        assert not untouched["metadata"].get("finalizers")
