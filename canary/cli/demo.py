@@ -24,7 +24,7 @@ from rich.markup import escape
 
 from canary.core.model import TERMINAL_PHASES
 from canary.sandbox.client import SandboxClient
-from canary.sandbox.prometheus import PrometheusNotFoundError, PrometheusProcess
+from canary.sandbox.prometheus import PrometheusProcess, find_prometheus
 from canary.sandbox.stack import (
     NAMESPACE,
     SERVICE,
@@ -37,6 +37,9 @@ from canary.sandbox.stack import (
 from canary.sandbox.traffic import TrafficSimulator
 
 RELEASE_TIMEOUT = 120.0
+
+
+Say = Callable[[str], None]
 
 
 class DemoError(Exception):
@@ -58,15 +61,17 @@ class Release:
         return self.outcome == self.expected
 
 
-def run_demo(interval: float, error_rate: float, output: str) -> bool:
+def run_demo(interval: float, error_rate: float, output: str, use_prometheus: bool = True) -> bool:
     console = Console(stderr=output == "json", highlight=False, soft_wrap=True)
     with tempfile.TemporaryDirectory(prefix="canary-demo-") as workdir, _stack() as stack:
         say = _narrator(console)
         client = stack.enter_context(_sandbox(Path(workdir), say))
         simulator = stack.enter_context(_traffic(client.url, say))
-        prometheus = stack.enter_context(_prometheus(simulator.address, say))
-        stack.enter_context(_controller(Path(workdir), say))
-        rollout = fast_rollout(interval, prometheus.url)
+        metrics_url, source = stack.enter_context(
+            _metrics(simulator, say) if use_prometheus else _simulator_directly(simulator, say)
+        )
+        stack.enter_context(_controller(Path(workdir), source, say))
+        rollout = fast_rollout(interval, metrics_url)
         releases = [
             _release(client, rollout, "v2", "Succeeded", say),
             _bad_release(client, simulator, rollout, error_rate, say),
@@ -109,21 +114,29 @@ def _traffic(api_url: str, say: Callable[[str], None]) -> Iterator[TrafficSimula
 
 
 @contextlib.contextmanager
-def _prometheus(target: str, say: Callable[[str], None]) -> Iterator[PrometheusProcess]:
-    try:
-        with PrometheusProcess(targets=[target], scrape_interval="1s") as prometheus:
-            say(f"Prometheus on {prometheus.url}, scraping the simulator every second")
-            yield prometheus
-    except PrometheusNotFoundError:
-        raise DemoError(
-            "the demo needs Prometheus: run `./dev demo`, which installs it, "
-            "or `apt-get install prometheus`"
-        ) from None
+def _metrics(simulator: TrafficSimulator, say: Say) -> Iterator[tuple[str, str]]:
+    """A real Prometheus scraping the simulator, or the simulator itself when there is none."""
+    if find_prometheus() is None:
+        say("no `prometheus` binary (./dev demo installs it): reading the simulator directly")
+        with _simulator_directly(simulator, say) as direct:
+            yield direct
+        return
+    with PrometheusProcess(targets=[simulator.address], scrape_interval="1s") as prometheus:
+        say(f"Prometheus on {prometheus.url}, scraping the simulator every second")
+        yield prometheus.url, "prometheus"
 
 
 @contextlib.contextmanager
-def _controller(workdir: Path, say: Callable[[str], None]) -> Iterator[ControllerProcess]:
-    controller = ControllerProcess(workdir / "kubeconfig", workdir / "controller.log")
+def _simulator_directly(simulator: TrafficSimulator, say: Say) -> Iterator[tuple[str, str]]:
+    say(f"the controller reads Istio's metrics from {simulator.url}/metrics itself")
+    yield simulator.url, "scrape"
+
+
+@contextlib.contextmanager
+def _controller(workdir: Path, source: str, say: Say) -> Iterator[ControllerProcess]:
+    controller = ControllerProcess(
+        workdir / "kubeconfig", workdir / "controller.log", ("--metrics-source", source)
+    )
     with controller:
         say(f"controller started (pid {controller.pid}); its JSON logs go to a file")
         yield controller

@@ -31,6 +31,13 @@ def controller(
         str | None,
         typer.Option(help="A YAML file of notification receivers for every Rollout."),
     ] = None,
+    metrics_source: Annotated[
+        str,
+        typer.Option(
+            help="prometheus (query spec.prometheus.url), or scrape: read that URL's /metrics "
+            "directly, for the demo on a machine without Prometheus."
+        ),
+    ] = "prometheus",
 ) -> None:
     """Run the controller: watch Rollouts and drive their releases."""
     from canary.controller.main import ControllerOptions, run
@@ -56,6 +63,7 @@ def controller(
             burst=burst,
             log_level=log_level,
             notifications=notifications,
+            metrics_source=metrics_source,
         )
     )
 
@@ -106,12 +114,17 @@ def demo(
     interval: Annotated[float, typer.Option(help="Analysis interval, seconds.")] = 2.0,
     error_rate: Annotated[float, typer.Option(help="5xx share of the bad version v3.")] = 0.2,
     output: Annotated[str, typer.Option("-o", "--output", help="text or json")] = "text",
+    prometheus: Annotated[
+        bool, typer.Option(help="Use a real Prometheus when one is installed.")
+    ] = True,
 ) -> None:
     """A whole release (v1 -> v2) and an automatic rollback (v2 -> v3) on a local sandbox."""
     from canary.cli.demo import DemoError, run_demo
 
     try:
-        ok = run_demo(interval=interval, error_rate=error_rate, output=output)
+        ok = run_demo(
+            interval=interval, error_rate=error_rate, output=output, use_prometheus=prometheus
+        )
     except DemoError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None

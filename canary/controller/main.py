@@ -16,7 +16,9 @@ from canary.controller.runtime import Controller, LeaderElection
 from canary.controller.telemetry import Telemetry, serve_http
 from canary.kube.client import KubeCluster
 from canary.mesh.istio import IstioRouter
+from canary.metrics.port import MetricsSource
 from canary.metrics.prometheus import PrometheusSource
+from canary.metrics.scrape import ScrapeSource
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class ControllerOptions:
     burst: int = 40
     log_level: str = "info"
     log_json: bool = True
+    metrics_source: str = "prometheus"  # or "scrape": read /metrics directly (demo without it)
     notifications: str | None = None  # the controller-wide notification configuration file
 
 
@@ -45,9 +48,7 @@ def run(options: ControllerOptions, stop: threading.Event | None = None) -> None
     reconciler = Reconciler(
         cluster=cluster,
         router=IstioRouter(),
-        metrics=PrometheusSource(
-            on_query=lambda outcome: telemetry.promql_requests.labels(outcome).inc()
-        ),
+        metrics=_metrics(options, telemetry),
         webhooks=integrations.webhooks(telemetry),
         notifier=notifier,
     )
@@ -73,6 +74,14 @@ def run(options: ControllerOptions, stop: threading.Event | None = None) -> None
         notifier.close(timeout=5.0)
         server.shutdown()
         log.info("controller stopped")
+
+
+def _metrics(options: ControllerOptions, telemetry: Telemetry) -> MetricsSource:
+    if options.metrics_source == "scrape":
+        return ScrapeSource()
+    return PrometheusSource(
+        on_query=lambda outcome: telemetry.promql_requests.labels(outcome).inc()
+    )
 
 
 def _cluster(options: ControllerOptions, telemetry: Telemetry) -> KubeCluster:

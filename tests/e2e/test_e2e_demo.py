@@ -17,10 +17,14 @@ from e2e_support import CANARY
 pytestmark = pytest.mark.slow
 
 
-def test_demo_releases_v2_and_rolls_back_v3() -> None:
-    require_binary("prometheus")
+@pytest.mark.parametrize("metrics", ["--prometheus", "--no-prometheus"])
+def test_demo_releases_v2_and_rolls_back_v3(metrics: str) -> None:
+    """With a real Prometheus, and with the controller reading the simulator directly (what
+    the demo does on a machine without a `prometheus` binary)."""
+    if metrics == "--prometheus":
+        require_binary("prometheus")
     result = subprocess.run(
-        [str(CANARY), "demo", "-o", "json"],
+        [str(CANARY), "demo", "-o", "json", metrics],
         check=False,
         capture_output=True,
         text=True,
