@@ -231,3 +231,16 @@ def test_a_canary_that_never_becomes_ready_fails_after_its_deadline(env: Env) ->
     assert status["phase"] == "RolledBack"
     assert "ui-v2" in status["message"] and "not ready within" in status["message"]
     assert managed(env.vs())["route"] == [{"destination": {"host": "ui", "subset": "stable"}}]
+
+
+def test_a_missing_route_is_invalid_and_changes_nothing(env: Env) -> None:
+    rollout = _rollout(env)
+    rollout["spec"]["virtualService"]["route"] = "main"
+    env.client.apply(rollout)
+    dr_before, vs_before = env.dr(), env.vs()
+    env.reconcile()
+    status = env.rollout()["status"]
+    assert status["phase"] == "Invalid"
+    assert "no http route named 'main'" in status["message"]
+    assert (env.vs()["spec"], env.dr()["spec"]) == (vs_before["spec"], dr_before["spec"])
+    assert events(env, "InvalidSpec")
