@@ -13,6 +13,7 @@ import queue
 import random
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -172,8 +173,9 @@ class Controller:
     def _upsert(self, obj: Obj) -> None:
         key = key_of(obj)
         with self._guard:
-            if not newer(obj, self._cache.get(key)):
-                return
+            cached = self._cache.get(key)
+            if not newer(obj, cached) or _same_version(obj, cached):
+                return  # nothing new: e.g. the echo of our own status write (#8)
             self._cache[key] = obj
         self._schedule_interval(key, obj)
         self.trigger(key)
@@ -198,6 +200,7 @@ class Controller:
             self._tick,
             "interval",
             seconds=interval.total_seconds(),
+            start_date=datetime.now(UTC) + _phase(key, interval),
             args=[key],
             id=f"{key}#tick",
             replace_existing=True,
@@ -326,6 +329,21 @@ class Controller:
     def _lock_of(self, key: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())
+
+
+def _same_version(obj: Obj, cached: Obj | None) -> bool:
+    version = obj.get("metadata", {}).get("resourceVersion")
+    return (
+        cached is not None
+        and bool(version)
+        and cached.get("metadata", {}).get("resourceVersion") == version
+    )
+
+
+def _phase(key: str, interval: timedelta) -> timedelta:
+    """A stable offset in (0, interval] per Rollout, so thousands of Rollouts that appear at
+    once (a relist, a restart) tick spread over the interval instead of all at one instant."""
+    return interval * ((zlib.crc32(key.encode()) % 1000 + 1) / 1000)
 
 
 def _interval_of(obj: Obj) -> timedelta:

@@ -178,7 +178,12 @@ class KubeCluster:
 
     def stream_rollouts(self, namespace: str | None, stop: threading.Event) -> Iterator[WatchEvent]:
         """SYNC first, then changes; reconnects from the last resourceVersion, relists on 410."""
-        return _RolloutStream(self, namespace, stop).events()
+        return _ListWatchStream(
+            self,
+            lambda: self._list_rollouts_with_version(namespace),
+            lambda version, watch: self._watch_rollouts(namespace, version, watch),
+            stop,
+        ).events()
 
     def patch_rollout_status(self, namespace: str, name: str, status: Obj) -> Obj:
         request = Request("patch", PLURAL, KIND, namespace, name, "status")
@@ -240,9 +245,24 @@ class KubeCluster:
     ) -> Iterator[Obj]:
         """Raw watch events from `resource_version` until the server ends the stream."""
         request = Request("watch", PLURAL, KIND, namespace)
+        return self._watch_raw(
+            request,
+            lambda options: self._list_rollouts_raw(namespace, options),
+            resource_version,
+            watch,
+        )
+
+    def _watch_raw(
+        self,
+        request: Request,
+        list_raw: Callable[[dict[str, Any]], object],
+        resource_version: str,
+        watch: Any,
+    ) -> Iterator[Obj]:
+        """Raw watch events of one list call from `resource_version` until the stream ends."""
 
         def connect(**options: Any) -> Any:  # no model return type: events stay dicts
-            return self._connect(request, lambda: self._list_rollouts_raw(namespace, options))
+            return self._connect(request, lambda: list_raw(options))
 
         stream = watch.stream(
             connect,
@@ -273,6 +293,54 @@ class KubeCluster:
         return self._read_modify_write(
             "DestinationRule", "destinationrules", namespace, name, mutate
         )
+
+    def replace_virtual_service(self, namespace: str, obj: Obj) -> Obj:
+        """PUT `obj` as is (its resourceVersion is the precondition: 409 if it moved on)."""
+        return self._replace_istio("VirtualService", "virtualservices", namespace, obj)
+
+    def replace_destination_rule(self, namespace: str, obj: Obj) -> Obj:
+        """PUT `obj` as is (its resourceVersion is the precondition: 409 if it moved on)."""
+        return self._replace_istio("DestinationRule", "destinationrules", namespace, obj)
+
+    def stream_virtual_services(
+        self, namespace: str | None, stop: threading.Event
+    ) -> Iterator[WatchEvent]:
+        """Like `stream_rollouts`, for VirtualServices (the informer caches feed on it)."""
+        return self._stream_istio("VirtualService", "virtualservices", namespace, stop)
+
+    def stream_destination_rules(
+        self, namespace: str | None, stop: threading.Event
+    ) -> Iterator[WatchEvent]:
+        """Like `stream_rollouts`, for DestinationRules (the informer caches feed on it)."""
+        return self._stream_istio("DestinationRule", "destinationrules", namespace, stop)
+
+    def _stream_istio(
+        self, kind: str, plural: str, namespace: str | None, stop: threading.Event
+    ) -> Iterator[WatchEvent]:
+        def list_raw(options: dict[str, Any]) -> object:
+            return self._list_istio_raw(plural, namespace, options)
+
+        def listed() -> tuple[list[Obj], str]:
+            answer = self._send(Request("list", plural, kind, namespace), lambda: list_raw({}))
+            version = str(answer.get("metadata", {}).get("resourceVersion") or "")
+            return list(answer.get("items") or []), version
+
+        def watched(version: str, watch: Any) -> Iterator[Obj]:
+            request = Request("watch", plural, kind, namespace)
+            return self._watch_raw(request, list_raw, version, watch)
+
+        return _ListWatchStream(self, listed, watched, stop).events()
+
+    def _list_istio_raw(
+        self, plural: str, namespace: str | None, options: dict[str, Any]
+    ) -> object:
+        merged = {**self._raw(), **options}
+        version = self.istio_version()
+        if namespace:
+            return self._custom.list_namespaced_custom_object(
+                ISTIO_GROUP, version, namespace, plural, **merged
+            )
+        return self._custom.list_cluster_custom_object(ISTIO_GROUP, version, plural, **merged)
 
     def istio_version(self) -> str:
         """The networking.istio.io version the server serves (v1, v1beta1 or v1alpha3)."""
@@ -544,7 +612,11 @@ class KubeCluster:
             self.on_request(request.verb, request.resource_path, status, seconds)
 
 
-class _RolloutStream:
+ListCall = Callable[[], tuple[list[Obj], str]]
+WatchCall = Callable[[str, Any], Iterator[Obj]]
+
+
+class _ListWatchStream:
     """list → SYNC → watch → (reconnect | relist on 410), until `stop` is set.
 
     Transient failures (unreachable, 429/5xx, a dropped stream) never leave the generator:
@@ -552,9 +624,15 @@ class _RolloutStream:
     A missing CRD or a missing permission is not transient and is raised to the caller.
     """
 
-    def __init__(self, cluster: KubeCluster, namespace: str | None, stop: threading.Event):
-        self._cluster = cluster
-        self._namespace = namespace
+    def __init__(
+        self,
+        cluster: KubeCluster,
+        list_call: ListCall,
+        watch_call: WatchCall,
+        stop: threading.Event,
+    ):
+        self._list_call = list_call
+        self._watch_call = watch_call
         self._stop = stop
         self._backoff = Backoff(cluster._retry_base, max(cluster._retry_cap, 30.0))
         self._watch: Any = None
@@ -576,7 +654,7 @@ class _RolloutStream:
 
     def _list(self) -> tuple[list[Obj], str] | None:
         try:
-            listed = self._cluster._list_rollouts_with_version(self._namespace)
+            listed = self._list_call()
         except (ServerBusyError, ConflictError, ExpiredError):
             self._pause()
             return None
@@ -588,9 +666,7 @@ class _RolloutStream:
         while not self._stop.is_set():
             self._watch = WATCH_FACTORY()
             try:
-                for raw in self._cluster._watch_rollouts(
-                    self._namespace, resource_version, self._watch
-                ):
+                for raw in self._watch_call(resource_version, self._watch):
                     resource_version = _resource_version(_event_object(raw)) or resource_version
                     event = _watch_event(raw)
                     if event is not None:

@@ -35,8 +35,9 @@ TOKEN = "s3cr3t-token-4f9a1c"
 NEEDED = {
     ("canary.dev", "rollouts"): {"get", "list", "watch", "patch"},
     ("canary.dev", "rollouts/status"): {"patch"},
-    ("networking.istio.io", "virtualservices"): {"get", "update"},
-    ("networking.istio.io", "destinationrules"): {"get", "update"},
+    # list+watch feed the informer caches, so a tick that changes nothing reads nothing (#8)
+    ("networking.istio.io", "virtualservices"): {"get", "list", "watch", "update"},
+    ("networking.istio.io", "destinationrules"): {"get", "list", "watch", "update"},
     ("apps", "deployments"): {"get"},
     ("", "events"): {"create", "patch"},
     ("", "secrets"): {"get"},  # notification receivers' URLs (issue #10); never list or watch

@@ -1,0 +1,171 @@
+"""API requests per reconcile with the informer caches (`CachedCluster`), counted by the
+sandbox's request_log: the figures docs/performance.md reports, guarded so they cannot regress.
+
+Covers: a tick that changes nothing sends zero requests (no reads either); a check that does
+not move traffic is one status write; a step is one VirtualService write and one status write,
+no DestinationRule write and no read; a hand edit reaches the cache through the watch and is
+undone; a cache that is behind gets a 409 and the write is planned again from a fresh read,
+keeping the other writer's change; the naive adapter (no caches) reads on every tick.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from controller_support import Env
+
+from canary.controller.reconcile import Reconciler
+from canary.kube.informers import CachedCluster
+from canary.mesh.istio import IstioRouter
+from canary.sandbox.stack import example
+
+READ_VERBS = ("get", "list")
+
+
+@pytest.fixture
+def cached(env: Env) -> Iterator[CachedCluster]:
+    cluster = CachedCluster(env.cluster)
+    stop = threading.Event()
+    cluster.start(stop)
+    assert cluster.wait_synced(10)
+    env.reconciler = Reconciler(
+        cluster=cluster, router=IstioRouter(), metrics=env.metrics, clock=env.clock
+    )
+    yield cluster
+    stop.set()
+
+
+def stored(env: Env) -> dict:
+    """The Rollout as stored, read past HTTP so the test's own read is not counted."""
+    return env.api.store.get(("canary.dev", "rollouts"), "shop", "ui") or {}
+
+
+def tick(env: Env, seconds: float) -> None:
+    env.clock.advance(seconds)
+    env.api.request_log.clear()
+    env.reconciler.reconcile(stored(env))
+
+
+def count(env: Env, verb: str, resource: str, subresource: str | None = None) -> int:
+    return env.api.request_log.count(verb=verb, resource=resource, subresource=subresource)
+
+
+def requests_except_events(env: Env) -> int:
+    return sum(1 for record in env.api.request_log.records if record.resource != "events")
+
+
+def reads(env: Env) -> int:
+    return sum(1 for record in env.api.request_log.records if record.verb in READ_VERBS)
+
+
+def start_release(env: Env, split_interval: str = "30s") -> None:
+    rollout = copy.deepcopy(example("rollout"))
+    rollout["spec"]["analysis"]["interval"] = "10s"
+    rollout["spec"]["stages"]["mirror"]["duration"] = "10s"
+    rollout["spec"]["stages"]["headerCanary"]["duration"] = "10s"
+    rollout["spec"]["stages"]["split"]["interval"] = split_interval
+    env.client.apply(rollout)
+    env.reconciler.reconcile(stored(env))
+    tick(env, 1)  # settles anything the first reconcile asked to requeue
+
+
+def to_split(env: Env) -> None:
+    for _ in range(2):  # mirror -> header canary -> split 10 %
+        tick(env, 10)
+    assert stored(env)["status"]["stage"] == "split"
+
+
+def test_a_tick_that_changes_nothing_sends_no_request(env: Env, cached: CachedCluster) -> None:
+    start_release(env)
+    to_split(env)
+    tick(env, 1)  # analysis not due: nothing to measure, nothing to write
+    assert env.api.request_log.records == []
+
+
+def test_a_check_that_moves_no_traffic_is_one_status_write(env: Env, cached: CachedCluster) -> None:
+    start_release(env)
+    to_split(env)
+    tick(env, 10)  # 1 of the 3 checks of split 10 %
+    assert stored(env)["status"]["passedChecks"] == 1
+    assert count(env, "patch", "rollouts", "status") == 1
+    assert requests_except_events(env) == 1
+
+
+def test_a_step_is_one_virtual_service_write_and_one_status_write(
+    env: Env, cached: CachedCluster
+) -> None:
+    start_release(env, split_interval="10s")
+    to_split(env)
+    tick(env, 10)  # split 10 % -> 25 %
+    assert stored(env)["status"]["canaryWeight"] == 25
+    assert count(env, "update", "virtualservices") == 1
+    assert count(env, "patch", "rollouts", "status") == 1
+    assert count(env, "update", "destinationrules") == 0
+    assert reads(env) == 0
+    assert requests_except_events(env) == 2
+
+
+def test_a_hand_edit_reaches_the_cache_by_watch_and_is_undone(
+    env: Env, cached: CachedCluster
+) -> None:
+    start_release(env)
+    to_split(env)
+    vs = env.vs()
+    for destination in vs["spec"]["http"][-1]["route"]:
+        destination["weight"] = 50
+    edited = env.client.request("PUT", env.client.path_of(vs), vs)
+    edited_version = int(edited["metadata"]["resourceVersion"])
+    _wait_until(lambda: _cached_version(cached) >= edited_version)
+    tick(env, 1)
+    assert count(env, "update", "virtualservices") == 1
+    assert reads(env) == 0
+    weights = {
+        d["destination"]["subset"]: d["weight"] for d in env.vs()["spec"]["http"][-1]["route"]
+    }
+    assert weights == {"stable": 90, "canary": 10}
+
+
+def test_a_cache_that_is_behind_gets_a_conflict_and_plans_again_from_a_fresh_read(
+    env: Env,
+) -> None:
+    cluster = CachedCluster(env.cluster)  # never started: the caches see no watch events
+    env.reconciler = Reconciler(
+        cluster=cluster, router=IstioRouter(), metrics=env.metrics, clock=env.clock
+    )
+    start_release(env, split_interval="10s")
+    to_split(env)
+    vs = env.vs()
+    vs["metadata"].setdefault("annotations", {})["someone-else"] = "was here"
+    env.client.request("PUT", env.client.path_of(vs), vs)
+    tick(env, 10)  # split 10 % -> 25 %, planned first on the stale cached object
+    assert env.api.request_log.count(verb="update", resource="virtualservices") == 2  # 409, then ok
+    after = env.vs()
+    assert after["metadata"]["annotations"]["someone-else"] == "was here"
+    assert stored(env)["status"]["canaryWeight"] == 25
+    weights = {d["destination"]["subset"]: d["weight"] for d in after["spec"]["http"][-1]["route"]}
+    assert weights == {"stable": 75, "canary": 25}
+
+
+def test_without_caches_every_tick_reads_the_mesh(env: Env) -> None:
+    start_release(env)
+    to_split(env)
+    tick(env, 1)
+    assert count(env, "get", "virtualservices") >= 1
+    assert count(env, "get", "destinationrules") >= 1
+    assert env.api.request_log.writes() == 0
+
+
+def _cached_version(cluster: CachedCluster) -> int:
+    cached = cluster.virtual_services.get("shop", "ui") or {}
+    return int(cached.get("metadata", {}).get("resourceVersion") or 0)
+
+
+def _wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "the watch never delivered the edit"
+        time.sleep(0.02)
