@@ -38,6 +38,17 @@ def controller(
             "directly, for the demo on a machine without Prometheus."
         ),
     ] = "prometheus",
+    informers: Annotated[
+        bool,
+        typer.Option(help="Read VirtualServices and DestinationRules from watch-fed caches."),
+    ] = True,
+    batch_queries: Annotated[
+        bool,
+        typer.Option(help="One grouped PromQL query per gate kind for every Rollout."),
+    ] = True,
+    query_bucket: Annotated[
+        float, typer.Option(help="Seconds a grouped PromQL answer is shared.")
+    ] = 1.0,
 ) -> None:
     """Run the controller: watch Rollouts and drive their releases."""
     from canary.controller.main import ControllerOptions, run
@@ -64,6 +75,9 @@ def controller(
             log_level=log_level,
             notifications=notifications,
             metrics_source=metrics_source,
+            informers=informers,
+            batch_queries=batch_queries,
+            query_bucket_seconds=query_bucket,
         )
     )
 

@@ -15,7 +15,10 @@ from canary.controller.reconcile import Reconciler
 from canary.controller.runtime import Controller, LeaderElection
 from canary.controller.telemetry import Telemetry, serve_http
 from canary.kube.client import KubeCluster
+from canary.kube.informers import CachedCluster
+from canary.kube.port import Cluster
 from canary.mesh.istio import IstioRouter
+from canary.metrics.batched import BatchedPrometheusSource
 from canary.metrics.port import MetricsSource
 from canary.metrics.prometheus import PrometheusSource
 from canary.metrics.scrape import ScrapeSource
@@ -36,6 +39,9 @@ class ControllerOptions:
     log_json: bool = True
     metrics_source: str = "prometheus"  # or "scrape": read /metrics directly (demo without it)
     notifications: str | None = None  # the controller-wide notification configuration file
+    informers: bool = True  # serve VirtualServices/DestinationRules from watch-fed caches
+    batch_queries: bool = True  # one grouped PromQL query per gate kind and time bucket
+    query_bucket_seconds: float = 1.0  # how long a grouped answer is shared
 
 
 def run(options: ControllerOptions, stop: threading.Event | None = None) -> None:
@@ -43,7 +49,7 @@ def run(options: ControllerOptions, stop: threading.Event | None = None) -> None
     log = structlog.get_logger("canary.controller")
     stop = stop or threading.Event()
     telemetry = Telemetry()
-    cluster = _cluster(options, telemetry)
+    cluster = _cached(options, _cluster(options, telemetry), stop)
     notifier = integrations.notifier(cluster, telemetry, options.notifications)
     reconciler = Reconciler(
         cluster=cluster,
@@ -79,9 +85,22 @@ def run(options: ControllerOptions, stop: threading.Event | None = None) -> None
 def _metrics(options: ControllerOptions, telemetry: Telemetry) -> MetricsSource:
     if options.metrics_source == "scrape":
         return ScrapeSource()
-    return PrometheusSource(
-        on_query=lambda outcome: telemetry.promql_requests.labels(outcome).inc()
-    )
+
+    def on_query(outcome: str) -> None:
+        telemetry.promql_requests.labels(outcome).inc()
+
+    if options.batch_queries:
+        return BatchedPrometheusSource(options.query_bucket_seconds, on_query=on_query)
+    return PrometheusSource(on_query=on_query)
+
+
+def _cached(options: ControllerOptions, cluster: KubeCluster, stop: threading.Event) -> Cluster:
+    """The cluster with informer caches (started here, stopped with `stop`), unless disabled."""
+    if not options.informers:
+        return cluster
+    cached = CachedCluster(cluster, options.namespace)
+    cached.start(stop)
+    return cached
 
 
 def _cluster(options: ControllerOptions, telemetry: Telemetry) -> KubeCluster:
