@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 from canary.core.model import (
     HISTORY_LIMIT,
+    RUNNING_PHASES,
+    STAGE_NAME_OF,
     TERMINAL_PHASES,
     AnalysisRecord,
     Condition,
@@ -34,7 +36,6 @@ from canary.core.model import (
     RolloutSpec,
     RolloutStatus,
     Stage,
-    StageName,
     Verdict,
     WebhookCheck,
     WebhookType,
@@ -63,13 +64,12 @@ class Trigger(StrEnum):
     INVALID = "invalid"
 
 
-RUNNING = (Phase.PENDING, Phase.PROGRESSING, Phase.PAUSED)
 ANYTHING = (None, *Phase)
 
 TRANSITIONS: Mapping[tuple[Phase | None, Trigger], Phase] = {
     (None, Trigger.INITIALISED): Phase.SUCCEEDED,
     **{(p, Trigger.RELEASE_STARTED): Phase.PENDING for p in ANYTHING if p is not Phase.INVALID},
-    **{(p, Trigger.VERSION_REVERTED): Phase.SUCCEEDED for p in (*RUNNING, *TERMINAL_PHASES)},
+    **{(p, Trigger.VERSION_REVERTED): Phase.SUCCEEDED for p in (*RUNNING_PHASES, *TERMINAL_PHASES)},
     (Phase.PENDING, Trigger.CANARY_READY): Phase.PROGRESSING,
     (Phase.PENDING, Trigger.READY_TIMEOUT): Phase.ROLLED_BACK,
     (Phase.PROGRESSING, Trigger.MANUAL_GATE): Phase.PAUSED,
@@ -84,7 +84,7 @@ TRANSITIONS: Mapping[tuple[Phase | None, Trigger], Phase] = {
     (Phase.PAUSED, Trigger.PROMOTE): Phase.PROGRESSING,
     (Phase.PROGRESSING, Trigger.PROMOTE_FULL): Phase.PROGRESSING,
     (Phase.PAUSED, Trigger.PROMOTE_FULL): Phase.PROGRESSING,
-    **{(p, Trigger.ABORT): Phase.ABORTED for p in RUNNING},
+    **{(p, Trigger.ABORT): Phase.ABORTED for p in RUNNING_PHASES},
     (Phase.ROLLED_BACK, Trigger.RETRY): Phase.PENDING,
     (Phase.ABORTED, Trigger.RETRY): Phase.PENDING,
     **{(p, Trigger.INVALID): Phase.INVALID for p in ANYTHING},
@@ -431,7 +431,7 @@ def _follow_version(step: _Step, observed: Observed) -> None:
         status = step.status
     if wanted == status.canary_version:
         return
-    if status.phase in RUNNING:
+    if status.phase in RUNNING_PHASES:
         step.emit(
             "Normal",
             "Superseded",
@@ -615,7 +615,7 @@ def _confirmed(step: _Step, target: Position, type_: WebhookType) -> bool:
 
 
 def _enter_or_wait_for_promotion(step: _Step, target: Position) -> None:
-    gate = _MANUAL_GATE_OF.get(target.stage)
+    gate = STAGE_NAME_OF.get(target.stage)
     entering_stage = target.stage is not step.status.stage
     if entering_stage and not _confirmed(step, target, WebhookType.CONFIRM_PROMOTION):
         return
@@ -625,14 +625,6 @@ def _enter_or_wait_for_promotion(step: _Step, target: Position) -> None:
         step.emit("Normal", "WaitingForPromotion", message)
         return
     _enter(step, target)
-
-
-_MANUAL_GATE_OF = {
-    Stage.MIRROR: StageName.MIRROR,
-    Stage.HEADER_CANARY: StageName.HEADER_CANARY,
-    Stage.SPLIT: StageName.SPLIT,
-    Stage.RELEASE: StageName.RELEASE,
-}
 
 
 def _enter(step: _Step, target: Position) -> None:
@@ -730,7 +722,7 @@ def _bookkeeping(
 
 
 def _conditions(status: RolloutStatus, now: datetime, generation: int | None) -> list[Condition]:
-    running = status.phase in RUNNING
+    running = status.phase in RUNNING_PHASES
     wanted = {
         "Valid": (
             "False" if status.phase is Phase.INVALID else "True",

@@ -525,6 +525,7 @@ class Phase(StrEnum):
 
 
 TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.ABORTED})
+RUNNING_PHASES = (Phase.PENDING, Phase.PROGRESSING, Phase.PAUSED)
 
 
 class Stage(StrEnum):
@@ -533,6 +534,15 @@ class Stage(StrEnum):
     HEADER_CANARY = "headerCanary"
     SPLIT = "split"
     RELEASE = "release"
+
+
+STAGE_NAME_OF = {
+    Stage.MIRROR: StageName.MIRROR,
+    Stage.HEADER_CANARY: StageName.HEADER_CANARY,
+    Stage.SPLIT: StageName.SPLIT,
+    Stage.RELEASE: StageName.RELEASE,
+}
+"""The name a user writes (in `manualBefore`, a webhook's `stage`) for each release stage."""
 
 
 class Verdict(StrEnum):

@@ -21,27 +21,20 @@ from collections.abc import Mapping
 from typing import Any
 
 from canary.core.model import (
+    RUNNING_PHASES,
+    STAGE_NAME_OF,
     TERMINAL_PHASES,
     GateResult,
-    Phase,
     Rollout,
     RolloutSpec,
     RolloutStatus,
     Stage,
-    StageName,
     Verdict,
     WebhookCheck,
     WebhookType,
 )
 
 THRESHOLD = "2xx"
-STAGE_NAME_OF = {
-    Stage.MIRROR: StageName.MIRROR,
-    Stage.HEADER_CANARY: StageName.HEADER_CANARY,
-    Stage.SPLIT: StageName.SPLIT,
-    Stage.RELEASE: StageName.RELEASE,
-}
-RUNNING = (Phase.PENDING, Phase.PROGRESSING, Phase.PAUSED)
 
 
 def before_stage(spec: RolloutSpec, type_: WebhookType, stage: Stage) -> tuple[WebhookCheck, ...]:
@@ -81,7 +74,7 @@ def all_passed(results: tuple[GateResult, ...]) -> bool:
 
 def post_release_due(before: RolloutStatus, after: RolloutStatus) -> bool:
     """Whether this decision ended a release (post-release webhooks run once, now)."""
-    return before.phase in RUNNING and after.phase in TERMINAL_PHASES
+    return before.phase in RUNNING_PHASES and after.phase in TERMINAL_PHASES
 
 
 def payload(rollout: Rollout, hook: WebhookCheck, status: RolloutStatus | None = None) -> Any:

@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from canary.core.machine import (
-    RUNNING,
     Decision,
     Observed,
     Position,
@@ -32,6 +31,7 @@ from canary.core.machine import (
     required_checks,
 )
 from canary.core.model import (
+    RUNNING_PHASES,
     GateResult,
     Phase,
     Rollout,
@@ -99,7 +99,7 @@ def check_traffic(decision: Decision) -> None:
     # one way to reach the canary at a time
     ways = [traffic.canary_weight > 0, traffic.mirror_percent > 0, traffic.header_route]
     assert sum(ways) <= 1
-    if decision.status.phase not in RUNNING:
+    if decision.status.phase not in RUNNING_PHASES:
         assert (traffic.canary_weight, traffic.mirror_percent, traffic.header_route) == (
             0,
             0.0,
@@ -146,7 +146,7 @@ def observe(
 
     moved = (old.stage, old.step_index) != (new.stage, new.step_index)
     from_analysed = old.phase in (Phase.PROGRESSING, Phase.PAUSED) and old.stage in ANALYSED
-    if moved and from_analysed and new.phase in RUNNING:
+    if moved and from_analysed and new.phase in RUNNING_PHASES:
         if promoted:
             expected = (
                 Position(Stage.RELEASE, 0)
@@ -174,12 +174,16 @@ def observe(
         run.streak = 0
 
     # a running release only moves its canary weight up
-    if new.phase in RUNNING and old.phase in RUNNING and not (fresh and action is Action.RETRY):
+    if (
+        new.phase in RUNNING_PHASES
+        and old.phase in RUNNING_PHASES
+        and not (fresh and action is Action.RETRY)
+    ):
         if run.last_running_weight is not None:
             assert new.canary_weight >= run.last_running_weight
         run.last_running_weight = new.canary_weight
     else:
-        run.last_running_weight = new.canary_weight if new.phase in RUNNING else None
+        run.last_running_weight = new.canary_weight if new.phase in RUNNING_PHASES else None
 
 
 ACTIONS = st.sampled_from(list(Action))
@@ -230,7 +234,7 @@ def _walk(rollout: Rollout, limit: int) -> tuple[list[Decision], int]:
         rollout, decision = tick(rollout, now, gate_results=gates(rollout) if due else None)
         decisions.append(decision)
         check_traffic(decision)
-        if decision.status.phase not in RUNNING:
+        if decision.status.phase not in RUNNING_PHASES:
             return decisions, count
         wait = decision.requeue_after
         now += wait if wait is not None else rollout.spec.analysis.interval
@@ -254,7 +258,7 @@ def test_a_passing_walk_always_succeeds_in_bounded_ticks(data: dict[str, Any]) -
     assert final.phase is Phase.SUCCEEDED, final.message
     assert final.stable_version == rollout.spec.canary.version
     assert used <= bound
-    weights = [d.status.canary_weight for d in decisions if d.status.phase in RUNNING]
+    weights = [d.status.canary_weight for d in decisions if d.status.phase in RUNNING_PHASES]
     assert weights == sorted(weights)
     stages = [d.status.stage for d in decisions]
     for position in path:
