@@ -1,0 +1,535 @@
+"""Thousands of Rollouts in one controller process: optimized vs the naive baseline, side by side.
+
+For each mode a fresh sandbox API server (its own process), a stub Prometheus (its own
+process, answering every query with an empty vector, so every check is "no data" and holds)
+and a fresh controller process with N Rollouts in 50 namespaces, each at split 10 % with a
+one-hour step and a 10 s analysis interval: every interval tick runs one check and stores it
+(one status write). Modes:
+
+- optimized: informer caches for VirtualServices/DestinationRules, batched PromQL;
+- naive: the same controller with both switched off (`--no-informers --no-batch-queries`).
+
+Reported per mode: tick lag (actual start minus scheduled start of interval ticks) p50/p99,
+missed ticks (coalesced or skipped runs), resident memory, Kubernetes API requests per tick
+(reads and writes), Prometheus queries per interval. Then rollback reaction and CLI start-up.
+
+    .venv/bin/python benchmarks/scale.py            # 2,000 Rollouts, 60 s measured per mode
+    .venv/bin/python benchmarks/scale.py --small    # 200 Rollouts, 20 s per mode (~1 minute)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+NAMESPACES = 50
+INTERVAL_SECONDS = 10.0
+EMPTY_VECTOR = b'{"status":"success","data":{"resultType":"vector","result":[]}}'
+
+
+# ---------------------------------------------------------------- helper processes
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_stub_prometheus(port: int) -> None:
+    """Answer every query with an empty vector (the canary has no traffic: no data, hold)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(EMPTY_VECTOR)))
+            self.end_headers()
+            self.wfile.write(EMPTY_VECTOR)
+
+        def do_POST(self) -> None:
+            self.do_GET()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+def start(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+# ---------------------------------------------------------------- the objects
+
+
+def objects(index: int, prometheus_url: str) -> tuple[dict[str, Any], ...]:
+    namespace, name = f"team-{index % NAMESPACES:02d}", f"svc-{index:05d}"
+    meta = {"name": name, "namespace": namespace}
+    vs = {
+        "apiVersion": "networking.istio.io/v1beta1",
+        "kind": "VirtualService",
+        "metadata": meta,
+        "spec": {
+            "hosts": [name],
+            "http": [
+                {"name": "primary", "route": [{"destination": {"host": name, "subset": "stable"}}]}
+            ],
+        },
+    }
+    dr = {
+        "apiVersion": "networking.istio.io/v1beta1",
+        "kind": "DestinationRule",
+        "metadata": meta,
+        "spec": {
+            "host": name,
+            "subsets": [
+                {"name": "stable", "labels": {"version": "v1"}},
+                {"name": "canary", "labels": {"version": "v2"}},
+            ],
+        },
+    }
+    rollout = {
+        "apiVersion": "canary.dev/v1alpha1",
+        "kind": "Rollout",
+        "metadata": meta,
+        "spec": {
+            "host": name,
+            "virtualService": {"name": name, "route": "primary"},
+            "destinationRule": {"name": name},
+            "stable": {"subset": "stable"},
+            "canary": {"subset": "canary", "version": "v2"},
+            "stages": {"split": {"steps": [10, 100], "interval": "1h"}},
+            "analysis": {
+                "interval": f"{INTERVAL_SECONDS:g}s",
+                "window": "1m",
+                "failureLimit": 2,
+                "minRequests": 50,
+                "noData": "hold",
+                "gates": [
+                    {"name": "success-rate", "successRate": {"min": 99.0}},
+                    {"name": "p99-latency", "latency": {"quantile": 0.99, "maxMs": 500}},
+                ],
+            },
+            "prometheus": {"url": prometheus_url, "timeout": "5s"},
+        },
+    }
+    return vs, dr, rollout
+
+
+def populate(api_url: str, rollouts: int, prometheus_url: str) -> None:
+    from canary.sandbox.client import SandboxClient
+
+    client = SandboxClient(api_url)
+    for index in range(NAMESPACES):
+        client.apply(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"team-{index:02d}"}}
+        )
+    for index in range(rollouts):
+        for obj in objects(index, prometheus_url):
+            client.apply(obj)
+
+
+# ---------------------------------------------------------------- one mode (child process)
+
+
+def rss_megabytes() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class TickRecorder:
+    """Tick lag of interval jobs (actual start minus scheduled start) and missed runs."""
+
+    def __init__(self, controller: Any) -> None:
+        from apscheduler.events import (
+            EVENT_JOB_MAX_INSTANCES,
+            EVENT_JOB_MISSED,
+            EVENT_JOB_SUBMITTED,
+        )
+
+        self.scheduled: dict[str, float] = {}
+        self.lags: list[float] = []
+        self.missed: Counter[str] = Counter()
+        self.measuring = threading.Event()
+        self._tick = controller._tick
+        controller._tick = self.timed_tick
+        controller.scheduler.add_listener(self.submitted, EVENT_JOB_SUBMITTED)
+        controller.scheduler.add_listener(self.skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+
+    def submitted(self, event: Any) -> None:
+        if event.job_id.endswith("#tick"):
+            self.scheduled[event.job_id] = event.scheduled_run_times[-1].timestamp()
+            if self.measuring.is_set() and len(event.scheduled_run_times) > 1:
+                self.missed["coalesced"] += len(event.scheduled_run_times) - 1
+
+    def skipped(self, event: Any) -> None:
+        if self.measuring.is_set() and event.job_id.endswith("#tick"):
+            self.missed[str(event.code)] += 1
+
+    def timed_tick(self, key: str) -> None:
+        at = self.scheduled.pop(f"{key}#tick", None)  # one-off (watch, requeue) runs find none
+        if self.measuring.is_set() and at is not None:
+            self.lags.append(max(0.0, time.time() - at))
+        self._tick(key)
+
+
+def build_controller(options: argparse.Namespace, stop: threading.Event) -> tuple[Any, Any, Any]:
+    """The controller of `canary controller` with the mode's switches; (controller, kube,
+    query counter)."""
+    from canary.controller.main import ControllerOptions, _cached, _metrics
+    from canary.controller.reconcile import Reconciler
+    from canary.controller.runtime import Controller
+    from canary.controller.telemetry import Telemetry
+    from canary.kube.client import KubeCluster
+    from canary.mesh.istio import IstioRouter
+
+    optimized = options.mode == "optimized"
+    settings = ControllerOptions(
+        kubeconfig=options.kubeconfig, informers=optimized, batch_queries=optimized
+    )
+    telemetry = Telemetry()
+    kube = KubeCluster.from_kubeconfig(options.kubeconfig, qps=options.qps, burst=options.qps * 2)
+    queries: Counter[str] = Counter()
+    cluster = _cached(settings, kube, stop)
+    metrics = _metrics(settings, telemetry)
+    for source in (metrics, getattr(metrics, "_unbatched", None)):
+        if source is not None:
+            wrap_counting(source, queries)
+    reconciler = Reconciler(cluster=cluster, router=IstioRouter(), metrics=metrics)
+    controller = Controller(cluster, reconciler, telemetry=telemetry, workers=options.workers)
+    return controller, kube, queries
+
+
+def run_mode(options: argparse.Namespace) -> dict[str, Any]:
+    """The controller in this process, measured; returns the figures."""
+    from canary.controller.logs import configure_logging
+
+    configure_logging("error", True)
+    stop = threading.Event()
+    controller, kube, queries = build_controller(options, stop)
+    recorder = TickRecorder(controller)
+    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+    thread.start()
+    warm_up(controller, options.rollouts)
+    recorder.scheduled.clear()
+    kube.request_counts.clear()
+    queries.clear()
+    recorder.measuring.set()
+    started = time.monotonic()
+    time.sleep(options.seconds)
+    recorder.measuring.clear()
+    elapsed = time.monotonic() - started
+    requests = Counter(kube.request_counts)
+    figures = summarize(options, recorder, requests, queries, elapsed)
+    stop.set()
+    thread.join(timeout=30)
+    return figures
+
+
+def wrap_counting(source: Any, queries: Counter[str]) -> None:
+    """Count Prometheus queries through the source's on_query hook."""
+    previous = getattr(source, "_on_query", None)
+
+    def counted(outcome: str) -> None:
+        queries[outcome] += 1
+        if previous is not None:
+            previous(outcome)
+
+    if hasattr(source, "_on_query"):
+        source._on_query = counted
+    if hasattr(source, "_client_factory") and hasattr(source, "_environ"):
+        from canary.metrics.prometheus import PrometheusClient
+
+        environ = source._environ
+        source._client_factory = lambda ref: PrometheusClient(ref, environ, counted)
+    elif hasattr(source, "_client_factory"):
+        from canary.metrics.prometheus import PrometheusClient
+
+        source._client_factory = lambda ref: PrometheusClient(ref, None, counted)
+
+
+def warm_up(controller: Any, rollouts: int) -> None:
+    """Wait until every Rollout is at split 10 % and one whole interval has passed."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        cache = dict(controller._cache)
+        ready = sum(
+            1 for obj in cache.values() if (obj.get("status") or {}).get("stage") == "split"
+        )
+        if ready >= rollouts:
+            break
+        time.sleep(0.5)
+    time.sleep(INTERVAL_SECONDS + 1)
+
+
+def summarize(
+    options: argparse.Namespace,
+    recorder: TickRecorder,
+    requests: Counter[tuple[str, str]],
+    queries: Counter[str],
+    elapsed: float,
+) -> dict[str, Any]:
+    lags, missed = recorder.lags, recorder.missed
+    ticks = max(1, len(lags))
+    reads = sum(n for (verb, _), n in requests.items() if verb in ("get", "list"))
+    writes = sum(n for (verb, _), n in requests.items() if verb not in ("get", "list", "watch"))
+    intervals = elapsed / INTERVAL_SECONDS
+    expected_ticks = options.rollouts * intervals
+    return {
+        "mode": options.mode,
+        "rollouts": options.rollouts,
+        "seconds": round(elapsed, 1),
+        "interval ticks": len(lags),
+        "expected ticks": round(expected_ticks),
+        "tick lag p50 (ms)": round(percentile(lags, 0.50) * 1000, 1),
+        "tick lag p99 (ms)": round(percentile(lags, 0.99) * 1000, 1),
+        "missed ticks": sum(missed.values()),
+        "RSS (MB)": round(rss_megabytes(), 1),
+        "API requests per tick": round((reads + writes) / ticks, 2),
+        "API reads per tick": round(reads / ticks, 2),
+        "API writes per tick": round(writes / ticks, 2),
+        "queries per interval": round(sum(queries.values()) / intervals, 1),
+        "requests by verb": {f"{v} {r}": n for (v, r), n in sorted(requests.items())},
+    }
+
+
+def percentile(values: list[float], share: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+# ---------------------------------------------------------------- the comparison
+
+
+def measure_mode(mode: str, options: argparse.Namespace) -> dict[str, Any]:
+    api_port, prom_port = free_port(), free_port()
+    with tempfile.TemporaryDirectory() as workdir:
+        kubeconfig = str(Path(workdir) / "kubeconfig")
+        children = [
+            start("-m", "canary", "sandbox", "--port", str(api_port), "--kubeconfig", kubeconfig),
+            start(__file__, "--serve-prometheus", str(prom_port)),
+        ]
+        try:
+            wait_for_port(api_port)
+            wait_for_port(prom_port)
+            populate(
+                f"http://127.0.0.1:{api_port}", options.rollouts, f"http://127.0.0.1:{prom_port}"
+            )
+            child = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--run-mode",
+                    mode,
+                    "--kubeconfig",
+                    kubeconfig,
+                    "--rollouts",
+                    str(options.rollouts),
+                    "--seconds",
+                    str(options.seconds),
+                    "--qps",
+                    str(options.qps),
+                    "--workers",
+                    str(options.workers),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            return dict(json.loads(child.stdout.strip().splitlines()[-1]))
+        finally:
+            for process in children:
+                process.terminate()
+                process.wait(timeout=10)
+
+
+def rollback_reaction(runs: int) -> list[float]:
+    """Seconds from the check that crosses failureLimit (the metrics answer) to the rollback
+    VirtualService write acknowledged, in-process, against the sandbox API over HTTP."""
+    from canary.controller.logs import configure_logging
+
+    configure_logging("error", True)
+    return [one_rollback() for _ in range(runs)]
+
+
+class FailingOnCue:
+    """Gates that pass until told to fail; remembers when it last answered."""
+
+    def __init__(self) -> None:
+        from canary.core.model import Verdict
+
+        self.verdict = Verdict.PASS
+        self.answered = 0.0
+
+    def evaluate(self, rollout: Any) -> tuple[Any, ...]:
+        from canary.core.model import GateResult
+
+        results = tuple(
+            GateResult(name=g.name, verdict=self.verdict, value=50.0, threshold=">= 99.0%")
+            for g in rollout.spec.analysis.gates
+        )
+        self.answered = time.perf_counter()
+        return results
+
+
+def one_rollback() -> float:
+    from datetime import UTC, datetime
+
+    from canary.controller.reconcile import Reconciler
+    from canary.core.model import Verdict
+    from canary.kube.client import KubeCluster
+    from canary.kube.informers import CachedCluster
+    from canary.mesh.istio import IstioRouter
+    from canary.sandbox.stack import example, sandbox_with_example
+
+    metrics, now, acknowledged = FailingOnCue(), [time.time()], [0.0]
+    with (
+        tempfile.TemporaryDirectory() as workdir,
+        sandbox_with_example(Path(workdir)) as (
+            api,
+            client,
+        ),
+    ):
+        stop = threading.Event()
+        kube = KubeCluster.from_kubeconfig(str(Path(workdir) / "kubeconfig"), qps=1000, burst=1000)
+        cluster = CachedCluster(kube)
+        cluster.start(stop)
+        cluster.wait_synced(10)
+        reconciler = Reconciler(
+            cluster=cluster,
+            router=IstioRouter(),
+            metrics=metrics,
+            clock=lambda: datetime.fromtimestamp(now[0], UTC),
+        )
+        rollout = example("rollout")
+        spec = rollout["spec"]
+        for stage in ("mirror", "headerCanary"):
+            spec["stages"][stage]["duration"] = "10s"
+        spec["stages"]["split"]["interval"] = "10s"
+        spec["analysis"]["interval"] = "10s"
+        client.apply(rollout)
+
+        def tick() -> None:
+            now[0] += 10
+            reconciler.reconcile(api.store.get(("canary.dev", "rollouts"), "shop", "ui"))
+
+        for _step in range(3):
+            tick()
+        metrics.verdict = Verdict.FAIL
+        tick()  # failedChecks 1 of 2
+        update = cluster.update_virtual_service
+
+        def timed_update(*args: Any) -> Any:
+            written = update(*args)
+            acknowledged[0] = time.perf_counter()
+            return written
+
+        cluster.update_virtual_service = timed_update  # type: ignore[method-assign]
+        tick()  # crosses failureLimit: rollback
+        stored = api.store.get(("canary.dev", "rollouts"), "shop", "ui") or {}
+        assert stored["status"]["phase"] == "RolledBack", stored["status"]
+        stop.set()
+    return acknowledged[0] - metrics.answered
+
+
+def cli_startup(runs: int) -> dict[str, float]:
+    def best(command: list[str]) -> float:
+        times = []
+        for _ in range(runs):
+            began = time.perf_counter()
+            subprocess.run(command, capture_output=True, check=True)
+            times.append(time.perf_counter() - began)
+        return statistics.median(times)
+
+    canary = best([sys.executable, "-m", "canary", "--help"])
+    bare = best([sys.executable, "-c", "pass"])
+    return {"canary --help (ms)": canary * 1000, "python -c pass (ms)": bare * 1000}
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    optimized, naive = rows
+    keys = [k for k in optimized if k not in ("mode", "requests by verb")]
+    print(f"{'':28} {'optimized':>12} {'naive':>12} {'naive/optimized':>16}")
+    for key in keys:
+        a, b = optimized[key], naive[key]
+        ratio = f"{b / a:.1f}x" if isinstance(a, int | float) and a else "-"
+        print(f"{key:28} {a:>12} {b:>12} {ratio:>16}")
+    for row in rows:
+        print(f"{row['mode']} requests: {row['requests by verb']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="200 Rollouts, 20 s per mode")
+    parser.add_argument("--rollouts", type=int, default=None)
+    parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--qps", type=float, default=1000.0, help="the client rate limit")
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--only", choices=["optimized", "naive"], default=None)
+    parser.add_argument("--skip-scale", action="store_true", help="rollback and start-up only")
+    parser.add_argument("--run-mode", help=argparse.SUPPRESS)
+    parser.add_argument("--kubeconfig", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-prometheus", type=int, help=argparse.SUPPRESS)
+    options = parser.parse_args(argv)
+    if options.serve_prometheus:
+        serve_stub_prometheus(options.serve_prometheus)
+        return 0
+    options.rollouts = options.rollouts or (200 if options.small else 2000)
+    options.seconds = options.seconds or (20.0 if options.small else 60.0)
+    if options.run_mode:
+        options.mode = options.run_mode
+        print(json.dumps(run_mode(options)), flush=True)
+        return 0
+    modes = [options.only] if options.only else ["optimized", "naive"]
+    rows = [] if options.skip_scale else [measure_mode(mode, options) for mode in modes]
+    if len(rows) == 2:
+        print_table(rows)
+    elif rows:
+        print(json.dumps(rows[0], indent=2))
+    reactions = rollback_reaction(runs=10 if options.small else 30)
+    print(
+        f"rollback reaction (ms) over {len(reactions)} runs: "
+        f"p50 {percentile(reactions, 0.5) * 1000:.1f}, p99 {percentile(reactions, 0.99) * 1000:.1f}"
+    )
+    startup = cli_startup(runs=5)
+    ratio = startup["canary --help (ms)"] / startup["python -c pass (ms)"]
+    print(" ".join(f"{k}: {v:.0f}" for k, v in startup.items()), f"ratio: {ratio:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    raise SystemExit(main())
