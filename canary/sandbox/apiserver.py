@@ -100,6 +100,9 @@ def _is_true(value: str | None) -> bool:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Answers are written in pieces (headers, then body); without TCP_NODELAY each keep-alive
+    # request waits ~40 ms for Nagle's algorithm and the client's delayed ACK.
+    disable_nagle_algorithm = True
     server: _HttpServer
 
     def log_message(self, format: str, *args: Any) -> None:

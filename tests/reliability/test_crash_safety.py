@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import random
+import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +66,27 @@ def prometheus_binary() -> None:
         pytest.skip("prometheus is not on PATH")
 
 
+def wait_until_ready(controller: ControllerProcess) -> None:
+    """Until the controller's /readyz answers 200 (its Rollout cache is synced)."""
+
+    def address() -> str | None:
+        for line in controller.logs().splitlines():
+            if '"metrics_addr"' in line:
+                return str(json.loads(line)["metrics_addr"])
+        return None
+
+    base = wait_for(address, 60, "the controller to start")
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{base}/readyz", timeout=1) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False
+
+    wait_for(ready, 60, "the controller to be ready")
+
+
 def position(status: dict[str, Any]) -> tuple[str, str | None, int]:
     return status.get("phase", ""), status.get("stage"), int(status.get("stepIndex", 0))
 
@@ -103,19 +127,26 @@ def test_thirty_kills_never_skip_repeat_or_rush_a_step(
         def failed_checks() -> int:
             return sum(v.count("fail") for v in checks_by_position(rollouts.versions).values())
 
-        while stored_rollout(api).get("status", {}).get("phase") != "Succeeded" or kills < 1:
-            weight = int(stored_rollout(api).get("status", {}).get("canaryWeight", 0))
-            broken = weight >= 30 and failed_checks() < 3  # a failing stretch mid-split
-            simulator.set_version("shop", "ui", "v2", error_rate=0.3 if broken else 0.0)
+        def sabotage(done: threading.Event) -> None:
+            """From 30 % canary weight until three checks have failed, v2 answers 30 % 5xx."""
+            while not done.wait(0.1):
+                weight = int(stored_rollout(api).get("status", {}).get("canaryWeight", 0))
+                broken = weight >= 30 and failed_checks() < 3
+                simulator.set_version("shop", "ui", "v2", error_rate=0.3 if broken else 0.0)
+
+        done = threading.Event()
+        stack.callback(done.set)
+        threading.Thread(target=sabotage, args=(done,), daemon=True).start()
+        while True:
             controller = ControllerProcess(
                 tmp_path / "kubeconfig", tmp_path / f"controller-{kills}.log"
             ).start()
-            time.sleep(rng.uniform(0.8, 2.5))
+            wait_until_ready(controller)  # kill it while it works, however slow its start-up
+            time.sleep(rng.uniform(0.1, 2.0))
             controller.kill()
             kills += 1
             assert kills < 200, "the release made no progress under repeated kills"
-            if kills >= MIN_KILLS:
-                simulator.set_version("shop", "ui", "v2", error_rate=0.0)
+            if kills >= MIN_KILLS and failed_checks() >= 3:
                 with ControllerProcess(tmp_path / "kubeconfig", tmp_path / "last.log"):
                     wait_for(
                         lambda: stored_rollout(api).get("status", {}).get("phase") == "Succeeded",
