@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from controller_support import Clock, Env, SetVerdicts
+from controller_support import Env
 
 from canary.controller.reconcile import Reconciler
 from canary.kube.client import KubeCluster
 from canary.mesh.istio import IstioRouter
+from canary.sandbox.doubles import FixedVerdicts, ManualClock
 from canary.sandbox.stack import sandbox_with_example
 
 
@@ -20,6 +21,6 @@ from canary.sandbox.stack import sandbox_with_example
 def env(tmp_path: Path) -> Iterator[Env]:
     with sandbox_with_example(tmp_path) as (api, client):
         cluster = KubeCluster.from_kubeconfig(str(tmp_path / "kubeconfig"), qps=1000, burst=1000)
-        metrics, clock = SetVerdicts(), Clock()
+        metrics, clock = FixedVerdicts(), ManualClock()
         reconciler = Reconciler(cluster=cluster, router=IstioRouter(), metrics=metrics, clock=clock)
         yield Env(api, client, cluster, metrics, clock, reconciler)

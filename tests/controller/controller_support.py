@@ -2,41 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 
 from canary.controller.reconcile import Reconciler
-from canary.core.model import GateResult, Rollout, Verdict
 from canary.kube.client import KubeCluster
 from canary.sandbox.apiserver import ApiServer
 from canary.sandbox.client import SandboxClient
-
-
-@dataclass
-class SetVerdicts:
-    """A MetricsSource that answers every gate with `verdict` and counts its calls."""
-
-    verdict: Verdict = Verdict.PASS
-    calls: int = 0
-
-    def evaluate(self, rollout: Rollout) -> tuple[GateResult, ...]:
-        self.calls += 1
-        value = 100.0 if self.verdict is Verdict.PASS else 50.0
-        return tuple(
-            GateResult(name=g.name, verdict=self.verdict, value=value, threshold=">= 99.0%")
-            for g in rollout.spec.analysis.gates
-        )
-
-
-@dataclass
-class Clock:
-    now: datetime = field(default_factory=lambda: datetime(2030, 1, 1, tzinfo=UTC))
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+from canary.sandbox.doubles import FixedVerdicts, ManualClock
 
 
 @dataclass
@@ -44,8 +16,8 @@ class Env:
     api: ApiServer
     client: SandboxClient
     cluster: KubeCluster
-    metrics: SetVerdicts
-    clock: Clock
+    metrics: FixedVerdicts
+    clock: ManualClock
     reconciler: Reconciler
 
     def rollout(self) -> dict:

@@ -7,19 +7,19 @@ from __future__ import annotations
 import base64
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from canary.controller.integrations import secret_reader
 from canary.controller.reconcile import Reconciler
-from canary.core.model import GateResult, Rollout, Verdict
 from canary.kube.client import KubeCluster
 from canary.mesh.istio import IstioRouter
 from canary.notify.dispatcher import Dispatcher, RateLimit, RetryPolicy
 from canary.notify.notifier import Notifier
 from canary.sandbox.client import SandboxClient, SandboxError
+from canary.sandbox.doubles import FixedVerdicts, ManualClock
 from canary.sandbox.stack import NAMESPACE, SERVICE, example
 
 ROLLOUT = ("canary.dev/v1alpha1", "Rollout")
@@ -30,28 +30,6 @@ PATIENT = RetryPolicy(attempts=3, base_seconds=0.05, cap_seconds=0.2, timeout_se
 
 def fast_rate() -> RateLimit:
     return RateLimit(per_second=1000.0, burst=1000)
-
-
-@dataclass
-class Verdicts:
-    """A MetricsSource whose every gate answers `verdict`."""
-
-    verdict: Verdict = Verdict.PASS
-
-    def evaluate(self, rollout: Rollout) -> tuple[GateResult, ...]:
-        value = 100.0 if self.verdict is Verdict.PASS else 80.0
-        return tuple(
-            GateResult(name=g.name, verdict=self.verdict, value=value, threshold=">= 99.0%")
-            for g in rollout.spec.analysis.gates
-        )
-
-
-@dataclass
-class Clock:
-    now: datetime = field(default_factory=lambda: datetime(2030, 1, 1, tzinfo=UTC))
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def put_secret(client: SandboxClient, name: str, url: str, key: str = "address") -> None:
@@ -89,8 +67,8 @@ def notified_rollout(receivers: dict[str, str]) -> dict[str, Any]:
 class Release:
     client: SandboxClient
     reconciler: Reconciler
-    clock: Clock
-    metrics: Verdicts
+    clock: ManualClock
+    metrics: FixedVerdicts
     notifier: Notifier
     outcomes: list[tuple[str, str]]
 
@@ -129,7 +107,7 @@ def wired(
         rate=fast_rate,
     )
     notifier = Notifier(dispatcher, secret_reader(cluster))
-    clock, metrics = Clock(), Verdicts()
+    clock, metrics = ManualClock(), FixedVerdicts(failing_value=80.0)
     reconciler = Reconciler(
         cluster=cluster, router=IstioRouter(), metrics=metrics, clock=clock, notifier=notifier
     )

@@ -8,40 +8,24 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from canary.controller.reconcile import Reconciler
 from canary.controller.runtime import Controller
 from canary.controller.telemetry import Telemetry
-from canary.core.model import GateResult, Rollout, Verdict
 from canary.kube.client import KubeCluster
 from canary.mesh.istio import IstioRouter
 from canary.sandbox.apiserver import ApiServer
+from canary.sandbox.doubles import FixedVerdicts
 from canary.sandbox.store import WatchExpiredError
 
 Obj = dict[str, Any]
 
 
-@dataclass
-class SetVerdicts:
-    """A MetricsSource whose verdict the test sets; counts checks by verdict."""
-
-    verdict: Verdict = Verdict.PASS
-    checks: dict[Verdict, int] = field(default_factory=dict)
-
-    def evaluate(self, rollout: Rollout) -> tuple[GateResult, ...]:
-        self.checks[self.verdict] = self.checks.get(self.verdict, 0) + 1
-        return tuple(
-            GateResult(name=g.name, verdict=self.verdict, value=100.0, threshold=">= 99.0%")
-            for g in rollout.spec.analysis.gates
-        )
-
-
 @contextmanager
 def in_process_controller(
-    kubeconfig: Path, metrics: SetVerdicts, **cluster_options: Any
+    kubeconfig: Path, metrics: FixedVerdicts, **cluster_options: Any
 ) -> Iterator[Controller]:
     cluster = KubeCluster.from_kubeconfig(str(kubeconfig), qps=1000, burst=1000, **cluster_options)
     reconciler = Reconciler(cluster=cluster, router=IstioRouter(), metrics=metrics)

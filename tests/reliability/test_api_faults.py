@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 from reliability_helpers import (
-    SetVerdicts,
     StoreRecorder,
     distinct,
     in_process_controller,
@@ -24,6 +23,7 @@ from reliability_helpers import (
 )
 
 from canary.sandbox.apiserver import ApiServer
+from canary.sandbox.doubles import FixedVerdicts
 from canary.sandbox.stack import example, sandbox_with_example
 
 PLANNED = [
@@ -59,7 +59,7 @@ def test_a_release_survives_every_kind_of_api_fault(tmp_path: Path) -> None:
     with (
         sandbox_with_example(tmp_path) as (api, client),
         StoreRecorder(api, "virtualservices") as recorder,
-        in_process_controller(tmp_path / "kubeconfig", SetVerdicts(), retries=2) as controller,
+        in_process_controller(tmp_path / "kubeconfig", FixedVerdicts(), retries=2) as controller,
     ):
         faults = api.faults
         client.apply(fast_rollout())
