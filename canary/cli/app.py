@@ -1,6 +1,8 @@
 """The `canary` command (also the kubectl plugin `kubectl-canary`).
 
-Imports are lazy: `canary --help` must not pay for the Kubernetes or Prometheus clients.
+Imports are lazy: a command's `--help` must not pay for the Kubernetes or Prometheus clients.
+The top-level help does not come here at all: canary.cli.entry prints it from the command
+table in canary.cli.commands, which is also where every command's summary below comes from.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from canary.cli.commands import COMMANDS, DESCRIPTION
 from canary.cli.waiting import WaitFor
 
 app = typer.Typer(
     name="canary",
-    help="Progressive delivery for Istio: mirror, header canary, weighted split, release.",
+    help=DESCRIPTION,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -35,7 +38,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-@app.command()
+@app.command("crd")
 def crd() -> None:
     """Print the Rollout CustomResourceDefinition (generated from the models)."""
     from canary.cli.offline import crd_yaml
@@ -43,7 +46,7 @@ def crd() -> None:
     typer.echo(crd_yaml(), nl=False)
 
 
-@app.command()
+@app.command("lint")
 def lint(
     files: Annotated[list[str], typer.Argument(help="YAML files with Rollouts ('-' = stdin).")],
 ) -> None:
@@ -58,7 +61,7 @@ def lint(
     typer.echo(f"ok: {', '.join(files)}")
 
 
-@app.command()
+@app.command("plan")
 def plan(
     rollout: Annotated[str, typer.Argument(help="The Rollout YAML file.")],
     virtualservice: Annotated[
@@ -137,7 +140,7 @@ def target_of(
     return Target(kubeconfig, context, namespace, all_namespaces)
 
 
-@app.command()
+@app.command("get")
 def get(
     *,
     name: Annotated[str | None, typer.Argument(help="A Rollout's name; omit to list.")] = None,
@@ -186,7 +189,7 @@ def send(
     run_online(body)
 
 
-@app.command()
+@app.command("promote")
 def promote(
     *,
     name: NameArgument,
@@ -238,16 +241,11 @@ def _request_command(action: str, summary: str) -> Callable[..., None]:
     return command
 
 
-for _action, _summary in (
-    ("pause", "Hold the release where it stands: weights stay, analysis stops advancing it."),
-    ("resume", "Carry on with a release paused by `canary pause`."),
-    ("retry", "Start a rolled-back or aborted release again from its first stage."),
-    ("abort", "Stop the release now: all traffic back to stable, no mirror, no header route."),
-):
-    app.command(_action)(_request_command(_action, _summary))
+for _action in ("pause", "resume", "retry", "abort"):
+    app.command(_action)(_request_command(_action, dict(COMMANDS)[_action]))
 
 
-@app.command()
+@app.command("wait")
 def wait(
     *,
     name: NameArgument,
@@ -309,6 +307,26 @@ def _register_backtesting() -> None:
 
 
 _register_backtesting()
+
+
+def _summaries_from_table() -> None:
+    """Give every command its one-line summary from COMMANDS; the two must list the same names.
+
+    The fast top-level help (canary.cli.entry) prints COMMANDS without importing this module:
+    a command registered here but missing there would be invisible, so that fails at import.
+    """
+    registered = [info.name for info in app.registered_commands]
+    listed = [name for name, _ in COMMANDS]
+    if registered != listed:
+        raise RuntimeError(
+            "canary.cli.commands.COMMANDS must list the registered commands (explicit names, "
+            f"same order): registered {registered}, listed {listed}"
+        )
+    for info, (_, summary) in zip(app.registered_commands, COMMANDS, strict=True):
+        info.short_help = summary
+
+
+_summaries_from_table()
 
 
 def main() -> None:
