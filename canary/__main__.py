@@ -1,3 +1,3 @@
-from canary.cli.app import main
+from canary.cli.entry import main
 
 main()

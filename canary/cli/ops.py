@@ -49,6 +49,13 @@ def controller(
     query_bucket: Annotated[
         float, typer.Option(help="Seconds a grouped PromQL answer is shared.")
     ] = 1.0,
+    store_every_check: Annotated[
+        bool,
+        typer.Option(
+            help="Write every check to the status, even one that repeats the stored check "
+            "(by default a repeat is stored every 5 minutes)."
+        ),
+    ] = False,
 ) -> None:
     """Run the controller: watch Rollouts and drive their releases."""
     from canary.controller.main import ControllerOptions, run
@@ -78,6 +85,7 @@ def controller(
             informers=informers,
             batch_queries=batch_queries,
             query_bucket_seconds=query_bucket,
+            store_every_check=store_every_check,
         )
     )
 

@@ -42,6 +42,7 @@ class ControllerOptions:
     informers: bool = True  # serve VirtualServices/DestinationRules from watch-fed caches
     batch_queries: bool = True  # one grouped PromQL query per gate kind and time bucket
     query_bucket_seconds: float = 1.0  # how long a grouped answer is shared
+    store_every_check: bool = False  # also store checks that repeat the stored one
 
 
 def run(options: ControllerOptions, stop: threading.Event | None = None) -> None:
@@ -57,6 +58,7 @@ def run(options: ControllerOptions, stop: threading.Event | None = None) -> None
         metrics=_metrics(options, telemetry),
         webhooks=integrations.webhooks(telemetry),
         notifier=notifier,
+        store_every_check=options.store_every_check,
     )
     leader = LeaderElection(cluster, options.lease_namespace) if options.leader_elect else None
     controller = Controller(

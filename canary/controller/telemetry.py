@@ -52,6 +52,12 @@ class Telemetry:
             [*labels, "gate"],
             registry=self.registry,
         )
+        self.checks = Counter(
+            "canary_analysis_checks_total",
+            "Analysis checks by how they counted (pass, fail, noData), stored or not",
+            [*labels, "counted_as"],
+            registry=self.registry,
+        )
         self.rollbacks = Counter(
             "canary_rollbacks_total", "Automatic rollbacks", labels, registry=self.registry
         )
@@ -114,8 +120,10 @@ class Telemetry:
             self.phase.labels(*key, phase.value).set(1 if status.phase is phase else 0)
         self.weight.labels(*key).set(status.canary_weight)
         self.mirror.labels(*key).set(status.mirror_percent)
-        if status.last_analysis is not None:
-            for gate in status.last_analysis.gates:
+        check = status.last_analysis
+        if check is not None and check != rollout.status.last_analysis:
+            self.checks.labels(*key, check.counted_as.value).inc()
+            for gate in check.gates:
                 if gate.value is not None:
                     self.gate_value.labels(*key, gate.name).set(gate.value)
         if status.phase is Phase.ROLLED_BACK and rollout.status.phase is not Phase.ROLLED_BACK:

@@ -94,6 +94,9 @@ ANALYSED_STAGES = (Stage.MIRROR, Stage.HEADER_CANARY, Stage.SPLIT)
 BOUNDARY_ORDER = (WebhookType.PRE_STAGE, WebhookType.CONFIRM_PROMOTION)
 RELEASE_CANARY_FULL, RELEASE_SUBSET_MOVED = 0, 1
 WAITING_REQUEUE = timedelta(seconds=2)
+# A check that repeats the stored one is stored again only after this long (as the kubelet
+# reports an unchanged node status every 5 minutes): a bounded heartbeat, not a write per tick.
+CHECK_HEARTBEAT = timedelta(minutes=5)
 
 
 class IllegalTransitionError(ValueError):
@@ -209,6 +212,27 @@ def analysis_due(rollout: Rollout, now: datetime) -> bool:
 
 def _last_check_time(status: RolloutStatus) -> datetime | None:
     return status.last_analysis.time if status.last_analysis else None
+
+
+def repeats_stored_check(stored: RolloutStatus, decided: RolloutStatus) -> bool:
+    """Whether `decided` differs from `stored` only by a newer check that says what the stored
+    check said (the same outcome, the same verdict for each gate), within `CHECK_HEARTBEAT`.
+
+    Such a check moves no counter, no phase and no traffic (a hold, or a pass while paused), so
+    it need not be stored: a Rollout that holds costs no write per interval. The values shown in
+    `lastAnalysis` are then up to `CHECK_HEARTBEAT` old; a changed verdict is stored at once.
+    """
+    old, new = stored.last_analysis, decided.last_analysis
+    if old is None or new is None or new.time - old.time >= CHECK_HEARTBEAT:
+        return False
+    if _verdicts(old) != _verdicts(new):
+        return False
+    return decided.model_copy(update={"last_analysis": old}).wire() == stored.wire()
+
+
+def _verdicts(record: AnalysisRecord) -> tuple[object, ...]:
+    gates = tuple((gate.name, gate.verdict) for gate in record.gates)
+    return record.outcome, record.counted_as, gates
 
 
 def boundary_target(spec: RolloutSpec, status: RolloutStatus) -> Position | None:

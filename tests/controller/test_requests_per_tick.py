@@ -2,7 +2,8 @@
 sandbox's request_log: the figures docs/performance.md reports, guarded so they cannot regress.
 
 Covers: a tick that changes nothing sends zero requests (no reads either); a check that does
-not move traffic is one status write; a step is one VirtualService write and one status write,
+not move traffic is one status write; a check that holds again, saying what the stored check
+said, writes nothing until the heartbeat, and a changed verdict is stored at once; a step is one VirtualService write and one status write,
 no DestinationRule write and no read; a hand edit reaches the cache through the watch and is
 undone; a cache that is behind gets a 409 and the write is planned again from a fresh read,
 keeping the other writer's change; the naive adapter (no caches) reads on every tick.
@@ -19,6 +20,8 @@ import pytest
 from controller_support import Env
 
 from canary.controller.reconcile import Reconciler
+from canary.core.machine import CHECK_HEARTBEAT
+from canary.core.model import Verdict
 from canary.kube.informers import CachedCluster
 from canary.mesh.istio import IstioRouter
 from canary.sandbox.stack import example
@@ -93,6 +96,47 @@ def test_a_check_that_moves_no_traffic_is_one_status_write(env: Env, cached: Cac
     assert stored(env)["status"]["passedChecks"] == 1
     assert count(env, "patch", "rollouts", "status") == 1
     assert requests_except_events(env) == 1
+
+
+def test_a_check_that_holds_again_writes_nothing_until_the_heartbeat(
+    env: Env, cached: CachedCluster
+) -> None:
+    start_release(env)
+    to_split(env)
+    env.metrics.verdict = Verdict.NO_DATA
+    tick(env, 10)  # the first hold is news: stored, with its AnalysisHeld Event
+    first = stored(env)["status"]["lastAnalysis"]
+    assert (first["countedAs"], count(env, "patch", "rollouts", "status")) == ("noData", 1)
+    repeats = int(CHECK_HEARTBEAT.total_seconds() // 10) - 1
+    for _ in range(repeats):
+        tick(env, 10)
+        assert env.api.request_log.records == []
+    assert stored(env)["status"]["lastAnalysis"] == first
+    tick(env, 10)  # the heartbeat: the check is stored again, and only the check
+    assert count(env, "patch", "rollouts", "status") == 1
+    assert requests_except_events(env) == 1
+    assert stored(env)["status"]["lastAnalysis"]["time"] != first["time"]
+
+
+def test_store_every_check_stores_each_hold(env: Env, cached: CachedCluster) -> None:
+    start_release(env)
+    to_split(env)
+    env.reconciler.store_every_check = True  # `canary controller --store-every-check`
+    env.metrics.verdict = Verdict.NO_DATA
+    tick(env, 10)
+    tick(env, 10)
+    assert count(env, "patch", "rollouts", "status") == 1
+
+
+def test_a_changed_verdict_is_stored_at_once(env: Env, cached: CachedCluster) -> None:
+    start_release(env)
+    to_split(env)
+    env.metrics.verdict = Verdict.NO_DATA
+    tick(env, 10)
+    env.metrics.verdict = Verdict.PASS
+    tick(env, 10)
+    assert count(env, "patch", "rollouts", "status") == 1
+    assert stored(env)["status"]["lastAnalysis"]["countedAs"] == "pass"
 
 
 def test_a_step_is_one_virtual_service_write_and_one_status_write(

@@ -26,9 +26,11 @@ from core_builders import (
     spec_dict,
     status_at,
     tick,
+    with_request,
 )
 
 from canary.core.machine import (
+    CHECK_HEARTBEAT,
     WAITING_REQUEUE,
     Decision,
     Position,
@@ -37,6 +39,7 @@ from canary.core.machine import (
     count_as,
     next_position,
     positions,
+    repeats_stored_check,
     required_checks,
 )
 from canary.core.model import (
@@ -47,6 +50,7 @@ from canary.core.model import (
     Stage,
     Verdict,
 )
+from canary.core.requests import Action
 from canary.core.simulate import walk
 from canary.core.traffic import Traffic
 
@@ -424,6 +428,63 @@ def test_passes_count_per_step_and_reset_on_entering_the_next() -> None:
     status = decisions[-1].status
     assert (status.step_index, status.canary_weight, status.passed_checks) == (2, 50, 0)
     assert reasons(decisions[-1]) == ["StepAdvanced"]
+
+
+# ---------------------------------------------------------------- checks worth storing
+
+
+def checked(rollout: Rollout, now: Any, *verdicts: Verdict) -> Rollout:
+    """`rollout` after one check with `verdicts`, at `now`."""
+    return tick(rollout, now, gate_results=gates(rollout, *verdicts))[0]
+
+
+def held_in_mirror() -> Rollout:
+    rollout, _ = tick(make(), T0)
+    return checked(rollout, T0 + INTERVAL, Verdict.NO_DATA)
+
+
+def test_a_hold_that_repeats_the_stored_hold_need_not_be_stored() -> None:
+    stored = held_in_mirror()
+    again = checked(stored, T0 + 2 * INTERVAL, Verdict.NO_DATA)
+    assert again.status.last_analysis != stored.status.last_analysis
+    assert repeats_stored_check(stored.status, again.status)
+
+
+def test_a_repeated_hold_is_stored_again_after_the_heartbeat() -> None:
+    stored = held_in_mirror()
+    later = T0 + INTERVAL + CHECK_HEARTBEAT
+    again = checked(stored, later, Verdict.NO_DATA)
+    assert not repeats_stored_check(stored.status, again.status)
+
+
+@pytest.mark.parametrize(
+    "verdicts",
+    [
+        (Verdict.PASS,),  # counts toward the step
+        (Verdict.FAIL,),  # counts toward failureLimit
+        (Verdict.NO_DATA, Verdict.ERROR),  # the same outcome, another gate's verdict
+        (Verdict.ERROR,),
+    ],
+)
+def test_a_check_that_says_something_new_is_stored(verdicts: tuple[Verdict, ...]) -> None:
+    stored = held_in_mirror()
+    again = checked(stored, T0 + 2 * INTERVAL, *verdicts)
+    assert not repeats_stored_check(stored.status, again.status)
+
+
+def test_a_pass_while_paused_repeats_the_stored_pass() -> None:
+    rollout, _ = tick(make(), T0)
+    rollout = checked(rollout, T0 + INTERVAL, Verdict.PASS)
+    paused, _ = tick(with_request(rollout, Action.PAUSE, "pause-1"), T0 + INTERVAL)
+    assert paused.status.phase is Phase.PAUSED
+    again = checked(paused, T0 + 2 * INTERVAL, Verdict.PASS)
+    assert again.status.passed_checks == paused.status.passed_checks
+    assert repeats_stored_check(paused.status, again.status)
+
+
+def test_no_check_at_all_repeats_nothing_new() -> None:
+    stored = held_in_mirror()
+    assert repeats_stored_check(stored.status, stored.status)
 
 
 # ---------------------------------------------------------------- analysis_due
