@@ -43,7 +43,7 @@ from canary.metrics.promql import (
     request_count_query,
     target_of,
 )
-from canary.metrics.verdicts import Measurement, Reading, Series, error_result, judge
+from canary.metrics.verdicts import Reading, Series, error_result, judge_reading
 
 GROUP_LABELS = (
     "destination_workload_namespace",
@@ -174,14 +174,7 @@ class BatchedPrometheusSource:
         except MetricsError as error:
             return error_result(gate, f"gate {gate.name!r}: {error}", planned.query)
         reading: Reading = () if value is None else (Series({}, value),)
-        measurement = Measurement(
-            query=planned.query,
-            reading=reading,
-            requests=seen,
-            min_requests=min_requests,
-            window=promql_duration(target.window),
-        )
-        return judge(gate, measurement)
+        return judge_reading(gate, planned.query, reading, seen, min_requests, target.window)
 
     # ------------------------------------------------------------ the grouped answers
 

@@ -38,11 +38,10 @@ from canary.metrics.errors import (
 from canary.metrics.promql import (
     Target,
     gate_query,
-    promql_duration,
     request_count_query,
     target_of,
 )
-from canary.metrics.verdicts import Measurement, Reading, Series, error_result, judge, single_value
+from canary.metrics.verdicts import Reading, Series, error_result, judge_reading, single_value
 
 _MAX_ERROR_TEXT = 300
 _BAD_QUERY_TYPES = {"bad_data", "execution"}
@@ -346,11 +345,4 @@ def measure_gate(
         reading = client.query(planned.query)
     except MetricsError as error:
         return error_result(gate, f"gate {gate.name!r}: {error}", planned.query)
-    measurement = Measurement(
-        query=planned.query,
-        reading=reading,
-        requests=requests_seen,
-        min_requests=min_requests,
-        window=promql_duration(target.window),
-    )
-    return judge(gate, measurement)
+    return judge_reading(gate, planned.query, reading, requests_seen, min_requests, target.window)

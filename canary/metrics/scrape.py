@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from prometheus_client.parser import text_string_to_metric_families
 
 from canary.core.model import Gate, GateResult, Rollout
-from canary.metrics.promql import Target, promql_duration, target_of
-from canary.metrics.verdicts import Measurement, Series, error_result, judge
+from canary.metrics.promql import Target, target_of
+from canary.metrics.verdicts import Series, error_result, judge_reading
 
 REQUESTS = "istio_requests_total"
 DURATION_BUCKETS = "istio_request_duration_milliseconds"
@@ -132,14 +132,10 @@ class ScrapeSource:
             return error_result(gate, f"gate {gate.name!r} needs Prometheus to run its query")
         value = math.nan if delta is None else _value_of(gate, delta)
         reading = () if delta is None or math.isnan(value) else (Series({}, value),)
-        measurement = Measurement(
-            query=f"{gate.kind} of {target.service} {target.canary_version} from /metrics",
-            reading=reading,
-            requests=None if delta is None else delta.requests,
-            min_requests=rollout.spec.analysis.min_requests,
-            window=promql_duration(target.window),
-        )
-        return judge(gate, measurement)
+        query = f"{gate.kind} of {target.service} {target.canary_version} from /metrics"
+        requests = None if delta is None else delta.requests
+        min_requests = rollout.spec.analysis.min_requests
+        return judge_reading(gate, query, reading, requests, min_requests, target.window)
 
 
 def _value_of(gate: Gate, delta: Counters) -> float:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from canary.core.model import Gate, GateResult, Verdict
+from canary.metrics.promql import promql_duration
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,20 @@ def judge(gate: Gate, measurement: Measurement) -> GateResult:
     passed = within_threshold(gate, single.value)
     verdict = Verdict.PASS if passed else Verdict.FAIL
     return _result(gate, measurement, verdict, single.value, compared_message(gate, single.value))
+
+
+def judge_reading(
+    gate: Gate,
+    query: str,
+    reading: Reading,
+    requests: float | None,
+    min_requests: int,
+    window: timedelta,
+) -> GateResult:
+    """`judge` of one gate on what a provider read: `query`'s reading, and the `requests` the
+    canary served in `window` (None when unknown) against `min_requests`."""
+    measurement = Measurement(query, reading, requests, min_requests, promql_duration(window))
+    return judge(gate, measurement)
 
 
 def _result(
