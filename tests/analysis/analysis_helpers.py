@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import pytest
-
 from canary.core.model import Rollout
-from canary.sandbox.prometheus import PrometheusProcess, find_prometheus
+from canary.sandbox.prometheus import PrometheusProcess
 from canary.sandbox.traffic import Split, TrafficSimulator
 
 NAMESPACE = "shop"
@@ -81,14 +78,6 @@ class Sandbox:
     @property
     def url(self) -> str:
         return self.prometheus.url
-
-
-def require_prometheus() -> None:
-    if find_prometheus() is None:
-        message = "the prometheus binary is not on PATH (Debian: apt-get install prometheus)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def add_scenarios(simulator: TrafficSimulator) -> None:

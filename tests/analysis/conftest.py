@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from analysis_helpers import SETTLE_SECONDS, Sandbox, add_scenarios, require_prometheus
+from analysis_helpers import SETTLE_SECONDS, Sandbox, add_scenarios
+from binary_support import require_binary
 
 from canary.sandbox.prometheus import PrometheusProcess
 from canary.sandbox.traffic import TrafficSimulator
@@ -18,7 +19,7 @@ from canary.sandbox.traffic import TrafficSimulator
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Sandbox]:
-    require_prometheus()
+    require_binary("prometheus")
     simulator = TrafficSimulator(seed=9)
     add_scenarios(simulator)
     with simulator, PrometheusProcess(targets=[simulator.address], scrape_interval="1s") as prom:

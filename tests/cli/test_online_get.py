@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
+from binary_support import require_binary
 from test_online_sandbox import Sandbox, sandbox_fixture, status  # noqa: F401
 
 SPLIT = status(
@@ -171,17 +170,8 @@ def test_watch_of_an_ended_release_returns_at_once(sandbox: Sandbox) -> None:
 # ---------------------------------------------------------------- kubectl plugin discovery
 
 
-def kubectl_or_skip() -> str:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("kubectl is required in CI for the plugin test")
-        pytest.skip("kubectl is not installed")
-    return kubectl
-
-
 def test_kubectl_finds_the_plugin(sandbox: Sandbox) -> None:
-    kubectl = kubectl_or_skip()
+    kubectl = require_binary("kubectl")
     sandbox.create_rollout(with_status=SPLIT)
     venv_bin = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"}

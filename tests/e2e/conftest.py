@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import require_binary
+from binary_support import require_binary
 from e2e_support import Env, Stack, reset_sandbox
 
 from canary.sandbox.prometheus import PrometheusProcess

@@ -1,17 +1,15 @@
-"""Shared pieces of the end-to-end tests: binaries, watch recorders, traffic states, polling.
+"""Shared pieces of the end-to-end tests: watch recorders, traffic states, polling.
 
-Aspects: finding `prometheus`/`kubectl` (skip locally, fail with CI=true); recording every
-version of the VirtualService, DestinationRule and Rollout through the sandbox's HTTP watch
-(list, then watch from the list's resourceVersion, re-watching on each server timeout, as an
-informer does); reading the traffic a VirtualService + DestinationRule pair carries; the
-`wait_for` poll that fails with the Rollout's status and the controller's log tail.
+Aspects: recording every version of the VirtualService, DestinationRule and Rollout through the
+sandbox's HTTP watch (list, then watch from the list's resourceVersion, re-watching on each
+server timeout, as an informer does); reading the traffic a VirtualService + DestinationRule
+pair carries; the `wait_for` poll that fails with the Rollout's status and the controller's log
+tail.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import threading
 import time
 import urllib.error
@@ -21,8 +19,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
-import pytest
-
 from canary.sandbox.stack import NAMESPACE, SERVICE
 
 Obj = dict[str, Any]
@@ -31,17 +27,6 @@ T = TypeVar("T")
 ROLLOUT = ("canary.dev/v1alpha1", "Rollout")
 HEADER_ROUTE = f"{SERVICE}-canary"
 MANAGED_ROUTE = "primary"
-
-
-def require_binary(name: str) -> str:
-    """The binary's path; skip the test when it is missing, fail instead when CI=true."""
-    path = shutil.which(name)
-    if path is not None:
-        return path
-    message = f"`{name}` is not on PATH"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{message}; it is required when CI=true", pytrace=False)
-    pytest.skip(message)
 
 
 # ---------------------------------------------------------------- traffic as the mesh carries it

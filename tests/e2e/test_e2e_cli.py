@@ -18,6 +18,7 @@ import subprocess
 from typing import Any
 
 import pytest
+from binary_support import require_binary
 from e2e_helpers import (
     HEADER_ROUTE,
     MANAGED_ROUTE,
@@ -26,7 +27,6 @@ from e2e_helpers import (
     collapse,
     errors_in_window,
     http_route,
-    require_binary,
 )
 from e2e_support import CANARY, Env
 

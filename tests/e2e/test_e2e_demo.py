@@ -11,7 +11,7 @@ import json
 import subprocess
 
 import pytest
-from e2e_helpers import require_binary
+from binary_support import require_binary
 from e2e_support import CANARY
 
 pytestmark = pytest.mark.slow

@@ -8,14 +8,13 @@ rejected by the server with its field path.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from binary_support import require_binary
 
 from canary.sandbox.apiserver import ApiServer, bundled_crd_paths
 
@@ -25,11 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def kubectl(tmp_path: Path) -> Iterator[list[str]]:
-    binary = shutil.which("kubectl")
-    if binary is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("kubectl is not on PATH, and CI=true requires the kubectl tests to run")
-        pytest.skip("kubectl is not on PATH")
+    binary = require_binary("kubectl")
     with ApiServer() as server:
         server.install_crd_files(bundled_crd_paths())
         kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")

@@ -1,16 +1,12 @@
-"""Shared pieces of the observability tests: the real binaries (skip locally, fail on CI),
-the dashboard's expressions with template variables substituted, and metric names."""
+"""Shared pieces of the observability tests: the dashboard's expressions with template
+variables substituted, and metric names."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "canary-dashboard.json"
@@ -29,16 +25,6 @@ VARIABLES = {
 }
 LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.*),\s*(?P<label>\w+)\)$")
 METRIC = re.compile(r"\b(canary_[a-z_]+|istio_[a-z_]+)\b")
-
-
-def require_binary(name: str) -> str:
-    path = shutil.which(name)
-    if path is not None:
-        return path
-    message = f"`{name}` is not on PATH (Debian: apt-get install prometheus)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{message}; it is required when CI=true", pytrace=False)
-    pytest.skip(message)
 
 
 def substitute(expr: str) -> str:

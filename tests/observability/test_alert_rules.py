@@ -10,7 +10,8 @@ from __future__ import annotations
 import subprocess
 
 import yaml
-from observability_helpers import ALERT_TESTS, ALERTS, require_binary
+from binary_support import require_binary
+from observability_helpers import ALERT_TESTS, ALERTS
 
 EXPECTED = {
     "CanaryReleaseStuck",

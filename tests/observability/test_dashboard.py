@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 import yaml
+from binary_support import require_binary
 from observability_helpers import (
     ALERTS,
     METRIC,
     dashboard,
     dashboard_expressions,
-    require_binary,
     substitute,
 )
 

@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from binary_support import require_binary
 from reliability_helpers import StoreRecorder, distinct, stored_rollout, traffic_state, wait_for
 
 from canary.core.machine import required_checks
 from canary.core.model import Rollout, Stage
-from canary.sandbox.prometheus import PrometheusProcess, find_prometheus
+from canary.sandbox.prometheus import PrometheusProcess
 from canary.sandbox.stack import (
     ControllerProcess,
     fast_rollout,
@@ -60,10 +61,7 @@ def rollout_under_test(prometheus_url: str) -> dict[str, Any]:
 
 @pytest.fixture
 def prometheus_binary() -> None:
-    if find_prometheus() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("prometheus is not on PATH, and CI=true requires the real one")
-        pytest.skip("prometheus is not on PATH")
+    require_binary("prometheus")
 
 
 def wait_until_ready(controller: ControllerProcess) -> None:

@@ -10,7 +10,6 @@ reason; with `noData: fail` the same fault rolls it back after `failureLimit` ch
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from binary_support import require_binary
 from reliability_helpers import stored_rollout, wait_for
 
 from canary.controller.reconcile import Reconciler
@@ -27,7 +27,7 @@ from canary.controller.telemetry import Telemetry
 from canary.kube.client import KubeCluster
 from canary.mesh.istio import IstioRouter
 from canary.metrics.prometheus import PrometheusSource
-from canary.sandbox.prometheus import PrometheusProcess, find_prometheus
+from canary.sandbox.prometheus import PrometheusProcess
 from canary.sandbox.stack import example, sandbox_with_example, simulated_traffic
 
 
@@ -63,10 +63,7 @@ def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, str, Path]]:
-    if find_prometheus() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("prometheus is not on PATH, and CI=true requires the real one")
-        pytest.skip("prometheus is not on PATH")
+    require_binary("prometheus")
     workdir = tmp_path_factory.mktemp("stack")
     with contextlib.ExitStack() as exits:
         api, client = exits.enter_context(sandbox_with_example(workdir))

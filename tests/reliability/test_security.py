@@ -11,8 +11,6 @@ bearer token the controller uses never appears in its logs, Events or the Rollou
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import threading
 import time
@@ -23,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from binary_support import require_binary
 
 from canary.sandbox.client import SandboxClient
 from canary.sandbox.stack import ControllerProcess, example, sandbox_with_example
@@ -80,11 +79,7 @@ def test_leader_election_role_is_namespaced_and_minimal() -> None:
 
 
 def kustomize(directory: str) -> list[dict[str, Any]]:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("kubectl is not on PATH, and CI=true requires the kustomize checks")
-        pytest.skip("kubectl is not on PATH")
+    kubectl = require_binary("kubectl")
     built = subprocess.run(
         [kubectl, "kustomize", str(ROOT / directory)], capture_output=True, text=True, check=True
     )
