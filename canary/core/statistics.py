@@ -12,7 +12,10 @@ non-integer (Prometheus extrapolates `increase`); the formulas use the gamma fun
 
 On top of it:
 - `compare_rates`: the ratio of the canary's error rate to the stable one's, from the canary's
-  share of all errors (a binomial given the total, whatever the stable rate is).
+  share of all errors (a binomial given the total, whatever the stable rate is). Only "canary
+  worse" can fail a check, so this one is one-sided: a mixture of likelihood ratios of a few
+  worse-than-the-limit alternatives against the limit itself (`log_evidence_worse`), again a
+  test martingale under the null, so valid at every look.
 - `compare_quantiles`: a canary's latency quantile against the stable one's plus a margin, read
   from the two versions' cumulative histograms (Istio's buckets).
 See docs/analysis.md for the method, its assumptions and its measured error rates.
@@ -124,57 +127,100 @@ def _boundary(inside: Callable[[float], bool], outside: float, inner: float) -> 
 
 # ---------------------------------------------------------------- error rates
 
-UNIFORM = BetaPrior(1.0, 1.0)  # for the canary's share of errors: neither rare nor common
+# The alternatives the error-rate test mixes over, as multiples of the hypothesised ratio: a
+# canary twice, four or eight times worse than the limit allows (equal weights). They shape how
+# fast a worse canary is caught, never the test's validity (docs/analysis.md, "the prior").
+WORSE_BY: tuple[float, ...] = (2.0, 4.0, 8.0)
+
+
+def log_evidence_worse(
+    canary_errors: float, errors: float, share: float, worse_by: tuple[float, ...] = WORSE_BY
+) -> float:
+    """log M: the evidence that the canary's share of all errors is above `share`.
+
+    With s = share / (1 - share) the canary/stable odds of an error under the null, each
+    alternative c multiplies those odds by c; its likelihood ratio against the null, for x
+    canary errors of m, is c^x (1 + (c-1) share)^(-m). M is their average. Under any true share
+    at or below `share`, every term is a nonnegative supermartingale in the errors seen so far
+    (one factor per error, of mean <= 1), so by Ville's inequality P(ever M >= 1/alpha) <= alpha.
+    M falls as `share` grows, and is at most 1 once `share` reaches the observed share.
+    """
+    if not worse_by or min(worse_by) <= 1:
+        raise ValueError(f"the alternatives must all be worse than the null: {worse_by}")
+    x = min(max(canary_errors, 0.0), max(errors, 0.0))
+    m = max(errors, 0.0)
+    share = min(max(share, 0.0), 1.0)
+    terms = [x * math.log(c) - m * math.log1p((c - 1) * share) for c in worse_by]
+    top = max(terms)
+    return top + math.log(sum(math.exp(t - top) for t in terms) / len(terms))
 
 
 @dataclass(frozen=True)
 class RateComparison:
     """Canary versus stable error rates as a ratio rho = canary rate / stable rate.
 
-    `ratio` is the estimate (one pseudo-error shared by exposure, so it is finite);
-    `low`..`high` is the confidence sequence of rho; `limit` the largest acceptable rho.
+    `ratio` is the estimate (one pseudo-error shared by exposure, so it is finite); `low` the
+    one-sided lower confidence sequence bound of rho (every rho below it is rejected, valid at
+    every look); `limit` the largest acceptable rho.
     """
 
     canary: Counts
     stable: Counts
     ratio: float | None
     low: float
-    high: float
     limit: float
     judgement: Judgement
 
 
 def compare_rates(
-    canary: Counts, stable: Counts, max_increase: float, alpha: float
+    canary: Counts,
+    stable: Counts,
+    max_increase: float,
+    alpha: float,
+    worse_by: tuple[float, ...] = WORSE_BY,
 ) -> RateComparison:
     """Is the canary's error rate more than (1 + max_increase) times the stable one's?
 
     Errors are rare events: each version's errors are close to Poisson, so given m errors in
     total the canary's share of them is Binomial(m, pi) with pi = rhow / (rhow + 1), w = canary
-    requests / stable requests. A confidence sequence for pi is one for rho, and needs no
-    knowledge of the stable error rate. WORSE when rho is confidently above the limit; UNSURE
-    while the estimate is above it without proof (thin or leaning evidence: the check holds);
-    WITHIN when the estimate is at or below it (including no errors at all).
+    requests / stable requests, whatever the stable rate is. The test is one-sided: WORSE when
+    the evidence against every rho <= limit (`log_evidence_worse` at the limit's share) reaches
+    1/alpha; UNSURE while the estimate is above the limit without proof (thin or leaning
+    evidence: the check holds); WITHIN when the estimate is at or below it (including no errors).
     """
     limit = 1 + max_increase
     if canary.trials <= 0 or stable.trials <= 0:
-        return RateComparison(canary, stable, None, 0.0, math.inf, limit, Judgement.UNSURE)
+        return RateComparison(canary, stable, None, 0.0, limit, Judgement.UNSURE)
     exposure = canary.trials / stable.trials
-    errors = Counts(canary.events, canary.events + stable.events)
-    share = confidence_sequence(errors, alpha, UNIFORM)
-    low, high = _ratio_of(share.low, exposure), _ratio_of(share.high, exposure)
+    canary_errors, _ = _clean(canary)
+    stable_errors, _ = _clean(stable)
+    errors = canary_errors + stable_errors
+    threshold = math.log(1 / alpha)
+
+    def rejected(share: float) -> bool:
+        return log_evidence_worse(canary_errors, errors, share, worse_by) >= threshold
+
+    # The rejected shares are [0, b): the evidence falls as the share grows, and is <= 1 at 1.
+    low_share = 0.0 if not rejected(0.0) else _boundary(lambda p: not rejected(p), 0.0, 1.0)
+    low = _ratio_of(low_share, exposure)
     # One pseudo-error shared by exposure: no errors anywhere estimates rho = 1, never inf.
     pseudo = exposure / (1 + exposure)
-    ratio = ((canary.events + pseudo) / canary.trials) / (
-        (stable.events + 1 - pseudo) / stable.trials
+    ratio = ((canary_errors + pseudo) / canary.trials) / (
+        (stable_errors + 1 - pseudo) / stable.trials
     )
-    if low > limit:
+    if rejected(_share_of(limit, exposure)):
         judgement = Judgement.WORSE
     elif ratio > limit:
         judgement = Judgement.UNSURE
     else:
         judgement = Judgement.WITHIN
-    return RateComparison(canary, stable, ratio, low, high, limit, judgement)
+    return RateComparison(canary, stable, ratio, low, limit, judgement)
+
+
+def _share_of(ratio: float, exposure: float) -> float:
+    """The canary's share pi of all errors when its rate is `ratio` times stable's."""
+    odds = ratio * exposure
+    return odds / (1 + odds)
 
 
 def _ratio_of(share: float, exposure: float) -> float:

@@ -186,7 +186,7 @@ def _judge_error_rate(
     message = (
         f"{gate.name}: canary {_percent(canary)} vs stable {_percent(stable)} over {_w(window)}; "
         f"canary/stable error-rate ratio {_bound(result.ratio or 0.0)}, "
-        f"{1 - alpha:.4g} bounds {result.low:.3g}..{_bound(result.high)}, "
+        f"at least {_bound(result.low)} at {1 - alpha:.4g}, "
         f"limit {result.limit:.3g}: {_JUDGEMENT_TEXT[result.judgement]}"
     )
     return _result(gate, _VERDICTS[result.judgement], increase, canary.trials, message)

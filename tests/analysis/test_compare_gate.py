@@ -29,6 +29,7 @@ def test_ten_times_the_errors_fails(sandbox: Sandbox) -> None:
     assert errors.verdict is Verdict.FAIL, errors
     assert errors.value is not None and errors.value > 200  # percent above stable
     assert "worse than stable beyond maxIncrease" in (errors.message or "")
+    assert "at 0.99, limit 1.5" in (errors.message or "")  # the one-sided lower bound, shown
     assert latency.verdict is Verdict.PASS
 
 

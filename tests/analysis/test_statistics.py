@@ -3,12 +3,16 @@
 Aspects: confidence sequences on known cases (no events, all events, a clear rate); they cover
 the true rate at every look (seeded simulation); the ratio test fails a tenfold canary, holds on
 thin or leaning evidence, passes equal versions, and keeps false rollbacks of healthy canaries
-under its alpha when checked at every interval; Prometheus's histogram_quantile; the latency
-comparison.
+under its alpha when checked at every interval; its evidence is a test martingale at the limit
+(exact expectation) and a supermartingale below it, falls as the hypothesised share grows, and
+rejects a stream sitting exactly at the limit in at most alpha of streams even when looked at
+after every error (seeded); it rolls back a 0.1 % -> 1 % canary within 1,500 canary requests at
+the 90th percentile (seeded); Prometheus's histogram_quantile; the latency comparison.
 """
 
 from __future__ import annotations
 
+import math
 import random
 
 from hypothesis import given
@@ -22,6 +26,7 @@ from canary.core.statistics import (
     confidence_sequence,
     count_above,
     histogram_quantile,
+    log_evidence_worse,
 )
 
 ISTIO_BUCKETS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
@@ -120,6 +125,139 @@ def test_healthy_canaries_checked_every_interval_rarely_fail() -> None:
                 fails += 1
                 break
     assert fails / 1000 <= 0.01
+
+
+def share_of(ratio: float, exposure: float) -> float:
+    """The canary's share of all errors when its rate is `ratio` times stable's."""
+    return ratio * exposure / (1 + ratio * exposure)
+
+
+def binomial_mean_of_evidence(errors: int, null_share: float, true_share: float) -> float:
+    """E[M] after `errors` errors when each is the canary's with probability `true_share`."""
+    total = 0.0
+    for canary_errors in range(errors + 1):
+        log_p = (
+            math.lgamma(errors + 1)
+            - math.lgamma(canary_errors + 1)
+            - math.lgamma(errors - canary_errors + 1)
+            + canary_errors * math.log(true_share)
+            + (errors - canary_errors) * math.log1p(-true_share)
+        )
+        total += math.exp(log_p + log_evidence_worse(canary_errors, errors, null_share))
+    return total
+
+
+@given(
+    errors=st.integers(1, 150),
+    null_share=st.floats(0.01, 0.9),
+    below=st.floats(0.0, 1.0),
+)
+def test_the_evidence_is_a_martingale_at_the_limit_and_a_supermartingale_below(
+    errors: int, null_share: float, below: float
+) -> None:
+    """E[M_m] = 1 at the null's share and <= 1 below it: what Ville's inequality needs."""
+    at_limit = binomial_mean_of_evidence(errors, null_share, null_share)
+    assert math.isclose(at_limit, 1.0, rel_tol=1e-6)
+    smaller = max(null_share * below, 1e-3)
+    assert binomial_mean_of_evidence(errors, null_share, smaller) <= 1.0 + 1e-6
+
+
+@given(
+    canary_errors=st.floats(0, 500, allow_nan=False),
+    stable_errors=st.floats(0, 500, allow_nan=False),
+    share=st.floats(0.0, 1.0),
+    more=st.floats(0.0, 1.0),
+)
+def test_the_evidence_falls_as_the_hypothesised_share_grows(
+    canary_errors: float, stable_errors: float, share: float, more: float
+) -> None:
+    errors = canary_errors + stable_errors
+    larger = share + (1 - share) * more
+    evidence = log_evidence_worse(canary_errors, errors, share)
+    assert log_evidence_worse(canary_errors, errors, larger) <= evidence + 1e-9
+    if errors > 0 and share >= canary_errors / errors:
+        assert evidence <= 1e-9  # no evidence against a share at or above the observed one
+
+
+@given(
+    canary_errors=st.integers(0, 300),
+    stable_errors=st.integers(0, 300),
+    canary_requests=st.integers(300, 100_000),
+    stable_share=st.integers(1, 20),
+    max_increase=st.floats(0.0, 5.0),
+    alpha=st.floats(0.001, 0.2),
+)
+def test_worse_exactly_when_the_lower_bound_clears_the_limit(
+    canary_errors: int,
+    stable_errors: int,
+    canary_requests: int,
+    stable_share: int,
+    max_increase: float,
+    alpha: float,
+) -> None:
+    canary = Counts(canary_errors, canary_requests)
+    stable = Counts(stable_errors, canary_requests * stable_share)
+    result = compare_rates(canary, stable, max_increase, alpha)
+    if result.judgement is Judgement.WORSE:
+        assert result.low >= result.limit * (1 - 1e-9)
+    else:
+        assert result.low <= result.limit * (1 + 1e-9)
+    if stable_errors > 0 and canary_errors > 0:
+        estimate = (canary_errors / canary.trials) / (stable_errors / stable.trials)
+        assert result.low <= estimate * (1 + 1e-9)
+    # One more canary error never turns a failing check into a passing or holding one.
+    more = compare_rates(Counts(canary_errors + 1, canary_requests), stable, max_increase, alpha)
+    if result.judgement is Judgement.WORSE:
+        assert more.judgement is Judgement.WORSE
+
+
+def test_a_stream_at_the_limit_is_rejected_in_at_most_alpha_even_looking_at_every_error() -> None:
+    """Seeded: 1,000 streams of 200 errors, each the canary's with exactly the limit's share
+    (a 10 % canary at 1.5 times stable's rate), judged after every single error."""
+    rng, alpha, streams = random.Random(11), 0.05, 1000
+    share, threshold, rejected = share_of(1.5, 1 / 9), math.log(1 / alpha), 0
+    for _ in range(streams):
+        canary_errors = 0
+        for errors in range(1, 201):
+            canary_errors += rng.random() < share
+            if log_evidence_worse(canary_errors, errors, share) >= threshold:
+                rejected += 1
+                break
+    assert rejected / streams <= alpha
+
+
+def binomial(rng: random.Random, trials: int, p: float) -> int:
+    """Events in `trials` Bernoulli(p) trials, by geometric skips."""
+    events, position, log_miss = 0, 0, math.log1p(-p)
+    while True:
+        position += int(math.log(1.0 - rng.random()) / log_miss) + 1
+        if position > trials:
+            return events
+        events += 1
+
+
+def test_a_tenfold_canary_is_rolled_back_within_1500_requests_at_the_90th_percentile() -> None:
+    """Seeded: 300 stages of the benchmark's low-traffic case (benchmarks/analysis.py): a 10 %
+    canary, 60 canary and 540 stable requests a check, stable at 0.1 % and the canary at 1 % 5xx,
+    maxIncrease 50 %, alpha 0.01, rolled back at the second failing check (failureLimit 2; a
+    passing check resets the count, a hold does not); at most 100 checks."""
+    rng, needed = random.Random(7), []
+    for _ in range(300):
+        canary, stable, failed, rolled_back_at = (0, 0), (0, 0), 0, math.inf
+        for _ in range(100):
+            canary = (canary[0] + binomial(rng, 60, 0.01), canary[1] + 60)
+            stable = (stable[0] + binomial(rng, 540, 0.001), stable[1] + 540)
+            if canary[1] < 50:
+                continue
+            judgement = compare_rates(Counts(*canary), Counts(*stable), 0.5, 0.01).judgement
+            failed = 0 if judgement is Judgement.WITHIN else failed + (judgement is Judgement.WORSE)
+            if failed >= 2:
+                rolled_back_at = canary[1]
+                break
+        needed.append(rolled_back_at)
+    needed.sort()
+    assert needed[math.ceil(0.9 * len(needed)) - 1] <= 1500  # nearest-rank 90th percentile
+    assert needed[len(needed) // 2] <= 900
 
 
 def cumulative(counts: dict[float, float]) -> dict[float, float]:
