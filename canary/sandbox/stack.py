@@ -7,9 +7,11 @@ tests prove is what the demo shows.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +133,28 @@ class ControllerProcess:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def metrics_address(self) -> str | None:
+        """host:port of /metrics, from the start-up log line (it listens on port 0)."""
+        for line in self.logs().splitlines():
+            if line.startswith("{") and "metrics_addr" in line:
+                return str(json.loads(line)["metrics_addr"])
+        return None
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of the samples of `name` whose labels include `labels` (0 when none)."""
+        address = self.metrics_address()
+        if address is None:
+            return 0.0
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        wanted = [f'{key}="{value}"' for key, value in labels.items()]
+        total = 0.0
+        for line in text.splitlines():
+            sample, _, value = line.rpartition(" ")
+            if sample.split("{")[0] == name and all(label in sample for label in wanted):
+                total += float(value)
+        return total
 
     def __enter__(self) -> ControllerProcess:
         return self.start()
