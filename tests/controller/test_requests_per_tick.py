@@ -1,12 +1,13 @@
 """API requests per reconcile with the informer caches (`CachedCluster`), counted by the
 sandbox's request_log: the figures docs/performance.md reports, guarded so they cannot regress.
 
-Covers: a tick that changes nothing sends zero requests (no reads either); a check that does
-not move traffic is one status write; a check that holds again, saying what the stored check
-said, writes nothing until the heartbeat, and a changed verdict is stored at once; a step is one VirtualService write and one status write,
-no DestinationRule write and no read; a hand edit reaches the cache through the watch and is
-undone; a cache that is behind gets a 409 and the write is planned again from a fresh read,
-keeping the other writer's change; the naive adapter (no caches) reads on every tick.
+Covers: a tick that changes nothing sends zero requests (no reads either); a check that does not
+move traffic is one status write; a check that holds again, saying what the stored check said,
+writes nothing until the heartbeat, and a changed verdict is stored at once; a step is one
+VirtualService write and one status write, no DestinationRule write and no read; a hand edit
+reaches the cache through the watch and is undone; a cache that is behind gets a 409 and the
+write is planned again from a fresh read, keeping the other writer's change; the naive adapter
+(no caches) reads on every tick.
 """
 
 from __future__ import annotations
