@@ -239,9 +239,16 @@ def mirror_percent(http_route: Mapping[str, Any]) -> float:
 def header_route_version(
     routes_above: Sequence[Mapping[str, Any]], versions: Mapping[str, str]
 ) -> str | None:
-    """The version the first matching route above the managed one sends to, if any."""
+    """The version the first route above the managed one that matches on headers sends to.
+
+    The header share stands for requests that carry an opt-in header (or X-Forwarded-For, as
+    a header canary's clientIP becomes); a route matching only a path or a port, such as a
+    `/healthz` route kept above the managed one, takes none of them.
+    """
     for http_route in routes_above:
-        if not http_route.get("match"):
+        if not any(
+            isinstance(m, Mapping) and m.get("headers") for m in http_route.get("match") or []
+        ):
             continue
         weights = route_weights(http_route, versions)
         if weights:
