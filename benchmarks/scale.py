@@ -28,6 +28,7 @@ missed ticks (coalesced or skipped runs), resident memory, Kubernetes API reques
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import socket
@@ -189,6 +190,9 @@ class TickRecorder:
         self.scheduled: dict[str, float] = {}
         self.lags: list[float] = []
         self.missed: Counter[str] = Counter()
+        self.reconciles = 0.0  # all of them: interval ticks, watch events, requeues
+        self.collections: list[float] = []  # seconds of each full (generation 2) collection
+        self._collecting = 0.0
         self.measuring = threading.Event()
         self._tick = controller._tick
         controller._tick = self.timed_tick
@@ -204,6 +208,14 @@ class TickRecorder:
     def skipped(self, event: Any) -> None:
         if self.measuring.is_set() and event.job_id.endswith("#tick"):
             self.missed[str(event.code)] += 1
+
+    def collected(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._collecting = time.perf_counter()
+        elif self.measuring.is_set():
+            self.collections.append(time.perf_counter() - self._collecting)
 
     def timed_tick(self, key: str) -> None:
         at = self.scheduled.pop(f"{key}#tick", None)  # one-off (watch, requeue) runs find none
@@ -249,22 +261,30 @@ def run_mode(options: argparse.Namespace) -> dict[str, Any]:
     stop = threading.Event()
     controller, kube, queries = build_controller(options, stop)
     recorder = TickRecorder(controller)
+    gc.callbacks.append(recorder.collected)
     thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
     thread.start()
     warm_up(controller, options.rollouts)
     recorder.scheduled.clear()
     kube.request_counts.clear()
     queries.clear()
+    reconciles_before = reconciles(controller)
     recorder.measuring.set()
     started = time.monotonic()
     time.sleep(options.seconds)
     recorder.measuring.clear()
     elapsed = time.monotonic() - started
+    recorder.reconciles = reconciles(controller) - reconciles_before
     requests = Counter(kube.request_counts)
     figures = summarize(options, recorder, requests, queries, elapsed)
     stop.set()
     thread.join(timeout=30)
     return figures
+
+
+def reconciles(controller: Any) -> float:
+    registry = controller.telemetry.registry
+    return float(registry.get_sample_value("canary_reconcile_duration_seconds_count") or 0)
 
 
 def wrap_counting(source: Any, queries: Counter[str]) -> None:
@@ -291,14 +311,15 @@ def wrap_counting(source: Any, queries: Counter[str]) -> None:
 
 def warm_up(controller: Any, rollouts: int) -> None:
     """Wait until every Rollout at split 10 % has stored its first check there (the first hold
-    is news, and stored); then the measured ticks are all alike."""
+    is news, and stored), then one more interval for the backlog of the start to drain: the
+    measured ticks are the steady state, all alike."""
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         cache = dict(controller._cache)
         if sum(1 for obj in cache.values() if checked_in_split(obj)) >= rollouts:
             break
         time.sleep(0.5)
-    time.sleep(1)
+    time.sleep(INTERVAL_SECONDS)
 
 
 def checked_in_split(obj: dict[str, Any]) -> bool:
@@ -329,6 +350,9 @@ def summarize(
         "tick lag p50 (ms)": round(percentile(lags, 0.50) * 1000, 1),
         "tick lag p99 (ms)": round(percentile(lags, 0.99) * 1000, 1),
         "missed ticks": sum(missed.values()),
+        "reconciles per tick": round(recorder.reconciles / ticks, 2),
+        "full GC pauses": len(recorder.collections),
+        "longest GC pause (ms)": round(max(recorder.collections, default=0.0) * 1000, 1),
         "RSS (MB)": round(rss_megabytes(), 1),
         "API requests per tick": round((reads + writes) / ticks, 2),
         "API reads per tick": round(reads / ticks, 2),

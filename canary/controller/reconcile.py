@@ -128,8 +128,8 @@ class Reconciler:
     def _write(self, rollout: Rollout, decision: Decision, traffic: Traffic | None) -> Outcome:
         self.on_decision(rollout, decision)
         written, response = self._write_status(rollout, decision.status)
-        if traffic is not None:
-            self._apply_traffic(written, traffic)
+        if traffic is not None and traffic != traffic_for(rollout.spec, rollout.status):
+            self._apply_traffic(written, traffic)  # else `_converge` has just made it so
         self._record(rollout, decision.events)
         self._announce(rollout, decision)
         return Outcome(decision.requeue_after, response)

@@ -9,6 +9,7 @@ overlap: a trigger that finds it busy marks it dirty and the running one goes ro
 from __future__ import annotations
 
 import contextlib
+import gc
 import queue
 import random
 import threading
@@ -126,6 +127,9 @@ class Controller:
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set; then finish the reconciles under way and return."""
         self._stop = stop
+        # Everything imported so far lives as long as the process: keep it out of the full
+        # collections, which otherwise walk it every time (300 ms at 2,000 Rollouts, #8).
+        gc.freeze()
         self.scheduler.start()
         if self.leader is not None:
             threading.Thread(
@@ -178,7 +182,8 @@ class Controller:
                 return  # nothing new: e.g. the echo of our own status write (#8)
             self._cache[key] = obj
         self._schedule_interval(key, obj)
-        self.trigger(key)
+        if not _only_status_changed(obj, cached):
+            self.trigger(key)
 
     def _forget(self, key: str) -> None:
         with self._guard:
@@ -338,6 +343,22 @@ def _same_version(obj: Obj, cached: Obj | None) -> bool:
         and bool(version)
         and cached.get("metadata", {}).get("resourceVersion") == version
     )
+
+
+def _only_status_changed(obj: Obj, cached: Obj | None) -> bool:
+    """Whether `obj` differs from `cached` in its status alone. The controller is the status's
+    only writer, so that is the echo of its own write, arriving before the write's answer: the
+    cache takes it, and no reconcile is needed for it (#8)."""
+    return cached is not None and _without_status(obj) == _without_status(cached)
+
+
+def _without_status(obj: Obj) -> Obj:
+    meta = {
+        key: value
+        for key, value in (obj.get("metadata") or {}).items()
+        if key not in ("resourceVersion", "managedFields")
+    }
+    return {**{key: value for key, value in obj.items() if key != "status"}, "metadata": meta}
 
 
 def _phase(key: str, interval: timedelta) -> timedelta:

@@ -156,9 +156,9 @@ class CachedCluster:
     ) -> Written:
         cached = cache.get(namespace, name)
         if cached is not None:
-            desired = mutate(copy.deepcopy(cached))
+            desired = mutate(cached)  # a Mutation never modifies what it is given: no copy
             if desired is None:
-                return Written(copy.deepcopy(cached), False)
+                return Written(cached, False)
             desired.setdefault("metadata", {})["resourceVersion"] = (
                 cached.get("metadata") or {}
             ).get("resourceVersion")

@@ -13,7 +13,10 @@ from typing import Any, Literal, Protocol
 
 Obj = dict[str, Any]
 Mutation = Callable[[Obj], Obj | None]
-"""Given the object as it is now, return the object to write, or None to write nothing."""
+"""Given the object as it is now, return the object to write, or None to write nothing.
+
+The object given may be a cache's own copy: a mutation builds a new object and never modifies
+the one it is given (the mesh planner is tested for exactly that)."""
 
 
 class KubeError(Exception):

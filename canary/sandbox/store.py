@@ -159,11 +159,20 @@ class Store:
                 if handle.expired or since < self._compacted_through:
                     raise WatchExpiredError
                 if self._resource_version > since:
-                    return [e for e in self._history if e.resource_version > since]
+                    return self._events_after(since)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return []
                 self._changed.wait(remaining)
+
+    def _events_after(self, since: int) -> list[StoredEvent]:
+        """The history's events after `since`, read from the newest end (usually a few)."""
+        newer = []
+        for event in reversed(self._history):
+            if event.resource_version <= since:
+                break
+            newer.append(event)
+        return newer[::-1]
 
     def drop_watches(self) -> None:
         with self.lock:

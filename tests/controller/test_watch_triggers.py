@@ -1,0 +1,66 @@
+"""Which watch events make the controller reconcile at once (#8).
+
+Covers: a new Rollout, a spec change and a request annotation each trigger a reconcile; the
+echo of the controller's own status write (the status alone changed) and a repeated
+resourceVersion only refresh the cache, which the next tick reads.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from controller_support import Env
+
+from canary.controller.runtime import Controller
+from canary.controller.telemetry import Telemetry
+from canary.kube.port import Obj, WatchEvent
+from canary.sandbox.stack import example
+
+KEY = "shop/ui"
+
+
+def stored(env: Env) -> Obj:
+    env.client.apply(example("rollout"))
+    return env.api.store.get(("canary.dev", "rollouts"), "shop", "ui") or {}
+
+
+def triggers(controller: Controller) -> int:
+    """How many reconciles the events so far have queued (and forget them)."""
+    queued = 0
+    while not controller._requests.empty():
+        controller._requests.get_nowait()
+        queued += 1
+    return queued
+
+
+def next_version(obj: Obj, change: str) -> Obj:
+    later = copy.deepcopy(obj)
+    meta = later["metadata"]
+    meta["resourceVersion"] = str(int(meta["resourceVersion"]) + 1)
+    if change == "status":
+        later["status"] = {"phase": "Progressing", "stage": "mirror"}
+    elif change == "spec":
+        later["spec"]["canary"]["version"] = "v9"
+    else:
+        meta.setdefault("annotations", {})["canary.dev/request"] = '{"action":"pause","id":"1"}'
+    return later
+
+
+def test_only_news_triggers_a_reconcile(env: Env) -> None:
+    controller = Controller(env.cluster, env.reconciler, telemetry=Telemetry())
+    obj = stored(env)
+    controller._on_event(WatchEvent("ADDED", obj))
+    assert triggers(controller) == 1
+
+    controller._on_event(WatchEvent("MODIFIED", obj))  # the same resourceVersion again
+    echo = next_version(obj, "status")
+    controller._on_event(WatchEvent("MODIFIED", echo))  # our own status write, echoed
+    assert triggers(controller) == 0
+    assert controller._cache[KEY] == echo  # the next tick reads it
+
+    edited = next_version(echo, "spec")
+    controller._on_event(WatchEvent("MODIFIED", edited))
+    assert triggers(controller) == 1
+
+    controller._on_event(WatchEvent("MODIFIED", next_version(edited, "annotation")))
+    assert triggers(controller) == 1
