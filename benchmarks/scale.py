@@ -22,7 +22,7 @@ missed ticks (coalesced or skipped runs), resident memory, Kubernetes API reques
 (reads and writes), Prometheus queries per interval. Then rollback reaction and CLI start-up.
 
     .venv/bin/python benchmarks/scale.py            # 2,000 Rollouts, 60 s measured per mode
-    .venv/bin/python benchmarks/scale.py --small    # 200 Rollouts, 20 s per mode (~1 minute)
+    .venv/bin/python benchmarks/scale.py --small    # 200 Rollouts, 5 s interval, 10 s per mode
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 NAMESPACES = 50
-INTERVAL_SECONDS = 10.0
 EMPTY_VECTOR = b'{"status":"success","data":{"resultType":"vector","result":[]}}'
 
 
@@ -100,7 +99,9 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
 # ---------------------------------------------------------------- the objects
 
 
-def objects(index: int, prometheus_url: str, scenario: str) -> tuple[dict[str, Any], ...]:
+def objects(
+    index: int, prometheus_url: str, options: argparse.Namespace
+) -> tuple[dict[str, Any], ...]:
     namespace, name = f"team-{index % NAMESPACES:02d}", f"svc-{index:05d}"
     meta = {"name": name, "namespace": namespace}
     vs = {
@@ -138,11 +139,11 @@ def objects(index: int, prometheus_url: str, scenario: str) -> tuple[dict[str, A
             "canary": {"subset": "canary", "version": "v2"},
             "stages": {"split": {"steps": [10, 100], "interval": "1h"}},
             "analysis": {
-                "interval": f"{INTERVAL_SECONDS:g}s",
+                "interval": f"{options.interval:g}s",
                 "window": "1m",
                 "failureLimit": 2,
                 "minRequests": 50,
-                "noData": scenario,
+                "noData": options.scenario,
                 "gates": [
                     {"name": "success-rate", "successRate": {"min": 99.0}},
                     {"name": "p99-latency", "latency": {"quantile": 0.99, "maxMs": 500}},
@@ -154,7 +155,7 @@ def objects(index: int, prometheus_url: str, scenario: str) -> tuple[dict[str, A
     return vs, dr, rollout
 
 
-def populate(api_url: str, rollouts: int, prometheus_url: str, scenario: str) -> None:
+def populate(api_url: str, prometheus_url: str, options: argparse.Namespace) -> None:
     from canary.sandbox.client import SandboxClient
 
     client = SandboxClient(api_url)
@@ -162,8 +163,8 @@ def populate(api_url: str, rollouts: int, prometheus_url: str, scenario: str) ->
         client.apply(
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"team-{index:02d}"}}
         )
-    for index in range(rollouts):
-        for obj in objects(index, prometheus_url, scenario):
+    for index in range(options.rollouts):
+        for obj in objects(index, prometheus_url, options):
             client.apply(obj)
 
 
@@ -264,7 +265,7 @@ def run_mode(options: argparse.Namespace) -> dict[str, Any]:
     gc.callbacks.append(recorder.collected)
     thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
     thread.start()
-    warm_up(controller, options.rollouts)
+    warm_up(controller, options)
     recorder.scheduled.clear()
     kube.request_counts.clear()
     queries.clear()
@@ -309,17 +310,17 @@ def wrap_counting(source: Any, queries: Counter[str]) -> None:
         source._client_factory = lambda ref: PrometheusClient(ref, None, counted)
 
 
-def warm_up(controller: Any, rollouts: int) -> None:
+def warm_up(controller: Any, options: argparse.Namespace) -> None:
     """Wait until every Rollout at split 10 % has stored its first check there (the first hold
     is news, and stored), then one more interval for the backlog of the start to drain: the
     measured ticks are the steady state, all alike."""
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         cache = dict(controller._cache)
-        if sum(1 for obj in cache.values() if checked_in_split(obj)) >= rollouts:
+        if sum(1 for obj in cache.values() if checked_in_split(obj)) >= options.rollouts:
             break
         time.sleep(0.5)
-    time.sleep(INTERVAL_SECONDS)
+    time.sleep(options.interval)
 
 
 def checked_in_split(obj: dict[str, Any]) -> bool:
@@ -339,7 +340,7 @@ def summarize(
     ticks = max(1, len(lags))
     reads = sum(n for (verb, _), n in requests.items() if verb in ("get", "list"))
     writes = sum(n for (verb, _), n in requests.items() if verb not in ("get", "list", "watch"))
-    intervals = elapsed / INTERVAL_SECONDS
+    intervals = elapsed / options.interval
     expected_ticks = options.rollouts * intervals
     return {
         "mode": options.mode,
@@ -383,12 +384,7 @@ def measure_mode(mode: str, options: argparse.Namespace) -> dict[str, Any]:
         try:
             wait_for_port(api_port)
             wait_for_port(prom_port)
-            populate(
-                f"http://127.0.0.1:{api_port}",
-                options.rollouts,
-                f"http://127.0.0.1:{prom_port}",
-                options.scenario,
-            )
+            populate(f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{prom_port}", options)
             child = subprocess.run(
                 [
                     sys.executable,
@@ -405,6 +401,8 @@ def measure_mode(mode: str, options: argparse.Namespace) -> dict[str, Any]:
                     str(options.qps),
                     "--workers",
                     str(options.workers),
+                    "--interval",
+                    str(options.interval),
                 ],
                 capture_output=True,
                 text=True,
@@ -535,11 +533,14 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--small", action="store_true", help="200 Rollouts, 20 s per mode")
+    parser.add_argument(
+        "--small", action="store_true", help="200 Rollouts, 5 s interval, 10 s per mode"
+    )
     parser.add_argument("--rollouts", type=int, default=None)
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--qps", type=float, default=1000.0, help="the client rate limit")
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--interval", type=float, default=None, help="analysis interval, s")
     parser.add_argument("--only", choices=["optimized", "naive"], default=None)
     parser.add_argument("--scenario", choices=["hold", "pass"], default="hold")
     parser.add_argument("--skip-scale", action="store_true", help="rollback and start-up only")
@@ -551,7 +552,8 @@ def main(argv: list[str] | None = None) -> int:
         serve_stub_prometheus(options.serve_prometheus)
         return 0
     options.rollouts = options.rollouts or (200 if options.small else 2000)
-    options.seconds = options.seconds or (20.0 if options.small else 60.0)
+    options.seconds = options.seconds or (10.0 if options.small else 60.0)
+    options.interval = options.interval or (5.0 if options.small else 10.0)
     if options.run_mode:
         options.mode = options.run_mode
         print(json.dumps(run_mode(options)), flush=True)
@@ -559,13 +561,14 @@ def main(argv: list[str] | None = None) -> int:
     modes = [options.only] if options.only else ["optimized", "naive"]
     rows = [] if options.skip_scale else [measure_mode(mode, options) for mode in modes]
     print(
-        f"scenario: {options.scenario}, {options.rollouts} Rollouts, {options.seconds:g} s per mode"
+        f"scenario: {options.scenario}, {options.rollouts} Rollouts,",
+        f"interval {options.interval:g} s, {options.seconds:g} s measured per mode",
     )
     if len(rows) == 2:
         print_table(rows)
     elif rows:
         print(json.dumps(rows[0], indent=2))
-    reactions = rollback_reaction(runs=10 if options.small else 30)
+    reactions = rollback_reaction(runs=5 if options.small else 30)
     print(
         f"rollback reaction (ms) over {len(reactions)} runs: "
         f"p50 {percentile(reactions, 0.5) * 1000:.1f}, p99 {percentile(reactions, 0.99) * 1000:.1f}"
