@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import textwrap
 
 from canary.cli.commands import COMMANDS, DESCRIPTION
 
@@ -73,14 +74,11 @@ def render_help(program: str, width: int = 80) -> str:
 
 def wrap(text: str, width: int, first: str, rest: str) -> list[str]:
     """Fill words into lines of at most `width` (a word longer than a line gets its own)."""
-    lines: list[str] = []
-    line = first
-    has_word = False
-    for word in text.split():
-        if has_word and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line, has_word = rest, False
-        line += f" {word}" if has_word else word
-        has_word = True
-    lines.append(line)
-    return lines
+    return textwrap.wrap(
+        text,
+        width,
+        initial_indent=first,
+        subsequent_indent=rest,
+        break_long_words=False,
+        break_on_hyphens=False,
+    ) or [first.rstrip()]
