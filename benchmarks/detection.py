@@ -18,7 +18,7 @@ waits a random 0-5 s (so errors start at a random point of the 5 s check cycle, 
 in life), then makes that version answer 10 % of its requests with 503 (`simulator.set_version`)
 and notes the time. The figure ends when the sandbox store holds the rollback: the first write
 of the VirtualService after the injection with no canary weight on the managed route, timed by
-a thread on the store's own watch (`Store.wait_for_events`, woken by the write itself, so no
+`canary.sandbox.recorder.StoreRecorder`, on the store's own watch (woken by the write itself, so no
 polling error). The run then checks the Rollout says RolledBack for that version.
 
 What the figure contains, and its floor: Prometheus must first scrape enough 5xx answers for
@@ -43,16 +43,15 @@ import math
 import random
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from canary.sandbox.apiserver import ApiServer
 from canary.sandbox.client import SandboxClient
 from canary.sandbox.prometheus import PrometheusProcess
+from canary.sandbox.recorder import Recorded, StoreRecorder
 from canary.sandbox.stack import (
     NAMESPACE,
     SERVICE,
@@ -63,7 +62,7 @@ from canary.sandbox.stack import (
     simulated_traffic,
 )
 from canary.sandbox.store import StoredEvent
-from canary.sandbox.traffic import TrafficSimulator
+from canary.sandbox.traffic import TrafficSimulator, subset_weight
 
 INTERVAL = 5.0  # analysis interval, seconds; fast_rollout makes the window max(10 s, interval)
 WEIGHT = 50  # the canary's weight while it waits to fail
@@ -78,76 +77,27 @@ MANAGED_ROUTE = "primary"
 Obj = dict[str, Any]
 
 
-def canary_weight(virtual_service: Obj) -> int:
-    """The canary subset's weight on the managed route (a lone destination weighs 100)."""
-    for route in virtual_service.get("spec", {}).get("http") or []:
-        if route.get("name") == MANAGED_ROUTE:
-            entries = route.get("route") or []
-            default = 100 if len(entries) == 1 else 0
-            return sum(
-                int(e.get("weight", default))
-                for e in entries
-                if e.get("destination", {}).get("subset") == "canary"
-            )
-    return 0
+def canary_weight(virtual_service: Obj) -> float:
+    return subset_weight(virtual_service, MANAGED_ROUTE, "canary")
 
 
-@dataclass(frozen=True)
-class Write:
-    at: float  # time.monotonic() when the store's watch delivered it
-    kind: tuple[str, str]
-    obj: Obj
+def wanted(event: StoredEvent) -> bool:
+    """Writes to the VirtualService and the Rollout `ui`."""
+    return (
+        event.storage_key in (VIRTUAL_SERVICES, ROLLOUTS)
+        and event.namespace == NAMESPACE
+        and event.obj.get("metadata", {}).get("name") == SERVICE
+    )
 
 
-class StoreWatch:
-    """Every write to the VirtualService and the Rollout `ui`, timed as the store makes it."""
-
-    def __init__(self, api: ApiServer) -> None:
-        self.store = api.store
-        self._writes: list[Write] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="store-watch", daemon=True)
-
-    def start(self) -> StoreWatch:
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        handle = self.store.open_watch()
-        since = self.store.resource_version
-        try:
-            while not self._stop.is_set():
-                events = self.store.wait_for_events(since, handle, 0.5)
-                if events is None:
-                    return
-                now = time.monotonic()
-                for event in events:
-                    since = event.resource_version
-                    if self._wanted(event):
-                        with self._lock:
-                            self._writes.append(Write(now, event.storage_key, event.obj))
-        finally:
-            self.store.close_watch(handle)
-
-    @staticmethod
-    def _wanted(event: StoredEvent) -> bool:
-        return (
-            event.storage_key in (VIRTUAL_SERVICES, ROLLOUTS)
-            and event.namespace == NAMESPACE
-            and event.obj.get("metadata", {}).get("name") == SERVICE
-        )
-
-    def first_after(
-        self, since: float, kind: tuple[str, str], test: Callable[[Obj], bool]
-    ) -> Write | None:
-        with self._lock:
-            writes = list(self._writes)
-        return next((w for w in writes if w.at >= since and w.kind == kind and test(w.obj)), None)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+def first_after(
+    recorder: StoreRecorder, since: float, kind: tuple[str, str], test: Callable[[Obj], bool]
+) -> Recorded | None:
+    """The first write of `kind` the store delivered at or after `since` that passes `test`."""
+    return next(
+        (w for w in recorder.recorded() if w.at >= since and w.kind == kind and test(w.obj)),
+        None,
+    )
 
 
 @dataclass(frozen=True)
@@ -172,7 +122,7 @@ class Bench:
     def __init__(
         self,
         client: SandboxClient,
-        watch: StoreWatch,
+        watch: StoreRecorder,
         controller: ControllerProcess,
         prometheus_url: str,
     ) -> None:
@@ -217,9 +167,9 @@ class Bench:
                 and (s.get("lastAnalysis") or {}).get("outcome") == "pass"
             )
 
-        passed: Write = wait(
+        passed: Recorded = wait(
             f"passing check of {version} at {WEIGHT} %",
-            lambda: self.watch.first_after(since, ROLLOUTS, passing_at_weight),
+            lambda: first_after(self.watch, since, ROLLOUTS, passing_at_weight),
             self.describe,
         )
         vs = self.client.get("networking.istio.io/v1beta1", "VirtualService", NAMESPACE, SERVICE)
@@ -232,14 +182,15 @@ class Bench:
         time.sleep(max(0.0, last_pass + rng.uniform(0.0, INTERVAL) - time.monotonic()))
         injected = time.monotonic()
         simulator.set_version(NAMESPACE, SERVICE, version, error_rate=ERROR_RATE)
-        rollback: Write = wait(
+        rollback: Recorded = wait(
             f"rollback of {version}",
-            lambda: self.watch.first_after(
-                injected, VIRTUAL_SERVICES, lambda o: not canary_weight(o)
+            lambda: first_after(
+                self.watch, injected, VIRTUAL_SERVICES, lambda o: not canary_weight(o)
             ),
             self.describe,
         )
-        first_fail: Write | None = self.watch.first_after(
+        first_fail: Recorded | None = first_after(
+            self.watch,
             injected,
             ROLLOUTS,
             lambda o: ((o.get("status") or {}).get("lastAnalysis") or {}).get("outcome") == "fail",
@@ -286,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         prometheus = exits.enter_context(
             PrometheusProcess(targets=[simulator.address], scrape_interval=SCRAPE)
         )
-        watch = StoreWatch(api).start()
+        watch = StoreRecorder(api.store, wanted).start()
         exits.callback(watch.stop)
         controller = exits.enter_context(
             ControllerProcess(workdir / "kubeconfig", workdir / "controller.log")

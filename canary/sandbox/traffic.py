@@ -228,6 +228,14 @@ def route_weights(http_route: Mapping[str, Any], versions: Mapping[str, str]) ->
     return weights
 
 
+def subset_weight(virtual_service: Mapping[str, Any], route_name: str, subset: str) -> float:
+    """The weight the HTTP route `route_name` gives `subset` (0 when it has no such route)."""
+    for http_route in virtual_service.get("spec", {}).get("http") or []:
+        if http_route.get("name") == route_name:
+            return route_weights(http_route, {subset: subset}).get(subset, 0.0)
+    return 0.0
+
+
 def mirror_percent(http_route: Mapping[str, Any]) -> float:
     """Istio mirrors 100 % when a mirror has no mirrorPercentage."""
     percentage = http_route.get("mirrorPercentage")

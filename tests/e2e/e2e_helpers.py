@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
 from canary.sandbox.stack import NAMESPACE, SERVICE
+from canary.sandbox.traffic import subset_weight
 
 Obj = dict[str, Any]
 T = TypeVar("T")
@@ -50,13 +51,7 @@ def http_route(vs: Mapping[str, Any], name: str) -> Obj | None:
 
 def canary_weight(vs: Mapping[str, Any]) -> int:
     """The canary subset's weight on the managed route (a lone destination weighs 100)."""
-    route = http_route(vs, MANAGED_ROUTE) or {}
-    entries = route.get("route") or []
-    total = 0
-    for entry in entries:
-        if entry.get("destination", {}).get("subset") == "canary":
-            total += int(entry.get("weight", 100 if len(entries) == 1 else 0))
-    return total
+    return int(subset_weight(vs, MANAGED_ROUTE, "canary"))
 
 
 def mirror_percent(vs: Mapping[str, Any]) -> float:

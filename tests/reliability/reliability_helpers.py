@@ -18,7 +18,7 @@ from canary.kube.client import KubeCluster
 from canary.mesh.istio import IstioRouter
 from canary.sandbox.apiserver import ApiServer
 from canary.sandbox.doubles import FixedVerdicts
-from canary.sandbox.store import WatchExpiredError
+from canary.sandbox.recorder import StoreRecorder, named
 
 Obj = dict[str, Any]
 
@@ -41,46 +41,9 @@ def in_process_controller(
         assert not thread.is_alive(), "the controller did not stop"
 
 
-class StoreRecorder:
-    """Every stored version of one object kind, in resourceVersion order."""
-
-    def __init__(self, api: ApiServer, plural: str, name: str = "ui") -> None:
-        self.api, self.plural, self.name = api, plural, name
-        self.versions: list[Obj] = []
-        self._stop = threading.Event()
-        self._since = api.store.resource_version
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> StoreRecorder:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            handle = self.api.store.open_watch()
-            try:
-                self._follow(handle)
-            except WatchExpiredError:
-                pass  # a fault aimed at the controller's watches; reopen from where we were
-            finally:
-                self.api.store.close_watch(handle)
-
-    def _follow(self, handle: Any) -> None:
-        while not self._stop.is_set():
-            events = self.api.store.wait_for_events(self._since, handle, 0.2)
-            if events is None:
-                return
-            for event in events:
-                self._since = max(self._since, event.resource_version)
-                if (
-                    event.storage_key[1] == self.plural
-                    and event.obj["metadata"]["name"] == self.name
-                ):
-                    self.versions.append(event.obj)
+def store_recorder(api: ApiServer, plural: str, name: str = "ui") -> StoreRecorder:
+    """Every stored version of `plural`/`name`, read from the store (see StoreRecorder)."""
+    return StoreRecorder(api.store, named(plural, name))
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from reliability_helpers import (
-    StoreRecorder,
     distinct,
     in_process_controller,
+    store_recorder,
     stored_rollout,
     traffic_state,
     wait_for,
@@ -58,7 +58,7 @@ def test_a_release_survives_every_kind_of_api_fault(tmp_path: Path) -> None:
     injected: dict[str, int] = {}
     with (
         sandbox_with_example(tmp_path) as (api, client),
-        StoreRecorder(api, "virtualservices") as recorder,
+        store_recorder(api, "virtualservices") as recorder,
         in_process_controller(tmp_path / "kubeconfig", FixedVerdicts(), retries=2) as controller,
     ):
         faults = api.faults

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 from binary_support import require_binary
-from reliability_helpers import StoreRecorder, distinct, stored_rollout, traffic_state, wait_for
+from reliability_helpers import distinct, store_recorder, stored_rollout, traffic_state, wait_for
 
 from canary.core.machine import required_checks
 from canary.core.model import Rollout, Stage
@@ -117,8 +117,8 @@ def test_thirty_kills_never_skip_repeat_or_rush_a_step(
         prometheus = stack.enter_context(
             PrometheusProcess(targets=[simulator.address], scrape_interval="1s")
         )
-        services = stack.enter_context(StoreRecorder(api, "virtualservices"))
-        rollouts = stack.enter_context(StoreRecorder(api, "rollouts"))
+        services = stack.enter_context(store_recorder(api, "virtualservices"))
+        rollouts = stack.enter_context(store_recorder(api, "rollouts"))
         rollout = rollout_under_test(prometheus.url)
         client.apply(rollout)
 
