@@ -16,8 +16,8 @@ from canary.controller.runtime import Controller
 from canary.controller.telemetry import Telemetry
 from canary.kube.client import KubeCluster
 from canary.mesh.istio import IstioRouter
+from canary.metrics.port import MetricsSource
 from canary.sandbox.apiserver import ApiServer
-from canary.sandbox.doubles import FixedVerdicts
 from canary.sandbox.recorder import StoreRecorder, named
 
 Obj = dict[str, Any]
@@ -25,7 +25,7 @@ Obj = dict[str, Any]
 
 @contextmanager
 def in_process_controller(
-    kubeconfig: Path, metrics: FixedVerdicts, **cluster_options: Any
+    kubeconfig: Path, metrics: MetricsSource, **cluster_options: Any
 ) -> Iterator[Controller]:
     cluster = KubeCluster.from_kubeconfig(str(kubeconfig), qps=1000, burst=1000, **cluster_options)
     reconciler = Reconciler(cluster=cluster, router=IstioRouter(), metrics=metrics)

@@ -18,13 +18,9 @@ from typing import Any
 
 import pytest
 from binary_support import require_binary
-from reliability_helpers import stored_rollout, wait_for
+from reliability_helpers import in_process_controller, stored_rollout, wait_for
 
-from canary.controller.reconcile import Reconciler
-from canary.controller.runtime import Controller
 from canary.controller.telemetry import Telemetry
-from canary.kube.client import KubeCluster
-from canary.mesh.istio import IstioRouter
 from canary.metrics.prometheus import PrometheusSource
 from canary.sandbox.prometheus import PrometheusProcess
 from canary.sandbox.stack import example, sandbox_with_example, simulated_traffic
@@ -70,16 +66,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, 
         prometheus = exits.enter_context(
             PrometheusProcess(targets=[simulator.address], scrape_interval="1s")
         )
-        cluster = KubeCluster.from_kubeconfig(str(workdir / "kubeconfig"), qps=1000, burst=1000)
-        reconciler = Reconciler(cluster=cluster, router=IstioRouter(), metrics=PrometheusSource())
-        telemetry = Telemetry()
-        controller = Controller(cluster, reconciler, telemetry=telemetry)
-        stop = threading.Event()
-        thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
-        thread.start()
-        yield api, client, prometheus.url, telemetry
-        stop.set()
-        thread.join(timeout=30)
+        controller = exits.enter_context(
+            in_process_controller(workdir / "kubeconfig", PrometheusSource())
+        )
+        yield api, client, prometheus.url, controller.telemetry
 
 
 QUERIES = {
