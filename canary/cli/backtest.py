@@ -12,7 +12,8 @@ import typer
 
 if TYPE_CHECKING:
     from canary.core.model import Rollout
-    from canary.metrics.recording import Recording, ReplayTick
+    from canary.core.simulate import Tick
+    from canary.metrics.recording import Recording
 
 
 class BacktestError(Exception):
@@ -154,7 +155,7 @@ def fetch(
         raise BacktestError(str(error)) from None
 
 
-def replay_all(recording: Recording, subject: Rollout) -> list[ReplayTick]:
+def replay_all(recording: Recording, subject: Rollout) -> list[Tick]:
     from canary.metrics.recording import RecordingError, replay
 
     try:
@@ -166,7 +167,7 @@ def replay_all(recording: Recording, subject: Rollout) -> list[ReplayTick]:
 # ---------------------------------------------------------------- the report
 
 
-def summarise(ticks: list[ReplayTick], recording: Recording) -> dict[str, Any]:
+def summarise(ticks: list[Tick], recording: Recording) -> dict[str, Any]:
     """What would have happened: each check, the furthest step, the end and its reason."""
     checks, furthest = [], "nothing"
     for tick in ticks:

@@ -1,21 +1,33 @@
-"""One reconcile of one Rollout: observe, decide (pure core), write.
+"""One reconcile of one Rollout: observe, decide (pure core), plan, write.
 
-Order of writes, and why a crash between any two of them is harmless:
+Order of work, and why a crash between any two writes is harmless:
 
 1. **Converge**: the mesh is brought to what the *stored* status says. Usually nothing is
-   written. If something is (the controller died between steps 3 and 4 last time, or someone
+   written. If something is (the controller died between steps 4 and 5 last time, or someone
    edited a managed route), the current step starts over, because its checks so far measured
    other traffic.
-2. **Decide**: requests, gates (only when an analysis is due) and `advance`.
-3. **Status** is written first, through the status subresource. It is the intent and the only
+2. **Decide**: requests, gates (only when an analysis is due), the canary's readiness (read
+   whenever a release may start or its traffic may go up) and `advance`.
+3. **Plan** every write of the decision on the objects as they are, before anything is written:
+   a Rollout whose decision cannot be planned (a route gone, a name too long for a claim) is
+   marked Invalid from the stored status, and nothing else is written.
+4. **Status** is written first, through the status subresource. It is the intent and the only
    state: a controller that dies right after it finds, in step 1, the mesh one position behind
    and brings it forward. Nothing is skipped (the step's checks restart) and nothing moves back.
-4. **Traffic**: DestinationRule, then VirtualService (a subset always selects the right pods
-   before a route sends traffic to it). Each is a read-modify-write with resourceVersion,
-   retried from a fresh read on 409, and skipped when the planner says nothing changes.
-5. **Events** last: losing one to a crash loses a notice, never a step. Notifications and
+5. **Traffic**: the DestinationRule and VirtualService writes in the order of
+   `core.traffic.write_plan` (the subset before the route when traffic goes up, the route
+   before the subset when it goes down or the subset is re-pointed), each a read-modify-write
+   with resourceVersion, retried from a fresh read on 409, skipped when nothing changes. After
+   the write that moved the stable subset, the status records when (the settle starts then).
+6. **Events** last: losing one to a crash loses a notice, never a step. Notifications and
    post-release webhooks are only queued here (a receiver never slows a reconcile), after the
    status is stored, so a decision that was not stored is not announced.
+
+A spec that cannot be used (invalid, or naming objects that are not there) never strands a
+running release: the reconcile runs again on `status.lastValidSpec`, held (checks continue and
+still roll back, requests are answered, nothing advances). Only when that fails too is the
+Rollout Invalid, and even then its requests are answered (an abort is carried out as soon as
+the mesh can be written).
 """
 
 from __future__ import annotations
@@ -38,14 +50,23 @@ from canary.core.machine import (
     invalid,
     invalid_status,
     repeats_stored_check,
+    subset_moved,
     traffic_restored,
     webhooks_due,
 )
-from canary.core.model import KIND, Phase, Rollout, RolloutStatus, Stage
+from canary.core.model import (
+    KIND,
+    RUNNING_PHASES,
+    ObjectMeta,
+    Rollout,
+    RolloutSpec,
+    RolloutStatus,
+)
 from canary.core.notices import notices_of
-from canary.core.traffic import Traffic, traffic_for
+from canary.core.requests import pending_request_in
+from canary.core.traffic import MeshWrite, Traffic, traffic_for, write_plan
 from canary.core.webhooks import post_release_due
-from canary.kube.port import Cluster, KubeError, NotFoundError, Obj, WorkloadState
+from canary.kube.port import Cluster, KubeError, Mutation, NotFoundError, Obj, WorkloadState
 from canary.mesh.router import MeshError, MeshRouter
 from canary.metrics.port import MetricsSource
 from canary.notify.port import NoNotifications, NotificationSink
@@ -60,6 +81,30 @@ log = structlog.get_logger("canary.reconcile")
 class Outcome:
     requeue_after: timedelta | None
     rollout: Obj | None  # the object as last written, for the cache
+
+
+@dataclass(frozen=True)
+class _Mesh:
+    """The Rollout's VirtualService and DestinationRule as last read or written."""
+
+    virtual_service: Obj
+    destination_rule: Obj
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The writes that carry a traffic, and the objects they were planned on."""
+
+    writes: tuple[MeshWrite, ...]
+    mesh: _Mesh
+
+
+class _CannotSteerError(Exception):
+    """A user-caused problem found after `rollout` was written (its latest stored form)."""
+
+    def __init__(self, message: str, rollout: Rollout) -> None:
+        super().__init__(message)
+        self.rollout = rollout
 
 
 @dataclass
@@ -80,59 +125,134 @@ class Reconciler:
         try:
             rollout = Rollout.model_validate(obj)
         except ValidationError as error:
-            return self._unreadable(obj, error)
+            return self._unreadable(obj, error, bound)
         bound = bound.bind(stage=rollout.status.stage, step=rollout.status.step_index)
         if rollout.metadata.deletion_timestamp is not None:
             return self._finalize(rollout)
         try:
             return self._reconcile(rollout, bound)
         except (MeshError, NotFoundError) as error:
-            return self._write(rollout, invalid(rollout, str(error), self.clock()), None)
+            return self._on_last_valid_spec(rollout, str(error), bound)
+        except _CannotSteerError as error:
+            return self._on_last_valid_spec(error.rollout, str(error), bound)
 
     # ------------------------------------------------------------ the steps
 
-    def _reconcile(self, rollout: Rollout, bound: Any) -> Outcome:
+    def _reconcile(self, rollout: Rollout, bound: Any, spec_problem: str | None = None) -> Outcome:
         if not self.may_write():
             return Outcome(None, None)
         rollout = self._ensure_finalizer(rollout)
-        destination_rule = self.cluster.get_destination_rule(
-            rollout.metadata.namespace, rollout.spec.destination_rule.name
-        )
-        virtual_service = self.cluster.get_virtual_service(
-            rollout.metadata.namespace, rollout.spec.virtual_service.name
-        )
-        self.router.check_ownership(virtual_service, rollout.metadata.name, rollout.spec)
-        rollout = self._converge(rollout)
+        mesh = self._read_mesh(rollout)
+        self.router.check_ownership(mesh.virtual_service, rollout.metadata.name, rollout.spec)
+        rollout, mesh = self._converge(rollout, mesh)
         now = self.clock()
-        canary = self._canary_state(rollout)
+        canary = self._canary_state(rollout, mesh)
         observed = Observed(
             canary_ready=canary.ready,
-            stable_version=self._stable_version(rollout, destination_rule),
+            stable_version=self._live_version(rollout, mesh),
             gates=self.metrics.evaluate(rollout) if analysis_due(rollout, now) else None,
             workload=canary.message,
             webhooks=self.webhooks.call(rollout, webhooks_due(rollout, now, canary.ready)),
+            spec_problem=spec_problem,
         )
         decision = advance(rollout, observed, now)
         bound.debug("decided", phase=decision.status.phase, weight=decision.status.canary_weight)
-        return self._write(rollout, decision, decision.traffic)
+        try:
+            plan = self._plan(rollout, mesh, decision.traffic)
+        except MeshError as error:
+            raise _CannotSteerError(str(error), rollout) from error
+        return self._write(rollout, decision, plan)
 
-    def _converge(self, rollout: Rollout) -> Rollout:
-        traffic = traffic_for(rollout.spec, rollout.status)
-        if traffic is None or not self._apply_traffic(rollout, traffic):
-            return rollout
+    def _on_last_valid_spec(self, rollout: Rollout, problem: str, bound: Any) -> Outcome:
+        """The spec cannot be used. A running release goes on, held, on its last valid spec;
+        anything else (or a last valid spec that fails too) is Invalid."""
+        last = rollout.status.last_valid_spec
+        if rollout.status.phase in RUNNING_PHASES and last is not None and last != rollout.spec:
+            held = rollout.model_copy(update={"spec": last})
+            try:
+                return self._reconcile(held, bound, spec_problem=problem)
+            except (MeshError, NotFoundError):
+                pass
+            except _CannotSteerError as error:
+                rollout = error.rollout.model_copy(update={"spec": rollout.spec})
+        return self._write(rollout, invalid(rollout, problem, self.clock()), None)
+
+    def _read_mesh(self, rollout: Rollout) -> _Mesh:
+        namespace, spec = rollout.metadata.namespace, rollout.spec
+        return _Mesh(
+            virtual_service=self.cluster.get_virtual_service(namespace, spec.virtual_service.name),
+            destination_rule=self.cluster.get_destination_rule(
+                namespace, spec.destination_rule.name
+            ),
+        )
+
+    def _converge(self, rollout: Rollout, mesh: _Mesh) -> tuple[Rollout, _Mesh]:
+        plan = self._plan(rollout, mesh, traffic_for(rollout.spec, rollout.status))
+        if not plan.writes:
+            return rollout, mesh
+        mesh = self._apply(rollout, plan)
         decision = traffic_restored(rollout, self.clock(), self._mesh_names(rollout))
-        written, _ = self._write_status(rollout, decision.status)
+        status = subset_moved(decision.status, self.clock()) or decision.status
+        written, _ = self._write_status(rollout, status)
         self._record(rollout, decision.events)
-        return written
+        return written, mesh
 
-    def _write(self, rollout: Rollout, decision: Decision, traffic: Traffic | None) -> Outcome:
+    def _write(self, rollout: Rollout, decision: Decision, plan: _Plan | None) -> Outcome:
         self.on_decision(rollout, decision)
         written, response = self._write_status(rollout, decision.status)
-        if traffic is not None and traffic != traffic_for(rollout.spec, rollout.status):
-            self._apply_traffic(written, traffic)  # else `_converge` has just made it so
+        if plan is not None and plan.writes:
+            self._apply(written, plan)
+        stamped = subset_moved(written.status, self.clock())
+        if stamped is not None:  # the stable subset has moved: the settle starts now
+            written, response = self._write_status(written, stamped)
         self._record(rollout, decision.events)
         self._announce(rollout, decision)
         return Outcome(decision.requeue_after, response)
+
+    # ------------------------------------------------------------ traffic
+
+    def _plan(self, rollout: Rollout, mesh: _Mesh, traffic: Traffic | None) -> _Plan:
+        """The writes that bring the objects to `traffic`, in a safe order (`write_plan`),
+        planned on the objects as they are: a MeshError here means nothing was written."""
+        if traffic is None or not self.may_write():
+            return _Plan((), mesh)
+        name, spec = rollout.metadata.name, rollout.spec
+        vs, dr = mesh.virtual_service, mesh.destination_rule
+        before = self.router.observe_traffic(vs, dr, name, spec)
+        needed = []
+        for write in write_plan(before, traffic):
+            if write.target == "destinationRule":
+                planned = self.router.plan_destination_rule(dr, spec, write.traffic)
+                dr = planned.obj
+            else:
+                planned = self.router.plan_virtual_service(vs, name, spec, write.traffic)
+                vs = planned.obj
+            if planned.changed:
+                needed.append(write)
+        return _Plan(tuple(needed), mesh)
+
+    def _apply(self, rollout: Rollout, plan: _Plan) -> _Mesh:
+        """Make the planned writes, in order (each planned again on the object it reads, so a
+        409 retry never writes a stale plan); the objects as the API answered them."""
+        namespace, spec = rollout.metadata.namespace, rollout.spec
+        vs, dr = plan.mesh.virtual_service, plan.mesh.destination_rule
+        for write in plan.writes:
+            if write.target == "destinationRule":
+                dr = self.cluster.update_destination_rule(
+                    namespace, spec.destination_rule.name, self._planner(rollout, write)
+                ).obj
+            else:
+                vs = self.cluster.update_virtual_service(
+                    namespace, spec.virtual_service.name, self._planner(rollout, write)
+                ).obj
+        return _Mesh(vs, dr)
+
+    def _planner(self, rollout: Rollout, write: MeshWrite) -> Mutation:
+        """The read-modify-write mutation of one planned write."""
+        name, spec, traffic = rollout.metadata.name, rollout.spec, write.traffic
+        if write.target == "destinationRule":
+            return lambda obj: _if_changed(self.router.plan_destination_rule(obj, spec, traffic))
+        return lambda obj: _if_changed(self.router.plan_virtual_service(obj, name, spec, traffic))
 
     # ------------------------------------------------------------ writes
 
@@ -151,23 +271,6 @@ class Reconciler:
             update={"resource_version": response.get("metadata", {}).get("resourceVersion")}
         )
         return rollout.model_copy(update={"status": status, "metadata": meta}), response
-
-    def _apply_traffic(self, rollout: Rollout, traffic: Traffic) -> bool:
-        """Write the DestinationRule then the VirtualService if they differ; True if written."""
-        if not self.may_write():
-            return False
-        namespace, spec, name = rollout.metadata.namespace, rollout.spec, rollout.metadata.name
-        dr = self.cluster.update_destination_rule(
-            namespace,
-            spec.destination_rule.name,
-            lambda obj: _if_changed(self.router.plan_destination_rule(obj, spec, traffic)),
-        )
-        vs = self.cluster.update_virtual_service(
-            namespace,
-            spec.virtual_service.name,
-            lambda obj: _if_changed(self.router.plan_virtual_service(obj, name, spec, traffic)),
-        )
-        return dr.written or vs.written
 
     def _record(self, rollout: Rollout, events: tuple[Event, ...]) -> None:
         bound = log.bind(rollout=rollout.metadata.name, namespace=rollout.metadata.namespace)
@@ -204,17 +307,13 @@ class Reconciler:
         """A deleted Rollout hands its route back: stable 100, managed routes removed."""
         if FINALIZER not in rollout.metadata.finalizers or not self.may_write():
             return Outcome(None, None)
-        namespace, spec, name = rollout.metadata.namespace, rollout.spec, rollout.metadata.name
+        namespace, name = rollout.metadata.namespace, rollout.metadata.name
+        spec = rollout.status.last_valid_spec or rollout.spec
+        held = rollout.model_copy(update={"spec": spec})
         stable = rollout.status.stable_version
         try:
             if stable is not None:
-                self.cluster.update_destination_rule(
-                    namespace,
-                    spec.destination_rule.name,
-                    lambda obj: _if_changed(
-                        self.router.plan_destination_rule(obj, spec, _stable_traffic(stable))
-                    ),
-                )
+                self._apply(held, self._plan(held, self._read_mesh(held), _stable_traffic(stable)))
                 self.cluster.update_virtual_service(
                     namespace,
                     spec.virtual_service.name,
@@ -225,11 +324,16 @@ class Reconciler:
         except (NotFoundError, MeshError) as error:
             log.warning("released without touching the mesh", rollout=name, error=str(error))
         log.info("rollout deleted; route handed back to stable", rollout=name, namespace=namespace)
-        finalizers = [f for f in rollout.metadata.finalizers if f != FINALIZER]
-        self.cluster.patch_rollout_metadata(namespace, name, {"finalizers": finalizers})
+        self._drop_finalizer(rollout.metadata)
         return Outcome(None, None)
 
-    def _unreadable(self, obj: Obj, error: ValidationError) -> Outcome:
+    def _drop_finalizer(self, meta: ObjectMeta) -> None:
+        finalizers = [f for f in meta.finalizers if f != FINALIZER]
+        self.cluster.patch_rollout_metadata(meta.namespace, meta.name, {"finalizers": finalizers})
+
+    def _unreadable(self, obj: Obj, error: ValidationError, bound: Any) -> Outcome:
+        """A spec that does not validate. A running release goes on, held, on its last valid
+        spec; otherwise the Rollout is Invalid (its request still answered)."""
         meta = obj.get("metadata", {})
         namespace, name = meta.get("namespace", "default"), meta.get("name", "?")
         message = f"{KIND} {namespace}/{name} is invalid: " + "; ".join(
@@ -239,7 +343,19 @@ class Reconciler:
             status = RolloutStatus.model_validate(obj.get("status") or {})
         except ValidationError:
             status = RolloutStatus()
-        decision = invalid_status(status, message, self.clock(), meta.get("generation"))
+        on_last = _with_spec(obj, status.last_valid_spec)
+        if on_last is not None and on_last.metadata.deletion_timestamp is not None:
+            return self._finalize(on_last)
+        if on_last is not None and status.phase in RUNNING_PHASES:
+            try:
+                return self._reconcile(on_last, bound, spec_problem=message)
+            except (MeshError, NotFoundError, _CannotSteerError):
+                pass
+        if meta.get("deletionTimestamp") and FINALIZER in (meta.get("finalizers") or []):
+            self._drop_finalizer(ObjectMeta.model_validate(meta))  # nothing known to hand back
+            return Outcome(None, None)
+        request = pending_request_in(meta.get("annotations") or {}, status)
+        decision = invalid_status(status, message, self.clock(), meta.get("generation"), request)
         if decision.status.wire() != status.wire() and self.may_write():
             self.cluster.patch_rollout_status(
                 namespace, name, status_patch(status.wire(), decision.status.wire())
@@ -251,19 +367,31 @@ class Reconciler:
 
     # ------------------------------------------------------------ observations
 
-    def _canary_state(self, rollout: Rollout) -> WorkloadState:
+    def _canary_state(self, rollout: Rollout, mesh: _Mesh) -> WorkloadState:
+        """Whether the canary workload may take traffic: ready, and selected by the subsets."""
         ref = rollout.spec.canary.workload_ref
-        waiting = rollout.status.stage in (None, Stage.WAITING)
-        if ref is None or not waiting or rollout.status.phase in (Phase.SUCCEEDED,):
+        if ref is None:
             return WorkloadState(exists=True, ready=True, message="the canary workload")
-        return self.cluster.workload_state(rollout.metadata.namespace, ref.kind, ref.name)
+        namespace = rollout.metadata.namespace
+        state = self.cluster.workload_state(namespace, ref.kind, ref.name)
+        if state.pod_labels is None:
+            return state
+        unfit = self.router.canary_fit(
+            mesh.destination_rule,
+            rollout.spec,
+            f"{ref.kind} {namespace}/{ref.name}",
+            state.pod_labels,
+        )
+        return state if unfit is None else WorkloadState(True, False, unfit, state.pod_labels)
 
-    def _stable_version(self, rollout: Rollout, destination_rule: Obj) -> str | None:
-        for subset in destination_rule.get("spec", {}).get("subsets") or []:
-            if subset.get("name") == rollout.spec.stable.subset:
-                version = (subset.get("labels") or {}).get(rollout.spec.version_label)
-                return str(version) if version is not None else None
-        return None
+    def _live_version(self, rollout: Rollout, mesh: _Mesh) -> str:
+        """The stable version: as the status keeps it, or (the first time) as the stable
+        subset selects it; a MeshError when it cannot be read."""
+        if rollout.status.stable_version is not None:
+            return rollout.status.stable_version
+        return self.router.stable_version(
+            mesh.destination_rule, rollout.metadata.name, rollout.spec
+        )
 
     def _mesh_names(self, rollout: Rollout) -> str:
         ns = rollout.metadata.namespace
@@ -271,6 +399,16 @@ class Reconciler:
             f"VirtualService {ns}/{rollout.spec.virtual_service.name} or "
             f"DestinationRule {ns}/{rollout.spec.destination_rule.name}"
         )
+
+
+def _with_spec(obj: Obj, spec: RolloutSpec | None) -> Rollout | None:
+    """The Rollout of `obj` on another spec (its last valid one); None if even that fails."""
+    if spec is None:
+        return None
+    try:
+        return Rollout.model_validate({**obj, "spec": spec.wire()})
+    except ValidationError:
+        return None
 
 
 def _if_changed(planned: Any) -> Obj | None:

@@ -8,17 +8,30 @@ request from a person, that becomes a rejected request with a message).
 A reconcile handles, in this order: leaving `Invalid`, the pending request, a change of
 `spec.canary.version`, then the phase's own progress (readiness, a gate check, the release
 sequence). Traffic is derived from the resulting status alone (`traffic_for`).
+
+Three rules hold whatever the observations are:
+- the canary's traffic goes up (a release starts, a step advances, a promotion) only when the
+  canary workload was just observed ready; a wait longer than `readyTimeout` rolls back;
+- a running release whose spec cannot be used is held, not abandoned (`Observed.spec_problem`):
+  the controller passes the last valid spec, checks go on and a failure still rolls back, but
+  nothing advances until the spec is fixed;
+- a Rollout that cannot be steered at all is `Invalid`, and still answers every request: an
+  abort is recorded at once and carried out when the mesh can be written again.
+
+The one phase change outside `TRANSITIONS`: leaving `Invalid` returns to the phase it
+suspended (`_leave_invalid`), as h11's one hand-coded transition does.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+from canary.core.durations import format_duration
 from canary.core.model import (
     HISTORY_LIMIT,
     RUNNING_PHASES,
@@ -72,6 +85,7 @@ TRANSITIONS: Mapping[tuple[Phase | None, Trigger], Phase] = {
     **{(p, Trigger.VERSION_REVERTED): Phase.SUCCEEDED for p in (*RUNNING_PHASES, *TERMINAL_PHASES)},
     (Phase.PENDING, Trigger.CANARY_READY): Phase.PROGRESSING,
     (Phase.PENDING, Trigger.READY_TIMEOUT): Phase.ROLLED_BACK,
+    (Phase.PROGRESSING, Trigger.READY_TIMEOUT): Phase.ROLLED_BACK,
     (Phase.PROGRESSING, Trigger.MANUAL_GATE): Phase.PAUSED,
     (Phase.PROGRESSING, Trigger.STEP_PASSED): Phase.PROGRESSING,
     (Phase.PROGRESSING, Trigger.RELEASED): Phase.SUCCEEDED,
@@ -103,13 +117,20 @@ class IllegalTransitionError(ValueError):
     """A trigger that the transition table does not allow in the current phase."""
 
 
+class RequestRefusedError(ValueError):
+    """A request that the phase allows but the moment does not; the message says why."""
+
+
 @dataclass(frozen=True)
 class Observed:
     """What the controller saw before calling `advance`.
 
+    canary_ready: whether the canary workload is ready to take traffic, read this reconcile.
     gates: one result per gate when an analysis ran for this reconcile, None when it did not.
     stable_version: the version the DestinationRule's stable subset selects today.
     webhooks: the answers of the webhooks called for this reconcile (`webhooks_due`), by name.
+    spec_problem: why the Rollout's own spec cannot be used; the Rollout given to `advance`
+        then carries the last valid spec (`status.lastValidSpec`) and nothing advances.
     """
 
     canary_ready: bool = True
@@ -117,6 +138,7 @@ class Observed:
     gates: tuple[GateResult, ...] | None = None
     workload: str = "the canary workload"
     webhooks: Mapping[str, GateResult] = field(default_factory=dict)
+    spec_problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -271,16 +293,13 @@ def webhooks_due(rollout: Rollout, now: datetime, canary_ready: bool) -> tuple[W
 
 
 @dataclass
-class _Step:
-    """The status being built during one reconcile, with the events it produced."""
+class _Edit:
+    """A status being changed, with the events the change produced."""
 
-    spec: RolloutSpec
     status: RolloutStatus
     now: datetime
     events: list[Event] = field(default_factory=list)
-    requeue_after: timedelta | None = None
     moved: bool = False  # a position change happened in this reconcile
-    answers: Mapping[str, GateResult] = field(default_factory=dict)  # webhooks, by name
 
     def update(self, **changes: Any) -> None:
         self.status = self.status.model_copy(update=changes)
@@ -292,49 +311,97 @@ class _Step:
         phase = fire(self.status.phase, trigger)
         self.update(phase=phase, message=message, **changes)
 
+
+@dataclass
+class _Step(_Edit):
+    """The status being built during one reconcile of a Rollout with a usable spec."""
+
+    spec: RolloutSpec = field(kw_only=True)
+    observed: Observed = field(default_factory=Observed)
+    requeue_after: timedelta | None = None
+
+    @property
+    def answers(self) -> Mapping[str, GateResult]:
+        """The webhooks' answers of this reconcile, by name."""
+        return self.observed.webhooks
+
+    @property
+    def held_by(self) -> str | None:
+        """Why nothing may advance now: the spec cannot be used."""
+        return self.observed.spec_problem
+
     def requeue(self, after: timedelta) -> None:
         self.requeue_after = after if self.requeue_after is None else min(after, self.requeue_after)
 
 
 def advance(rollout: Rollout, observed: Observed, now: datetime) -> Decision:
     """Decide the next status and traffic of one Rollout; deterministic in its arguments."""
-    step = _Step(rollout.spec, rollout.status, now, answers=observed.webhooks)
+    if rollout.status.stable_version is None and observed.stable_version is None:
+        return invalid(rollout, _unknown_stable_version(rollout), now)
+    step = _Step(rollout.status, now, spec=rollout.spec, observed=observed)
     before = rollout.status
     _leave_invalid(step)
-    _handle_request(step, pending_request(rollout))
+    _handle_request(step, pending_request(rollout), _REQUEST_HANDLERS)
     _follow_version(step, observed)
     _progress(step, observed)
+    _note_spec_problem(step, before)
+    _keep_valid_spec(step)
     return Decision(
-        status=_bookkeeping(step.status, before, now, rollout.metadata.generation),
+        status=_bookkeeping(step.status, before, now, rollout.metadata.generation, step.held_by),
         traffic=traffic_for(rollout.spec, step.status),
         events=tuple(step.events),
         requeue_after=step.requeue_after,
     )
 
 
+def _unknown_stable_version(rollout: Rollout) -> str:
+    spec = rollout.spec
+    return (
+        f"the live version of Rollout {rollout.key} is not known: DestinationRule "
+        f"{rollout.metadata.namespace}/{spec.destination_rule.name} subset "
+        f"'{spec.stable.subset}' has no {spec.version_label} label; label it with the version "
+        f"that runs now (or set spec.versionLabel to the label your pods carry)"
+    )
+
+
 def invalid(rollout: Rollout, message: str, now: datetime) -> Decision:
-    """Mark a Rollout Invalid: one clear message, a Warning Event, no traffic change."""
-    return invalid_status(rollout.status, message, now, rollout.metadata.generation)
+    """The Rollout cannot be steered: answer its request, then mark it Invalid (one message, a
+    Warning Event, no traffic change). An abort is recorded now and carried out once the
+    Rollout can be steered again."""
+    return invalid_status(
+        rollout.status, message, now, rollout.metadata.generation, pending_request(rollout)
+    )
 
 
 def invalid_status(
-    status: RolloutStatus, message: str, now: datetime, generation: int | None
+    status: RolloutStatus,
+    message: str,
+    now: datetime,
+    generation: int | None,
+    request: Request | None = None,
 ) -> Decision:
     """`invalid` for a Rollout whose spec could not even be read (only its status could)."""
-    if status.phase is Phase.INVALID and status.message == message:
+    if status.phase is Phase.INVALID and status.message == message and request is None:
         return Decision(status=status, traffic=None)
     suspended = status.suspended_phase if status.phase is Phase.INVALID else status.phase
-    changed = status.model_copy(
+    edit = _Edit(status.model_copy(update={"phase": suspended}), now)
+    _handle_request(edit, request, _INVALID_HANDLERS, refusal=f"the Rollout is invalid: {message}")
+    if edit.status.phase not in RUNNING_PHASES:
+        edit.update(last_valid_spec=None)
+    changed = edit.status.model_copy(
         update={
             "phase": fire(status.phase, Trigger.INVALID),
             "message": message,
-            "suspended_phase": suspended,
+            "suspended_phase": edit.status.phase,
         }
     )
+    events = tuple(edit.events)
+    if status.phase is not Phase.INVALID or status.message != message:
+        events += (Event("Warning", "InvalidSpec", message),)
     return Decision(
         status=_bookkeeping(changed, status, now, generation),
         traffic=None,
-        events=(Event("Warning", "InvalidSpec", message),),
+        events=events,
     )
 
 
@@ -342,24 +409,81 @@ def _leave_invalid(step: _Step) -> None:
     if step.status.phase is not Phase.INVALID:
         return
     step.update(phase=step.status.suspended_phase, suspended_phase=None, message="")
-    step.emit("Normal", "Valid", "the Rollout is valid again; carrying on where it stood")
+    message = "the Rollout is valid again; carrying on where it stood"
+    if _restart_step(step):
+        message += "; the current step starts over"
+    step.emit("Normal", "Valid", message)
+
+
+def _restart_step(step: _Edit) -> bool:
+    """Checks so far measured other traffic (an outage, a drift): the step starts over."""
+    status = step.status
+    if status.phase not in (Phase.PROGRESSING, Phase.PAUSED) or status.stage not in ANALYSED_STAGES:
+        return False
+    step.update(step_started_at=step.now, passed_checks=0)
+    return True
+
+
+def _note_spec_problem(step: _Step, before: RolloutStatus) -> None:
+    """While the spec cannot be used: a Warning when the problem is new, and a message."""
+    problem = step.held_by
+    if problem is None:
+        return
+    if _valid_condition_message(before) != problem:
+        step.emit("Warning", "InvalidSpec", f"{problem}; {_HELD}")
+    step.update(message=f"{problem}; {_HELD}")
+
+
+_HELD = "the release holds on the last valid spec (checks go on and can still roll back)"
+
+
+def _valid_condition_message(status: RolloutStatus) -> str | None:
+    return next(
+        (c.message for c in status.conditions if c.type == "Valid" and c.status == "False"), None
+    )
+
+
+def _keep_valid_spec(step: _Step) -> None:
+    """A running release keeps its last valid spec in the status; nothing else does."""
+    if step.status.phase not in RUNNING_PHASES:
+        step.update(last_valid_spec=None)
+    elif step.held_by is None and step.status.last_valid_spec != step.spec:
+        step.update(last_valid_spec=step.spec)
 
 
 # ---------------------------------------------------------------- requests
 
 
-def _handle_request(step: _Step, request: Request | None) -> None:
+E = TypeVar("E", bound=_Edit)
+
+
+def _handle_request(
+    step: E,
+    request: Request | None,
+    handlers: Mapping[Action, Callable[[E], str]],
+    refusal: str | None = None,
+) -> None:
+    """Answer the pending request once: a handler's result, or why it was not acted on."""
     if request is None:
         return
     if request.action is None:
         result = f"rejected: {request.problem}"
         step.emit("Warning", "RequestRejected", result)
+    elif request.expires is not None and step.now >= request.expires:
+        result = f"expired: {request.action.value} was not acted on; the CLI gave up on it"
+        step.emit("Warning", "RequestExpired", result)
+    elif request.action not in handlers:
+        result = f"rejected: {refusal}"
+        step.emit("Warning", "RequestRejected", result)
     else:
         try:
-            result = _REQUEST_HANDLERS[request.action](step)
+            result = handlers[request.action](step)
             step.emit("Normal", "RequestHandled", f"{request.action.value}: {result}")
         except IllegalTransitionError:
             result = f"rejected: {request.action.value} does nothing while {step.status.phase}"
+            step.emit("Warning", "RequestRejected", result)
+        except RequestRefusedError as refused:
+            result = f"rejected: {refused}"
             step.emit("Warning", "RequestRejected", result)
     step.update(
         handled_request=HandledRequest(
@@ -385,14 +509,21 @@ def _request_resume(step: _Step) -> str:
     return "resumed"
 
 
-def _ensure_canary_started(status: RolloutStatus) -> None:
+def _ensure_promotable(step: _Step) -> None:
+    """A promotion sends the canary more traffic: only a started release, on a usable spec, of
+    a canary that is ready now."""
+    status = step.status
     waiting = status.stage in (None, Stage.WAITING)
     if waiting and status.paused_reason is not PauseReason.MANUAL_GATE:
         raise IllegalTransitionError("the canary is not ready yet")
+    if step.held_by is not None:
+        raise RequestRefusedError(f"{step.held_by}; fix the spec before promoting")
+    if status.stage is not Stage.RELEASE and not step.observed.canary_ready:
+        raise RequestRefusedError(f"{step.observed.workload}; promote once it is ready")
 
 
 def _request_promote(step: _Step) -> str:
-    _ensure_canary_started(step.status)
+    _ensure_promotable(step)
     if step.status.stage is Stage.RELEASE:
         return _carry_on_releasing(step, Trigger.PROMOTE)
     step.transition(Trigger.PROMOTE, "promoted by request", paused_reason=None)
@@ -403,7 +534,7 @@ def _request_promote(step: _Step) -> str:
 
 
 def _request_promote_full(step: _Step) -> str:
-    _ensure_canary_started(step.status)
+    _ensure_promotable(step)
     if step.status.stage is Stage.RELEASE:
         return _carry_on_releasing(step, Trigger.PROMOTE_FULL)
     step.transition(Trigger.PROMOTE_FULL, "fully promoted by request", paused_reason=None)
@@ -419,7 +550,7 @@ def _carry_on_releasing(step: _Step, trigger: Trigger) -> str:
     return "already in the release sequence; it carries on"
 
 
-def _request_abort(step: _Step) -> str:
+def _request_abort(step: _Edit) -> str:
     _to_stable(step, Trigger.ABORT, f"release of {step.status.canary_version} aborted by request")
     step.emit("Warning", "Aborted", step.status.message)
     return "aborted; all traffic on stable"
@@ -431,7 +562,7 @@ def _request_retry(step: _Step) -> str:
     return f"retrying {version} from the first stage"
 
 
-_REQUEST_HANDLERS = {
+_REQUEST_HANDLERS: Mapping[Action, Callable[[_Step], str]] = {
     Action.PAUSE: _request_pause,
     Action.RESUME: _request_resume,
     Action.PROMOTE: _request_promote,
@@ -439,6 +570,8 @@ _REQUEST_HANDLERS = {
     Action.ABORT: _request_abort,
     Action.RETRY: _request_retry,
 }
+# An Invalid Rollout cannot be steered: only an abort is taken (and carried out when it can).
+_INVALID_HANDLERS: Mapping[Action, Callable[[_Edit], str]] = {Action.ABORT: _request_abort}
 
 
 # ---------------------------------------------------------------- versions
@@ -448,7 +581,7 @@ def _follow_version(step: _Step, observed: Observed) -> None:
     wanted = step.spec.canary.version
     status = step.status
     if status.stable_version is None:
-        live = observed.stable_version or wanted
+        live = observed.stable_version  # `advance` made sure it is known
         step.update(phase=None, stable_version=live, canary_version=live)
         step.transition(Trigger.INITIALISED, f"{live} is live")
         step.emit("Normal", "Initialised", f"{live} is the stable version")
@@ -480,6 +613,8 @@ def _start_release(step: _Step, trigger: Trigger, version: str, message: str) ->
         mirror_percent=0.0,
         header_route=False,
         stable_subset_moved=False,
+        stable_subset_moved_at=None,
+        unready_since=None,
         release_started_at=step.now,
         stage_started_at=step.now,
         step_started_at=step.now,
@@ -492,7 +627,7 @@ def _start_release(step: _Step, trigger: Trigger, version: str, message: str) ->
     step.requeue(timedelta(0))
 
 
-def _to_stable(step: _Step, trigger: Trigger, message: str) -> None:
+def _to_stable(step: _Edit, trigger: Trigger, message: str) -> None:
     step.transition(
         trigger,
         message,
@@ -502,6 +637,8 @@ def _to_stable(step: _Step, trigger: Trigger, message: str) -> None:
         mirror_percent=0.0,
         header_route=False,
         stable_subset_moved=False,
+        stable_subset_moved_at=None,
+        unready_since=None,
         paused_reason=None,
     )
     step.moved = True
@@ -532,22 +669,48 @@ def _webhook_checks(step: _Step) -> tuple[GateResult, ...]:
 
 
 def _await_canary(step: _Step, observed: Observed) -> None:
-    status, deadline = step.status, step.spec.canary.ready_timeout
+    first = next_position(step.spec, Stage.WAITING, 0)
+    if _held(step) or not _ready_for(step, first):
+        return
+    if not all(_confirmed(step, first, t) for t in BOUNDARY_ORDER):
+        return
+    step.transition(Trigger.CANARY_READY, f"{observed.workload} is ready")
+    _enter_or_wait_for_promotion(step, first)
+
+
+def _held(step: _Step) -> bool:
+    """Nothing advances while the spec cannot be used (`_note_spec_problem` says so)."""
+    if step.held_by is None:
+        return False
+    step.requeue(step.spec.analysis.interval)
+    return True
+
+
+def _ready_for(step: _Step, target: Position) -> bool:
+    """Whether the canary may take more traffic now. If not, the release waits for it, and
+    rolls back once it has waited longer than `readyTimeout` (a release waits from its start)."""
+    status, observed = step.status, step.observed
     if observed.canary_ready:
-        first = next_position(step.spec, Stage.WAITING, 0)
-        if not all(_confirmed(step, first, t) for t in BOUNDARY_ORDER):
-            return
-        step.transition(Trigger.CANARY_READY, f"{observed.workload} is ready")
-        _enter_or_wait_for_promotion(step, first)
-    elif status.stage_started_at is not None and step.now - status.stage_started_at > deadline:
+        if status.unready_since is not None:
+            step.update(unready_since=None)
+        return True
+    waiting = status.stage_started_at if status.stage is Stage.WAITING else None
+    since = status.unready_since or waiting or step.now
+    deadline = step.spec.canary.ready_timeout
+    if step.now - since > deadline:
         message = (
-            f"{observed.workload} was not ready within {deadline}; "
-            "fix the workload, then run `canary retry`"
+            f"{observed.workload}: not ready within {format_duration(deadline)} before "
+            f"{_describe(step.spec, target)}; fix the workload, then run `canary retry`"
         )
-        _to_stable(step, Trigger.READY_TIMEOUT, message)
-        step.emit("Warning", "RolledBack", message)
-    else:
-        step.requeue(WAITING_REQUEUE)
+        _to_stable(step, Trigger.READY_TIMEOUT, f"rolled back: {message}")
+        step.emit("Warning", "RolledBack", step.status.message)
+        return False
+    message = f"waiting for the canary before {_describe(step.spec, target)}: {observed.workload}"
+    if status.unready_since is None and status.stage is not Stage.WAITING:
+        step.emit("Warning", "CanaryNotReady", message)
+    step.update(unready_since=since, message=message)
+    step.requeue(WAITING_REQUEUE)
+    return False
 
 
 def _check(step: _Step, gates: tuple[GateResult, ...]) -> None:
@@ -639,6 +802,8 @@ def _confirmed(step: _Step, target: Position, type_: WebhookType) -> bool:
 
 
 def _enter_or_wait_for_promotion(step: _Step, target: Position) -> None:
+    if _held(step) or not _ready_for(step, target):
+        return
     gate = STAGE_NAME_OF.get(target.stage)
     entering_stage = target.stage is not step.status.stage
     if entering_stage and not _confirmed(step, target, WebhookType.CONFIRM_PROMOTION):
@@ -664,6 +829,8 @@ def _enter(step: _Step, target: Position) -> None:
         mirror_percent=mirror,
         header_route=header,
         stable_subset_moved=False,
+        stable_subset_moved_at=None,
+        unready_since=None,
         stage_started_at=step.now if stage_changed else step.status.stage_started_at,
         step_started_at=step.now,
         passed_checks=0,
@@ -692,19 +859,30 @@ def _describe(spec: RolloutSpec, position: Position) -> str:
 
 
 def _release(step: _Step) -> None:
-    """canary 100 -> stable subset moves to the new version -> settle -> stable 100."""
+    """canary 100 -> stable subset moves to the new version -> settle -> stable 100.
+
+    The settle is measured from `stableSubsetMovedAt`, which the controller stamps
+    (`subset_moved`) after the DestinationRule write that moved the labels, whoever made it
+    and however long after the decision: a crash or a failover between the two cannot cut it.
+    """
     status = step.status
+    if _held(step):
+        return
     if status.step_index == RELEASE_CANARY_FULL:
         step.update(
             step_index=RELEASE_SUBSET_MOVED,
             stable_subset_moved=True,
+            stable_subset_moved_at=None,
             step_started_at=step.now,
             message=f"stable subset now selects {status.canary_version}; settling",
         )
         step.moved = True
         step.requeue(step.spec.promotion.settle_delay)
         return
-    settled_at = (status.step_started_at or step.now) + step.spec.promotion.settle_delay
+    if status.stable_subset_moved_at is None:
+        step.requeue(WAITING_REQUEUE)  # the write that moves the labels has not been made
+        return
+    settled_at = status.stable_subset_moved_at + step.spec.promotion.settle_delay
     if step.now < settled_at:
         step.requeue(settled_at - step.now)
         return
@@ -714,11 +892,23 @@ def _release(step: _Step) -> None:
     step.emit("Normal", "Succeeded", f"{version} released")
 
 
+def subset_moved(status: RolloutStatus, now: datetime) -> RolloutStatus | None:
+    """The status after the controller's write that moved the stable subset to the new version
+    (the settle starts now); None when there is nothing to stamp."""
+    if not status.stable_subset_moved or status.stable_subset_moved_at is not None:
+        return None
+    return status.model_copy(update={"stable_subset_moved_at": now})
+
+
 # ---------------------------------------------------------------- bookkeeping
 
 
 def _bookkeeping(
-    status: RolloutStatus, before: RolloutStatus, now: datetime, generation: int | None
+    status: RolloutStatus,
+    before: RolloutStatus,
+    now: datetime,
+    generation: int | None,
+    spec_problem: str | None = None,
 ) -> RolloutStatus:
     """History on every position change, conditions, observed generation."""
     history = status.history
@@ -739,19 +929,19 @@ def _bookkeeping(
     return status.model_copy(
         update={
             "history": history,
-            "conditions": _conditions(status, now, generation),
+            "conditions": _conditions(status, now, generation, spec_problem),
             "observed_generation": generation,
         }
     )
 
 
-def _conditions(status: RolloutStatus, now: datetime, generation: int | None) -> list[Condition]:
+def _conditions(
+    status: RolloutStatus, now: datetime, generation: int | None, spec_problem: str | None
+) -> list[Condition]:
     running = status.phase in RUNNING_PHASES
+    valid = status.phase is not Phase.INVALID and spec_problem is None
     wanted = {
-        "Valid": (
-            "False" if status.phase is Phase.INVALID else "True",
-            "InvalidSpec" if status.phase is Phase.INVALID else "Valid",
-        ),
+        "Valid": ("True" if valid else "False", "Valid" if valid else "InvalidSpec"),
         "Progressing": ("True" if running else "False", str(status.phase or "Unknown")),
     }
     existing = {c.type: c for c in status.conditions}
@@ -777,13 +967,12 @@ def traffic_restored(rollout: Rollout, now: datetime, what: str) -> Decision:
     """The mesh did not carry what the status says (a crash between the status write and the
     traffic write, or someone edited a managed route) and the controller has just rewritten
     it. Checks so far measured other traffic, so the current step starts over."""
-    status = rollout.status
+    edit = _Edit(rollout.status, now)
     message = f"{what} did not match the Rollout's position; restored"
-    if status.phase in (Phase.PROGRESSING, Phase.PAUSED) and status.stage in ANALYSED_STAGES:
-        status = status.model_copy(update={"step_started_at": now, "passed_checks": 0})
+    if _restart_step(edit):
         message += "; the current step starts over"
     return Decision(
-        status=status,
-        traffic=traffic_for(rollout.spec, status),
+        status=edit.status,
+        traffic=traffic_for(rollout.spec, edit.status),
         events=(Event("Warning", "TrafficRestored", message),),
     )

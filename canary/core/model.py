@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -611,6 +612,11 @@ class RolloutStatus(WireModel):
     mirror_percent: float = Field(default=0.0, ge=0, le=100)
     header_route: bool = False
     stable_subset_moved: bool = False
+    stable_subset_moved_at: datetime | None = Field(
+        default=None,
+        description="When the controller's DestinationRule write moved the stable subset to the "
+        "new version: the settle delay is measured from here.",
+    )
     stable_version: str | None = None
     canary_version: str | None = None
     release_started_at: datetime | None = None
@@ -618,6 +624,10 @@ class RolloutStatus(WireModel):
     step_started_at: datetime | None = None
     failed_checks: int = 0
     passed_checks: int = 0
+    unready_since: datetime | None = Field(
+        default=None,
+        description="Since when an advance has waited for the canary workload to be ready.",
+    )
     paused_reason: PauseReason | None = None
     suspended_phase: Phase | None = None
     message: str = ""
@@ -628,6 +638,15 @@ class RolloutStatus(WireModel):
     )
     handled_request: HandledRequest | None = None
     observed_generation: int | None = None
+    last_valid_spec: Annotated[
+        RolloutSpec | None,
+        # A copy of spec: the CRD keeps it as it is (the controller validates it when it reads).
+        WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
+    ] = Field(
+        default=None,
+        description="The spec the running release last ran on: if the spec turns invalid "
+        "mid-release, checks go on against this one and a failure still rolls back.",
+    )
 
 
 # ---------------------------------------------------------------- the resource

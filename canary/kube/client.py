@@ -416,6 +416,29 @@ class KubeCluster:
             deployment = None
         return deployment_state(namespace, name, deployment)
 
+    def stream_deployments(
+        self, namespace: str | None, stop: threading.Event
+    ) -> Iterator[WatchEvent]:
+        """Like `stream_rollouts`, for Deployments (the canary's readiness is read from it)."""
+
+        def list_raw(options: dict[str, Any]) -> object:
+            merged = {**self._raw(), **options}
+            if namespace:
+                return self._apps.list_namespaced_deployment(namespace, **merged)
+            return self._apps.list_deployment_for_all_namespaces(**merged)
+
+        def listed() -> tuple[list[Obj], str]:
+            request = Request("list", "deployments", "Deployment", namespace)
+            answer = self._send(request, lambda: list_raw({}))
+            version = str(answer.get("metadata", {}).get("resourceVersion") or "")
+            return list(answer.get("items") or []), version
+
+        def watched(version: str, watch: Any) -> Iterator[Obj]:
+            request = Request("watch", "deployments", "Deployment", namespace)
+            return self._watch_raw(request, list_raw, version, watch)
+
+        return _ListWatchStream(self, listed, watched, stop).events()
+
     # ------------------------------------------------------------------ secrets
 
     def get_secret(self, namespace: str, name: str) -> dict[str, str]:

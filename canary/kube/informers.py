@@ -1,7 +1,8 @@
-"""Watch-fed caches (informers) for the Istio objects a reconcile reads every tick.
+"""Watch-fed caches (informers) for the objects a reconcile reads every tick.
 
-`CachedCluster` is the `Cluster` port over a `KubeCluster`, with VirtualServices and
-DestinationRules served from caches that a list+watch per kind keeps current. A reconcile that
+`CachedCluster` is the `Cluster` port over a `KubeCluster`, with VirtualServices,
+DestinationRules and Deployments (the canary's readiness) served from caches that a
+list+watch per kind keeps current. A reconcile that
 changes nothing then sends no request at all. Writes stay read-modify-write with
 resourceVersion: the mutation runs on the cached object and the PUT carries its
 resourceVersion; on 409 (the cache was behind) the update starts again from a fresh GET, with
@@ -29,6 +30,7 @@ from canary.kube.port import (
     WorkloadState,
     Written,
 )
+from canary.kube.workloads import deployment_state
 
 Stream = Callable[[str | None, threading.Event], Iterator[WatchEvent]]
 Key = tuple[str, str]
@@ -94,6 +96,7 @@ class CachedCluster:
         self.namespace = namespace
         self.virtual_services = ObjectCache()
         self.destination_rules = ObjectCache()
+        self.deployments = ObjectCache()
 
     # ------------------------------------------------------------ the informers
 
@@ -102,6 +105,7 @@ class CachedCluster:
         feeds = (
             ("virtualservices", self.cluster.stream_virtual_services, self.virtual_services),
             ("destinationrules", self.cluster.stream_destination_rules, self.destination_rules),
+            ("deployments", self.cluster.stream_deployments, self.deployments),
         )
         for name, stream, cache in feeds:
             threading.Thread(
@@ -112,7 +116,7 @@ class CachedCluster:
             ).start()
 
     def wait_synced(self, timeout: float) -> bool:
-        caches = (self.virtual_services, self.destination_rules)
+        caches = (self.virtual_services, self.destination_rules, self.deployments)
         return all(cache.synced.wait(timeout) for cache in caches)
 
     def _feed(self, stream: Stream, cache: ObjectCache, stop: threading.Event) -> None:
@@ -203,7 +207,11 @@ class CachedCluster:
         return self.cluster.patch_rollout_metadata(namespace, name, metadata)
 
     def workload_state(self, namespace: str, kind: str, name: str) -> WorkloadState:
-        return self.cluster.workload_state(namespace, kind, name)
+        """From the Deployment cache once it is synced (a Deployment it lacks does not exist);
+        from the API before that."""
+        if kind != "Deployment" or not self.deployments.synced.is_set():
+            return self.cluster.workload_state(namespace, kind, name)
+        return deployment_state(namespace, name, self.deployments.get(namespace, name))
 
     def record_event(
         self, involved: Obj, type_: Literal["Normal", "Warning"], reason: str, message: str

@@ -7,7 +7,7 @@ Objects travel as plain dicts, exactly as the API serves them (camelCase). Only
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -67,6 +67,7 @@ class WorkloadState:
     exists: bool
     ready: bool
     message: str  # e.g. "Deployment shop/ui-v2 has 1 of 2 replicas ready"
+    pod_labels: Mapping[str, str] | None = None  # the pod template's labels, when it exists
 
 
 class Cluster(Protocol):

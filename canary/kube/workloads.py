@@ -16,6 +16,8 @@ def deployment_state(namespace: str, name: str, deployment: Obj | None) -> Workl
         )
     spec = deployment.get("spec") or {}
     status = deployment.get("status") or {}
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    pods = {str(key): str(value) for key, value in labels.items()}
     generation = int(deployment.get("metadata", {}).get("generation") or 0)
     observed = int(status.get("observedGeneration") or 0)
     replicas = spec.get("replicas")
@@ -28,9 +30,14 @@ def deployment_state(namespace: str, name: str, deployment: Obj | None) -> Workl
             False,
             f"{what} is rolling out: generation {generation} not yet observed "
             f"(observed {observed})",
+            pods,
         )
     if updated != desired:
-        return WorkloadState(True, False, f"{what} has {updated} of {desired} replicas updated")
-    if available < desired:
-        return WorkloadState(True, False, f"{what} has {available} of {desired} replicas ready")
-    return WorkloadState(True, True, f"{what} has {available} of {desired} replicas ready")
+        message = f"{what} has {updated} of {desired} replicas updated"
+        return WorkloadState(True, False, message, pods)
+    ready = available >= desired > 0
+    if desired == 0:
+        message = f"{what} is scaled to 0 replicas: scale it up to release it"
+    else:
+        message = f"{what} has {available} of {desired} replicas ready"
+    return WorkloadState(True, ready, message, pods)

@@ -76,6 +76,19 @@ class IstioRouter:
     def check_ownership(self, vs: Mapping[str, Any], rollout: str, spec: RolloutSpec) -> None:
         check_ownership(vs, rollout, spec)
 
+    def observe_traffic(
+        self, vs: Mapping[str, Any], dr: Mapping[str, Any], rollout: str, spec: RolloutSpec
+    ) -> Traffic | None:
+        return observe_traffic(vs, dr, rollout, spec)
+
+    def stable_version(self, dr: Mapping[str, Any], rollout: str, spec: RolloutSpec) -> str:
+        return stable_version(dr, rollout, spec)
+
+    def canary_fit(
+        self, dr: Mapping[str, Any], spec: RolloutSpec, workload: str, pod_labels: Mapping[str, str]
+    ) -> str | None:
+        return canary_fit(dr, spec, workload, pod_labels)
+
 
 def _conforms(router: IstioRouter) -> MeshRouter:
     return router  # mypy proves here that IstioRouter implements the port
@@ -531,3 +544,124 @@ def _ref(obj: Mapping[str, Any]) -> str:
     metadata = obj.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
     return f"{_namespace(obj)}/{name}"
+
+
+# ---------------------------------------------------------------- reading the mesh
+
+
+def observe_traffic(
+    vs: Mapping[str, Any], dr: Mapping[str, Any], rollout: str, spec: RolloutSpec
+) -> Traffic | None:
+    """The position the objects carry now, as a `Traffic`; None when they do not read as one
+    (the managed route or a subset's version label is missing: a person changed them)."""
+    try:
+        routes = _http_routes(dict(vs), rollout, spec)
+        managed = routes[_managed_index(dict(vs), routes, rollout, spec)]
+        stable = _subset_version(dr, spec.stable.subset, spec)
+        canary = _subset_version(dr, spec.canary.subset, spec)
+    except MeshError:
+        return None
+    if stable is None or canary is None:
+        return None
+    return Traffic(
+        canary_weight=_canary_weight(managed, spec),
+        mirror_percent=_mirrored_percent(managed, spec, _namespace(vs)),
+        header_route=_annotations(vs).get(_claim_key(header_route_name(rollout))) == rollout
+        and _route_named(routes, header_route_name(rollout)),
+        stable_version=stable,
+        canary_version=canary,
+    )
+
+
+def _canary_weight(managed: Json, spec: RolloutSpec) -> int:
+    entries = [e for e in managed.get("route") or [] if isinstance(e, dict)]
+    to_canary = [
+        e for e in entries if (e.get("destination") or {}).get("subset") == spec.canary.subset
+    ]
+    if not to_canary:
+        return 0
+    if len(entries) == 1:
+        return 100
+    return sum(int(e.get("weight") or 0) for e in to_canary)
+
+
+def _mirrored_percent(managed: Json, spec: RolloutSpec, namespace: str) -> float:
+    if not _mirror_is_ours(managed, spec, namespace):
+        return 0.0
+    percentage = managed.get("mirrorPercentage")
+    if isinstance(percentage, dict) and isinstance(percentage.get("value"), int | float):
+        return float(percentage["value"])
+    return 100.0
+
+
+def _subset_version(dr: Mapping[str, Any], name: str, spec: RolloutSpec) -> str | None:
+    for subset in _subsets(dr):
+        if subset.get("name") == name:
+            version = _labels(subset).get(spec.version_label)
+            return str(version) if version is not None else None
+    return None
+
+
+def _labels(subset: Json) -> dict[str, Any]:
+    labels = subset.get("labels")
+    return labels if isinstance(labels, dict) else {}
+
+
+def _subsets(dr: Mapping[str, Any]) -> list[Json]:
+    body = dr.get("spec")
+    subsets = body.get("subsets") if isinstance(body, dict) else None
+    return [s for s in subsets if isinstance(s, dict)] if isinstance(subsets, list) else []
+
+
+def stable_version(dr: Mapping[str, Any], rollout: str, spec: RolloutSpec) -> str:
+    """The version the stable subset selects today: the live version when a Rollout starts.
+
+    Without it there is no telling which version is live, so nothing may be released: a
+    MeshError names the DestinationRule, the subset and the fix.
+    """
+    labels = _labels(_subset(dict(dr), spec.stable.subset, "stable", spec))
+    version = labels.get(spec.version_label)
+    if isinstance(version, str) and version:
+        return version
+    others = ", ".join(f"{key}={value}" for key, value in labels.items()) or "no labels"
+    raise MeshError(
+        f"DestinationRule {_ref(dr)} subset '{spec.stable.subset}' has no {spec.version_label} "
+        f"label ({others}), so Rollout {_namespace(dr)}/{rollout} cannot tell which version is "
+        f"live: add `{spec.version_label}: <the version running now>` to that subset's labels, "
+        f"or set spec.versionLabel to the label that tells your versions apart."
+    )
+
+
+def canary_fit(
+    dr: Mapping[str, Any], spec: RolloutSpec, workload: str, pod_labels: Mapping[str, str]
+) -> str | None:
+    """Why the subsets would select none of the canary's pods, or None when they fit.
+
+    Both subsets select the canary version at some point (the canary subset during the
+    release, the stable subset after it), with their other labels kept: a label the canary's
+    pods lack means a subset with no endpoints, and every request routed to it fails.
+    """
+    version = pod_labels.get(spec.version_label)
+    if version != spec.canary.version:
+        carried = f"{spec.version_label}={version}" if version else f"no {spec.version_label} label"
+        return (
+            f"{workload} runs pods with {carried}, not {spec.version_label}="
+            f"{spec.canary.version}: point spec.canary.workloadRef at the Deployment of "
+            f"{spec.canary.version} or label its pod template {spec.version_label}: "
+            f"{spec.canary.version}"
+        )
+    for name in (spec.canary.subset, spec.stable.subset):
+        labels = _labels(next((s for s in _subsets(dr) if s.get("name") == name), {}))
+        missing = {
+            key: value
+            for key, value in labels.items()
+            if key != spec.version_label and pod_labels.get(key) != value
+        }
+        if missing:
+            wanted = ", ".join(f"{key}={value}" for key, value in missing.items())
+            return (
+                f"DestinationRule {_ref(dr)} subset '{name}' also selects {wanted}, which the "
+                f"pods of {workload} do not carry, so it would select none of them: remove "
+                f"that label from the subset or add it to the pod template"
+            )
+    return None

@@ -53,3 +53,19 @@ class MeshRouter(Protocol):
     def check_ownership(self, vs: Mapping[str, Any], rollout: str, spec: RolloutSpec) -> None:
         """Raise MeshError when another Rollout already manages the same route."""
         ...
+
+    def observe_traffic(
+        self, vs: Mapping[str, Any], dr: Mapping[str, Any], rollout: str, spec: RolloutSpec
+    ) -> Traffic | None:
+        """The position the objects carry now; None when they do not read as one."""
+        ...
+
+    def stable_version(self, dr: Mapping[str, Any], rollout: str, spec: RolloutSpec) -> str:
+        """The version the stable subset selects today; MeshError when it cannot be read."""
+        ...
+
+    def canary_fit(
+        self, dr: Mapping[str, Any], spec: RolloutSpec, workload: str, pod_labels: Mapping[str, str]
+    ) -> str | None:
+        """Why the subsets would select none of the canary's pods; None when they fit."""
+        ...

@@ -3,9 +3,9 @@
 `record` runs one range query per series a check needs, from `start` to `end` every analysis
 interval: the exact query of each successRate/latency/query gate and of the request count, and
 for compare gates each counter itself (`sum(...)` without `increase`). `replay` then walks
-the release: at every reconcile it asks `analysis_due`, measures with `measure` (the function
+the release with `canary.core.simulate.walk`, measuring with `measure` (the function
 the controller's `PrometheusSource` runs) against a `RecordedPrometheus` that answers from
-the recording, and feeds the results to the state machine's `advance`. A compare gate's
+the recording whenever an analysis is due. A compare gate's
 `increase(...[since stage start])` is answered from the recorded counter's growth.
 """
 
@@ -20,8 +20,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from canary.core.durations import parse_duration
-from canary.core.machine import Decision, Observed, advance, analysis_due
-from canary.core.model import TERMINAL_PHASES, GateResult, Rollout
+from canary.core.model import GateResult, Rollout
+from canary.core.simulate import Tick, walk
 from canary.metrics.compare import RANGE, counter_templates
 from canary.metrics.prometheus import PrometheusClient, RangeSeries, measure
 from canary.metrics.promql import (
@@ -215,29 +215,14 @@ def _range_pattern(template: str) -> re.Pattern[str]:
 # ---------------------------------------------------------------- replay
 
 
-@dataclass(frozen=True)
-class ReplayTick:
-    time: datetime
-    gates: tuple[GateResult, ...] | None
-    decision: Decision
-
-
-def replay(recording: Recording, rollout: Rollout) -> Iterator[ReplayTick]:
+def replay(recording: Recording, rollout: Rollout) -> Iterator[Tick]:
     """Every reconcile of the release of spec.canary.version over the recorded span."""
     rollout = rollout.model_copy(update={"status": rollout.status.model_copy(update=_fresh())})
-    now = recording.start
-    while now <= recording.end:
-        gates = None
-        if analysis_due(rollout, now):
-            source = cast(PrometheusClient, RecordedPrometheus(recording, now))
-            gates = measure(source, rollout, now)
-        observed = Observed(canary_ready=True, stable_version=recording.stable_version, gates=gates)
-        decision = advance(rollout, observed, now)
-        yield ReplayTick(now, gates, decision)
-        rollout = rollout.model_copy(update={"status": decision.status})
-        if decision.status.phase in TERMINAL_PHASES and decision.requeue_after is None:
-            return
-        now += decision.requeue_after or rollout.spec.analysis.interval
+
+    def measured(subject: Rollout, now: datetime) -> tuple[GateResult, ...]:
+        return measure(cast(PrometheusClient, RecordedPrometheus(recording, now)), subject, now)
+
+    return walk(rollout, recording.start, recording.stable_version, measured, recording.end)
 
 
 def _fresh() -> dict[str, Any]:

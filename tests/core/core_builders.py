@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from canary.core.machine import Decision, Observed, advance, analysis_due
+from canary.core.machine import Decision, Observed, advance, analysis_due, subset_moved
 from canary.core.model import (
     REQUEST_ANNOTATION,
     GateResult,
@@ -136,10 +136,17 @@ def tick(
     ready: bool = True,
     stable_version: str | None = STABLE,
 ) -> tuple[Rollout, Decision]:
-    """One reconcile: `advance`, and the rollout carrying the decided status."""
+    """One reconcile: `advance`, and the rollout carrying the decided status as the controller
+    leaves it after its writes (`subset_moved`)."""
     observed = Observed(canary_ready=ready, stable_version=stable_version, gates=gate_results)
     decision = advance(rollout, observed, now)
-    return rollout.model_copy(update={"status": decision.status}), decision
+    return written(rollout, decision, now), decision
+
+
+def written(rollout: Rollout, decision: Decision, now: datetime) -> Rollout:
+    """The rollout once the controller has written `decision` (status, then traffic)."""
+    status = subset_moved(decision.status, now) or decision.status
+    return rollout.model_copy(update={"status": status})
 
 
 def status_at(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from core_builders import STABLE, T0, example, gates, make, tick, with_request
+from core_builders import STABLE, T0, example, gates, make, tick, with_request, written
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -216,7 +216,7 @@ def test_random_runs_keep_every_invariant(data: dict[str, Any], choices: st.Data
         assert advance(rollout, observed, now) == decision  # deterministic
         check_traffic(decision)
         observe(run, before=rollout, decision=decision, now=now, checked=checked, action=action)
-        rollout = rollout.model_copy(update={"status": decision.status})
+        rollout = written(rollout, decision, now)
         check_round_trip(rollout)
         if decision.status.phase in (Phase.SUCCEEDED,) and decision.requeue_after is None:
             break

@@ -76,14 +76,28 @@ def test_initialises_from_the_destination_rules_stable_version_and_starts_the_re
     assert [h.phase for h in status.history] == [Phase.PENDING]
 
 
-@pytest.mark.parametrize("observed", [CANARY, None])
-def test_a_version_already_live_is_succeeded_at_once(observed: str | None) -> None:
-    _, decision = tick(make(), T0, stable_version=observed)
+def test_a_version_already_live_is_succeeded_at_once() -> None:
+    _, decision = tick(make(), T0, stable_version=CANARY)
     assert decision.status.phase is Phase.SUCCEEDED
     assert decision.status.stable_version == CANARY
     assert decision.status.canary_version == CANARY
     assert "ReleaseStarted" not in reasons(decision)
     assert decision.traffic == Traffic(0, 0.0, False, CANARY, CANARY)
+
+
+def test_an_unknown_live_version_is_invalid_and_changes_nothing() -> None:
+    """Issue 14, defect 2: a stable subset without the version label must not make the new
+    version live (it once did: `live = observed or wanted`)."""
+    rollout = make()
+    _, decision = tick(rollout, T0, stable_version=None)
+    assert decision.status.phase is Phase.INVALID
+    assert decision.traffic is None
+    assert decision.status.stable_version is None
+    message = decision.status.message
+    assert "shop/ui" in message and "'stable'" in message and "version label" in message
+    assert reasons(decision) == ["InvalidSpec"]
+    again = tick(rollout.model_copy(update={"status": decision.status}), T0, stable_version=None)
+    assert again[1].status.phase is Phase.INVALID and again[1].events == ()
 
 
 def test_a_succeeded_rollout_stays_put() -> None:

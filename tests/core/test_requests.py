@@ -141,7 +141,12 @@ def test_promote_with_gates_in_the_same_reconcile_does_not_skip_a_check() -> Non
 
 def test_promote_during_the_release_sequence_never_goes_backwards() -> None:
     status = status_at(
-        Phase.PROGRESSING, stage=Stage.RELEASE, step=1, weight=100, stable_subset_moved=True
+        Phase.PROGRESSING,
+        stage=Stage.RELEASE,
+        step=1,
+        weight=100,
+        stable_subset_moved=True,
+        stable_subset_moved_at=T0,
     )
     rollout = make(status=status)
     mid_settle = T0 + timedelta(seconds=5)

@@ -51,7 +51,12 @@ def in_phase(phase: Phase | None, **overrides: object) -> RolloutStatus:
     if phase is None:
         return RolloutStatus()
     base: dict[Phase, RolloutStatus] = {
-        Phase.PENDING: status_at(Phase.PENDING, stage=Stage.WAITING),
+        Phase.PENDING: status_at(
+            Phase.PENDING,
+            stage=Stage.WAITING,
+            unready_since=T0,
+            message="waiting for the canary before stage mirror: the canary workload",
+        ),
         Phase.PROGRESSING: status_at(Phase.PROGRESSING, stage=Stage.SPLIT, step=1, weight=25),
         Phase.PAUSED: status_at(
             Phase.PAUSED,
@@ -104,9 +109,9 @@ def drive(phase: Phase | None, trigger: Trigger) -> Decision:
     if trigger is Trigger.CANARY_READY:
         return tick(_at(phase), NOW, ready=True)[1]
     if trigger is Trigger.READY_TIMEOUT:
-        rollout = _at(phase)
+        rollout = _at(phase, passed_checks=1, unready_since=T0)  # Progressing: the next step waits
         late = T0 + rollout.spec.canary.ready_timeout + timedelta(seconds=1)
-        return tick(rollout, late, ready=False)[1]
+        return tick(rollout, late, ready=False, gate_results=gates(rollout))[1]
     if trigger is Trigger.MANUAL_GATE:
         data = example()
         data["spec"]["stages"]["split"]["interval"] = "30s"
@@ -124,6 +129,7 @@ def drive(phase: Phase | None, trigger: Trigger) -> Decision:
             step_index=1,
             canary_weight=100,
             stable_subset_moved=True,
+            stable_subset_moved_at=T0,
         )
         return tick(rollout, T0 + rollout.spec.promotion.settle_delay)[1]
     if trigger is Trigger.GATES_FAILED:
@@ -134,7 +140,9 @@ def drive(phase: Phase | None, trigger: Trigger) -> Decision:
         if trigger is Trigger.RESUME:
             overrides["paused_reason"] = PauseReason.USER
         rollout = with_request(_at(phase, **overrides), REQUEST_OF[trigger], "req-1")
-        return tick(rollout, NOW, ready=False)[1]
+        # A promotion sends the canary more traffic: it needs a ready canary.
+        promotes = trigger in (Trigger.PROMOTE, Trigger.PROMOTE_FULL)
+        return tick(rollout, NOW, ready=promotes)[1]
     if trigger is Trigger.INVALID:
         return invalid(_at(phase), "spec.stages.split.steps must strictly increase", NOW)
     raise AssertionError(f"no driver for {trigger}")
@@ -263,7 +271,8 @@ def test_gate_readings_outside_an_analysed_stage_change_nothing(
     [Phase.PROGRESSING, Phase.PAUSED, Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.ABORTED],
 )
 def test_readiness_matters_only_while_pending(phase: Phase) -> None:
-    """canaryReady / readyTimeout are only in the table for Pending."""
+    """canaryReady is only in the table for Pending; readyTimeout in Progressing only ends a
+    wait for readiness before an advance, which no check asked for here."""
     rollout = _at(phase)
     late = T0 + timedelta(days=1)
     _, decision = tick(rollout, late, ready=False)

@@ -111,18 +111,23 @@ def test_only_deployments_are_supported(cluster: KubeCluster):
             True,
         ),
         ({"metadata": {"generation": 2}, "spec": {"replicas": 0}, "status": {}}, False),
-        (
-            {
-                "metadata": {"generation": 2},
-                "spec": {"replicas": 0},
-                "status": {"observedGeneration": 2},
-            },
-            True,
-        ),
     ],
 )
 def test_replicas_default_to_one(deployment: dict[str, Any], ready: bool):
     assert deployment_state("shop", "ui", deployment).ready is ready
+
+
+def test_a_deployment_scaled_to_zero_is_never_ready() -> None:
+    """Issue 14, defect 1: a canary with 0 pods once counted as ready (0 of 0) and, with
+    `noData: pass`, was released."""
+    deployment = {
+        "metadata": {"generation": 2},
+        "spec": {"replicas": 0},
+        "status": {"observedGeneration": 2},
+    }
+    state = deployment_state("shop", "ui", deployment)
+    assert not state.ready
+    assert state.message == "Deployment shop/ui is scaled to 0 replicas: scale it up to release it"
 
 
 # ------------------------------------------------------------------ Events

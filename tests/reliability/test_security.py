@@ -37,7 +37,7 @@ NEEDED = {
     # list+watch feed the informer caches, so a tick that changes nothing reads nothing (#8)
     ("networking.istio.io", "virtualservices"): {"get", "list", "watch", "update"},
     ("networking.istio.io", "destinationrules"): {"get", "list", "watch", "update"},
-    ("apps", "deployments"): {"get"},
+    ("apps", "deployments"): {"get", "list", "watch"},
     ("", "events"): {"create", "patch"},
     ("", "secrets"): {"get"},  # notification receivers' URLs (issue #10); never list or watch
 }

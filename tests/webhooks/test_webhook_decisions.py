@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from canary.core.machine import Observed, advance, analysis_due, webhooks_due
+from canary.core.machine import Observed, advance, analysis_due, subset_moved, webhooks_due
 from canary.core.model import GateResult, Phase, Rollout, Stage, Verdict
 from canary.core.webhooks import post_release_due
 
@@ -71,7 +71,8 @@ class Driver:
         gates = passing_gates(self.rollout) if analysis_due(self.rollout, self.now) else None
         observed = Observed(canary_ready=ready, stable_version="v1", gates=gates, webhooks=given)
         decision = advance(self.rollout, observed, self.now)
-        self.rollout = self.rollout.model_copy(update={"status": decision.status})
+        status = subset_moved(decision.status, self.now) or decision.status  # after its writes
+        self.rollout = self.rollout.model_copy(update={"status": status})
         self.now += INTERVAL
 
     @property
