@@ -11,49 +11,11 @@ Rollout hands the route back to stable.
 
 from __future__ import annotations
 
-import copy
-
 import pytest
-from controller_support import Env
+from controller_support import Env, events, example_rollout, managed, start, weights, writes
 
 from canary.core.model import Verdict
 from canary.kube.port import UnavailableError
-
-
-def managed(vs: dict) -> dict:
-    return next(r for r in vs["spec"]["http"] if r.get("name") == "primary")
-
-
-def weights(vs: dict) -> dict[str, int]:
-    return {d["destination"]["subset"]: d.get("weight", 100) for d in managed(vs)["route"]}
-
-
-def start(env: Env) -> None:
-    rollout = copy.deepcopy(_rollout(env))
-    rollout["spec"]["analysis"]["interval"] = "10s"
-    rollout["spec"]["stages"]["mirror"]["duration"] = "10s"
-    rollout["spec"]["stages"]["headerCanary"]["duration"] = "10s"
-    rollout["spec"]["stages"]["split"]["interval"] = "10s"
-    env.client.apply(rollout)
-    env.reconcile()
-
-
-def _rollout(env: Env) -> dict:
-    from canary.sandbox.stack import example
-
-    return example("rollout")
-
-
-def writes(env: Env) -> int:
-    return sum(
-        count
-        for (verb, _resource), count in env.api.request_log.counters().items()
-        if verb in ("create", "update", "patch", "delete")
-    )
-
-
-def events(env: Env, reason: str) -> list[dict]:
-    return [e for e in env.cluster.list_events("shop", "ui") if e.get("reason") == reason]
 
 
 def test_first_reconcile_takes_over_and_mirrors(env: Env) -> None:
@@ -149,7 +111,7 @@ def test_failing_gates_roll_back_in_one_virtual_service_write(env: Env) -> None:
 
 
 def test_missing_virtual_service_is_invalid_and_changes_nothing(env: Env) -> None:
-    rollout = _rollout(env)
+    rollout = example_rollout(env)
     rollout["spec"]["virtualService"]["name"] = "nope"
     env.client.apply(rollout)
     dr_before = env.dr()
@@ -162,7 +124,7 @@ def test_missing_virtual_service_is_invalid_and_changes_nothing(env: Env) -> Non
 
 
 def test_an_invalid_spec_is_one_sentence_and_no_traffic_change(env: Env) -> None:
-    rollout = _rollout(env)
+    rollout = example_rollout(env)
     env.client.apply(rollout)
     vs_before = env.vs()
     # The CRD schema lets this through; the models do not (strictly increasing steps).
@@ -176,9 +138,9 @@ def test_an_invalid_spec_is_one_sentence_and_no_traffic_change(env: Env) -> None
     assert env.vs()["spec"] == vs_before["spec"]
 
 
-def test_a_second_rollout_on_the_same_route_is_invalid(env: Env) -> None:
+def test_a_secondexample_rollout_on_the_same_route_is_invalid(env: Env) -> None:
     start(env)
-    second = _rollout(env)
+    second = example_rollout(env)
     second["metadata"]["name"] = "ui-copy"
     env.client.apply(second)
     env.reconciler.reconcile(env.client.get("canary.dev/v1alpha1", "Rollout", "shop", "ui-copy"))
@@ -187,7 +149,7 @@ def test_a_second_rollout_on_the_same_route_is_invalid(env: Env) -> None:
     assert "already managed by Rollout" in status["message"]
 
 
-def test_deleting_a_rollout_hands_the_route_back_to_stable(env: Env) -> None:
+def test_deleting_aexample_rollout_hands_the_route_back_to_stable(env: Env) -> None:
     start(env)
     for _ in range(2):
         env.clock.advance(10)
@@ -209,7 +171,7 @@ def test_missing_destination_rule_subset_is_invalid(env: Env) -> None:
     dr["spec"]["subsets"] = [s for s in dr["spec"]["subsets"] if s["name"] != "canary"]
     env.client.request("PUT", env.client.path_of(dr), dr)
     vs_before = env.vs()
-    env.client.apply(_rollout(env))
+    env.client.apply(example_rollout(env))
     env.reconcile()
     status = env.rollout()["status"]
     assert status["phase"] == "Invalid"
@@ -219,7 +181,7 @@ def test_missing_destination_rule_subset_is_invalid(env: Env) -> None:
 
 def test_a_canary_that_never_becomes_ready_fails_after_its_deadline(env: Env) -> None:
     env.client.set_deployment_ready("shop", "ui-v2", ready=False)
-    rollout = _rollout(env)
+    rollout = example_rollout(env)
     rollout["spec"]["canary"]["readyTimeout"] = "30s"
     env.client.apply(rollout)
     env.reconcile()
@@ -234,7 +196,7 @@ def test_a_canary_that_never_becomes_ready_fails_after_its_deadline(env: Env) ->
 
 
 def test_a_missing_route_is_invalid_and_changes_nothing(env: Env) -> None:
-    rollout = _rollout(env)
+    rollout = example_rollout(env)
     rollout["spec"]["virtualService"]["route"] = "main"
     env.client.apply(rollout)
     dr_before, vs_before = env.dr(), env.vs()

@@ -1,0 +1,347 @@
+"""Issue 14's safety defects, each replayed through one real reconcile loop on the sandbox.
+
+Aspects: a release after a succeeded one waits for its canary (not ready, missing, scaled to
+zero) and rolls back after readyTimeout (defect 1); a stable subset whose version cannot be
+read is Invalid and nothing is written (2); a spec that turns invalid mid-release keeps the
+checks going on the last valid spec, rolls back a failing canary, and an abort is answered
+(3); a new version mid-split takes the traffic away before it re-points the subset, and no
+stored mesh state ever sends requests to a version that neither neighbour position sent them
+to (4); a crash between the status write and the DestinationRule write of the release step
+does not cut the settle (6); an expired request is never acted on (7); leaving Invalid by
+recreating the DestinationRule starts the step's checks over (8); a mesh error on the very
+first write is Invalid with a message, and fixing it recovers.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from controller_support import Env, managed, quick_rollout, run_until, start, weights
+
+from canary.core.model import REQUEST_ANNOTATION, Rollout, Verdict
+from canary.core.requests import Action, encode_request
+from canary.core.traffic import exposure
+from canary.kube.port import UnavailableError
+from canary.mesh.istio import observe_traffic
+from canary.sandbox.recorder import StoreRecorder
+from canary.sandbox.stack import deploy_version
+
+ROLLOUT = ("canary.dev/v1alpha1", "Rollout", "shop", "ui")
+
+
+def phase(status: dict) -> str | None:
+    return status.get("phase")
+
+
+def release_v2(env: Env) -> dict:
+    start(env)
+    return run_until(env, lambda s: phase(s) == "Succeeded")
+
+
+def bump(env: Env, version: str, workload: str | None = None, **spec: object) -> None:
+    """What a pipeline does: a new spec.canary.version (and its Deployment), in one patch."""
+    canary = {"version": version, "workloadRef": {"name": workload or f"ui-{version}"}}
+    patch: dict = {"canary": canary, **spec}
+    env.client.merge_patch(env.client.path_of(env.rollout()), {"spec": patch})
+
+
+def to_split_25(env: Env) -> None:
+    start(env)
+    run_until(env, lambda s: s.get("canaryWeight") == 25)
+
+
+def request(env: Env, action: Action, request_id: str, **extra: object) -> None:
+    raw = json.loads(encode_request(action, request_id))
+    raw.update(extra)
+    annotation = {REQUEST_ANNOTATION: json.dumps(raw)}
+    env.client.merge_patch(
+        env.client.path_of(env.rollout()), {"metadata": {"annotations": annotation}}
+    )
+
+
+# ---------------------------------------------------------------- defect 1: readiness
+
+
+@pytest.mark.parametrize("workload", ["unready", "missing", "scaled-to-zero"])
+def test_a_release_after_a_succeeded_one_waits_for_its_canary(env: Env, workload: str) -> None:
+    release_v2(env)
+    if workload == "unready":
+        deploy_version(env.client, "v3", ready=False)
+        bump(env, "v3")
+    elif workload == "missing":
+        bump(env, "v3", workload="ui-v9")
+    else:
+        deploy_version(env.client, "v3")
+        path = env.client.path("apps/v1", "Deployment", "shop", "ui-v3")
+        env.client.merge_patch(path, {"spec": {"replicas": 0}})
+        bump(env, "v3")
+    for _ in range(5):
+        env.clock.advance(10)
+        env.reconcile()
+        status = env.rollout()["status"]
+        assert (phase(status), status["stage"]) == ("Pending", "waiting")
+        assert "mirror" not in managed(env.vs())
+        assert weights(env.vs()) == {"stable": 100}
+    assert "ui-v" in status["message"]
+
+
+def test_a_canary_with_no_pods_is_never_released_even_with_no_data_pass(env: Env) -> None:
+    release_v2(env)
+    deploy_version(env.client, "v3")
+    env.client.merge_patch(
+        env.client.path("apps/v1", "Deployment", "shop", "ui-v3"), {"spec": {"replicas": 0}}
+    )
+    env.client.set_deployment_ready("shop", "ui-v3")  # 0 of 0 ready, generation observed
+    env.metrics.verdict = Verdict.NO_DATA
+    bump(env, "v3", analysis={"noData": "pass"})
+    env.client.merge_patch(
+        env.client.path_of(env.rollout()), {"spec": {"canary": {"readyTimeout": "1m"}}}
+    )
+    env.reconcile()
+    status = run_until(env, lambda s: phase(s) not in ("Pending", "Progressing"))
+    assert phase(status) == "RolledBack"
+    assert status["stableVersion"] == "v2"
+    assert "scaled to 0 replicas" in status["message"]
+
+
+def test_pods_of_another_version_hold_the_release(env: Env) -> None:
+    """A hurried bump to v3 that still points at ui-v2: its pods are v2, not v3."""
+    release_v2(env)
+    bump(env, "v3", workload="ui-v2")
+    env.clock.advance(10)
+    env.reconcile()
+    status = env.rollout()["status"]
+    assert (phase(status), status["stage"]) == ("Pending", "waiting")
+    assert "version=v2, not version=v3" in status["message"]
+    assert weights(env.vs()) == {"stable": 100} and "mirror" not in managed(env.vs())
+
+
+# ---------------------------------------------------------------- defect 2: the live version
+
+
+@pytest.mark.parametrize(
+    "labels", [{"app": "ui"}, {"app": "ui", "app.kubernetes.io/version": "v1"}]
+)
+def test_a_stable_subset_without_the_version_label_is_invalid(env: Env, labels: dict) -> None:
+    dr = env.dr()
+    for subset in dr["spec"]["subsets"]:
+        subset["labels"] = dict(labels)
+    env.client.request("PUT", env.client.path_of(dr), dr)
+    before = (env.vs()["spec"], env.dr()["spec"])
+    start(env)
+    status = env.rollout()["status"]
+    assert phase(status) == "Invalid"
+    assert status.get("stableVersion") is None
+    assert "DestinationRule shop/ui subset 'stable' has no version label" in status["message"]
+    assert (env.vs()["spec"], env.dr()["spec"]) == before
+
+
+# ---------------------------------------------------------------- defect 3: an invalid spec
+
+
+def test_a_spec_turned_invalid_mid_release_still_rolls_back_a_failing_canary(env: Env) -> None:
+    to_split_25(env)
+    env.client.merge_patch(
+        env.client.path_of(env.rollout()), {"spec": {"stages": {"split": {"steps": [50, 25]}}}}
+    )
+    env.clock.advance(10)
+    env.reconcile()
+    status = env.rollout()["status"]
+    assert phase(status) == "Progressing" and status["canaryWeight"] == 25
+    valid = next(c for c in status["conditions"] if c["type"] == "Valid")
+    assert valid["status"] == "False" and "steps must strictly increase" in valid["message"]
+    env.metrics.verdict = Verdict.FAIL
+    status = run_until(env, lambda s: phase(s) != "Progressing")
+    assert phase(status) == "RolledBack"
+    assert weights(env.vs()) == {"stable": 100}
+
+
+def test_a_spec_turned_invalid_mid_release_never_advances(env: Env) -> None:
+    to_split_25(env)
+    env.client.merge_patch(
+        env.client.path_of(env.rollout()), {"spec": {"stages": {"split": {"steps": [50, 25]}}}}
+    )
+    for _ in range(6):
+        env.clock.advance(10)
+        env.reconcile()
+        assert env.rollout()["status"]["canaryWeight"] == 25
+        assert weights(env.vs()) == {"stable": 75, "canary": 25}
+
+
+def test_abort_is_answered_while_the_spec_is_invalid(env: Env) -> None:
+    to_split_25(env)
+    env.client.merge_patch(
+        env.client.path_of(env.rollout()), {"spec": {"stages": {"split": {"steps": [50, 25]}}}}
+    )
+    request(env, Action.ABORT, "abort-1")
+    env.reconcile()
+    status = env.rollout()["status"]
+    assert status["handledRequest"]["id"] == "abort-1"
+    assert phase(status) == "Aborted"
+    assert weights(env.vs()) == {"stable": 100}
+
+
+def test_abort_is_carried_out_once_an_invalid_rollout_can_be_steered(env: Env) -> None:
+    to_split_25(env)
+    dr = env.dr()
+    env.client.delete(env.client.path_of(dr))
+    request(env, Action.ABORT, "abort-2")
+    env.reconcile()
+    status = env.rollout()["status"]
+    assert phase(status) == "Invalid"
+    assert status["handledRequest"]["id"] == "abort-2"
+    assert status["handledRequest"]["result"].startswith("aborted")
+    del dr["metadata"]["resourceVersion"]
+    env.client.apply(dr)
+    env.clock.advance(1)
+    env.reconcile()
+    assert phase(env.rollout()["status"]) == "Aborted"
+    assert weights(env.vs()) == {"stable": 100}
+
+
+def test_other_requests_are_answered_while_invalid(env: Env) -> None:
+    to_split_25(env)
+    env.client.delete(env.client.path_of(env.dr()))
+    request(env, Action.PROMOTE, "promote-1")
+    env.reconcile()
+    handled = env.rollout()["status"]["handledRequest"]
+    assert handled["id"] == "promote-1"
+    assert handled["result"].startswith("rejected: the Rollout is invalid")
+
+
+# ---------------------------------------------------------------- defect 4: the write order
+
+
+def _assert_every_stored_state_safe(env: Env, recorder: StoreRecorder, before: dict) -> None:
+    """Replay the stored VirtualService/DestinationRule versions in order: each mesh state
+    sends requests only to (subset, version) pairs the first or last state sent them to."""
+    rollout = Rollout.model_validate(env.rollout())
+    vs, dr = before["vs"], before["dr"]
+    states = []
+    for obj in recorder.versions:
+        if obj["kind"] == "VirtualService":
+            vs = obj
+        else:
+            dr = obj
+        states.append(observe_traffic(vs, dr, "ui", rollout.spec))
+    first = observe_traffic(before["vs"], before["dr"], "ui", rollout.spec)
+    assert first is not None and all(state is not None for state in states)
+    allowed = exposure(first) | exposure(states[-1])
+    for state in states:
+        assert exposure(state) <= allowed, (state, allowed)
+
+
+def test_a_new_version_mid_split_takes_the_traffic_away_before_it_moves_the_subset(
+    env: Env,
+) -> None:
+    to_split_25(env)
+    deploy_version(env.client, "v3", ready=False)
+    before = {"vs": env.vs(), "dr": env.dr()}
+    wanted = lambda event: event.storage_key[1] in ("virtualservices", "destinationrules")  # noqa: E731
+    with StoreRecorder(env.api.store, wanted) as recorder:
+        bump(env, "v3")
+        env.reconcile()
+        run_until(env, lambda s: s.get("canaryVersion") == "v3" and s.get("stage") == "waiting")
+    kinds = [obj["kind"] for obj in recorder.versions]
+    assert kinds.index("VirtualService") < kinds.index("DestinationRule")
+    _assert_every_stored_state_safe(env, recorder, before)
+    canary = next(s for s in env.dr()["spec"]["subsets"] if s["name"] == "canary")
+    assert canary["labels"]["version"] == "v3" and weights(env.vs()) == {"stable": 100}
+
+
+def test_a_new_version_during_the_settle_moves_one_subset_at_a_time(env: Env) -> None:
+    start(env)
+    run_until(env, lambda s: s.get("stableSubsetMovedAt") is not None)
+    deploy_version(env.client, "v3")
+    before = {"vs": env.vs(), "dr": env.dr()}
+    wanted = lambda event: event.storage_key[1] in ("virtualservices", "destinationrules")  # noqa: E731
+    with StoreRecorder(env.api.store, wanted) as recorder:
+        bump(env, "v3")
+        env.reconcile()
+        run_until(env, lambda s: s.get("canaryVersion") == "v3")
+    _assert_every_stored_state_safe(env, recorder, before)
+
+
+# ---------------------------------------------------------------- defect 6: the settle
+
+
+def test_a_crash_before_the_subset_moves_does_not_cut_the_settle(env: Env) -> None:
+    start(env)
+    run_until(env, lambda s: s.get("stage") == "release")
+    env.api.faults.fail_next(20, code=500, resource="destinationrules", writes_only=True)
+    status = env.rollout()["status"]
+    while not status.get("stableSubsetMoved"):
+        env.clock.advance(1)
+        with pytest.raises(UnavailableError):
+            env.reconcile()
+        status = env.rollout()["status"]
+    assert status.get("stableSubsetMovedAt") is None  # decided, not yet done
+    env.api.faults.reset()
+    env.clock.advance(60)  # a long outage, longer than the settle delay
+    env.reconcile()  # the DR write that moves the labels happens now
+    moved = env.rollout()["status"]
+    assert moved["stableSubsetMovedAt"] is not None
+    stable = next(s for s in env.dr()["spec"]["subsets"] if s["name"] == "stable")
+    assert stable["labels"]["version"] == "v2"
+    env.clock.advance(9)
+    env.reconcile()
+    assert phase(env.rollout()["status"]) == "Progressing"
+    assert weights(env.vs()) == {"stable": 0, "canary": 100}
+    env.clock.advance(1)
+    env.reconcile()
+    assert phase(env.rollout()["status"]) == "Succeeded"
+
+
+# ---------------------------------------------------------------- defect 7: expired requests
+
+
+def test_an_expired_request_is_never_acted_on(env: Env) -> None:
+    to_split_25(env)
+    expired = (env.clock() - timedelta(seconds=1)).isoformat()
+    request(env, Action.PROMOTE, "late-1", expires=expired)
+    env.reconcile()
+    status = env.rollout()["status"]
+    assert status["handledRequest"]["result"].startswith("expired")
+    assert status["canaryWeight"] == 25
+
+
+# ---------------------------------------------------------------- defect 8: leaving Invalid
+
+
+def test_leaving_invalid_starts_the_step_over(env: Env) -> None:
+    to_split_25(env)
+    dr = env.dr()
+    env.client.delete(env.client.path_of(dr))
+    env.clock.advance(10)
+    env.reconcile()
+    assert phase(env.rollout()["status"]) == "Invalid"
+    del dr["metadata"]["resourceVersion"]
+    env.client.apply(dr)
+    env.clock.advance(10)
+    env.reconcile()
+    status = env.rollout()["status"]
+    assert phase(status) == "Progressing" and status["canaryWeight"] == 25
+    assert status["passedChecks"] == 0
+    env.clock.advance(1)
+    env.reconcile()  # a check right after the outage must not advance the step
+    assert env.rollout()["status"]["canaryWeight"] == 25
+
+
+# ---------------------------------------------------------------- the first write
+
+
+def test_a_mesh_error_on_the_first_write_is_invalid_and_fixing_it_recovers(env: Env) -> None:
+    rollout = quick_rollout()
+    rollout["spec"]["host"] = "reviews"
+    start(env, rollout)
+    status = env.rollout()["status"]
+    assert phase(status) == "Invalid"
+    assert "not 'reviews'" in status["message"]
+    env.client.merge_patch(env.client.path_of(env.rollout()), {"spec": {"host": "ui"}})
+    env.reconcile()
+    status = env.rollout()["status"]
+    assert phase(status) in ("Pending", "Progressing"), status
+    assert status["message"]
+    assert status["stableVersion"] == "v1"
