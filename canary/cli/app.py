@@ -258,20 +258,26 @@ def wait(
         bool, typer.Option("--paused-ok", help="Exit 0, not 3, when paused for promotion.")
     ] = False,
     interval: Annotated[str, typer.Option("--interval", help="How often to look.")] = "2s",
+    version: Annotated[
+        str | None,
+        typer.Option("--version", help="The version to wait for (default: spec.canary.version)."),
+    ] = None,
     namespace: NamespaceOption = None,
     context: ContextOption = None,
     kubeconfig: KubeconfigOption = None,
 ) -> None:
-    """Block until the Rollout's current release ends: a GitOps pipeline step.
+    """Block until the release of one version ends: a GitOps pipeline step.
 
     Exit codes:
-      0  the release succeeded (or is paused for promotion, with --paused-ok)
-      1  it rolled back, was aborted, or the Rollout is invalid
+      0  that version is live (or paused for promotion, with --paused-ok)
+      1  its release rolled back, was aborted or superseded, or the Rollout is invalid
       2  timeout
       3  paused, waiting for `canary promote` (a manual gate)
+      4  the Rollout does not exist
 
-    Until the controller has picked up spec.canary.version, the status still
-    describes the previous release: wait keeps waiting instead of reading it.
+    The version is --version, else spec.canary.version when the wait starts. Until
+    the controller has picked it up, the status still describes the previous
+    release: wait keeps waiting instead of reading it.
     """
     from canary.cli import online
 
@@ -282,6 +288,7 @@ def wait(
             interval=online.parse_timeout(interval, "--interval"),
             paused_ok=paused_ok,
             timeout_text=timeout,
+            version=version,
         )
         session = online.open_session(target_of(namespace, context, kubeconfig))
         outcome = online.wait(session, name, options, online.ProgressLog(typer.echo))

@@ -41,10 +41,13 @@ NO_CONTROLLER_HINT = "is the canary controller running (kubectl -n canary-system
 class UserError(Exception):
     """A problem the user can fix: one sentence and the exit code to leave with."""
 
-    def __init__(self, message: str, code: int = 1, transient: bool = False) -> None:
+    def __init__(
+        self, message: str, code: int = 1, transient: bool = False, missing: bool = False
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.transient = transient  # the API could not be reached: worth another try
+        self.missing = missing  # the Rollout named does not exist
 
 
 # ---------------------------------------------------------------- kubeconfig and connection
@@ -192,7 +195,8 @@ def explained(session: Session, verb: str, name: str | None = None) -> Iterator[
         if name is None:
             raise UserError(crd_missing_message()) from None
         raise UserError(
-            f"Rollout {namespace}/{name} not found: check the name and namespace (-n)"
+            f"Rollout {namespace}/{name} not found: check the name and namespace (-n)",
+            missing=True,
         ) from None
     except CrdMissingError:
         raise UserError(crd_missing_message()) from None
@@ -447,12 +451,12 @@ class RequestOutcome:
     message: str
 
 
-def request_metadata(action: Any, request_id: str) -> Obj:
+def request_metadata(action: Any, request_id: str, expires: datetime | None = None) -> Obj:
     """The metadata merge patch that asks the controller for `action`; spec is never touched."""
     from canary.core.model import REQUEST_ANNOTATION
     from canary.core.requests import encode_request
 
-    return {"annotations": {REQUEST_ANNOTATION: encode_request(action, request_id)}}
+    return {"annotations": {REQUEST_ANNOTATION: encode_request(action, request_id, expires)}}
 
 
 def send_request(
@@ -463,27 +467,78 @@ def send_request(
     *,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    wall_clock: Callable[[], datetime] = now_utc,
 ) -> RequestOutcome:
-    """Write the request annotation, then wait for the controller's answer in the status."""
-    from canary.core.durations import format_duration
+    """Write the request annotation, then wait for the controller's answer in the status.
 
+    A request the CLI waits for expires when the wait does: the controller never acts on it
+    later, and on a timeout the CLI also withdraws it (`withdraw`), so what it reports is
+    what happened.
+    """
     request_id = str(uuid.uuid4())
+    expires = wall_clock() + options.timeout if options.wait else None
     with explained(session, "patch", name):
         session.cluster.patch_rollout_metadata(
-            session.namespace, name, request_metadata(action, request_id)
+            session.namespace, name, request_metadata(action, request_id, expires)
         )
     key = f"Rollout {session.namespace}/{name}"
     if not options.wait:
         return RequestOutcome(0, f"{action.value} requested for {key} (request {request_id})")
     handled = await_answer(session, name, request_id, options, clock=clock, sleep=sleep)
     if handled is None:
-        return RequestOutcome(
-            2,
-            f"no controller acknowledged the request within "
-            f"{format_duration(options.timeout)}: {NO_CONTROLLER_HINT}",
-        )
+        return withdraw(session, name, request_id, options, expires)
+    return answered(key, handled)
+
+
+def answered(key: str, handled: Obj) -> RequestOutcome:
     result = str(handled.get("result", ""))
-    return RequestOutcome(1 if result.startswith("rejected") else 0, f"{key}: {result}")
+    failed = result.startswith(("rejected", "expired"))
+    return RequestOutcome(1 if failed else 0, f"{key}: {result}")
+
+
+def withdraw(
+    session: Session, name: str, request_id: str, options: RequestOptions, expires: datetime | None
+) -> RequestOutcome:
+    """No answer in time: take the request back. The controller stores an answer only while
+    the Rollout is as it read it, so once the annotation is gone the request cannot be acted
+    on; if it answered meanwhile, that answer is the outcome."""
+    from canary.core.durations import format_duration
+    from canary.core.model import REQUEST_ANNOTATION
+    from canary.core.requests import parse_request
+    from canary.kube.port import ConflictError
+
+    key = f"Rollout {session.namespace}/{name}"
+    silent = f"no controller answered within {format_duration(options.timeout)}"
+    for _ in range(5):
+        try:
+            rollout = read_rollout(session, name)
+            handled = waiting.handled_request(rollout, request_id)
+            if handled is not None:
+                return answered(key, handled)
+            raw = (render.metadata_of(rollout).get("annotations") or {}).get(REQUEST_ANNOTATION)
+            if raw is None or parse_request(raw).id != request_id:
+                return RequestOutcome(
+                    2, f"{silent}, and another request has replaced it: it was not acted on"
+                )
+            version = resource_version(rollout)
+            session.cluster.patch_rollout_metadata(
+                session.namespace,
+                name,
+                {"resourceVersion": version, "annotations": {REQUEST_ANNOTATION: None}},
+            )
+        except ConflictError:
+            continue  # the Rollout changed (perhaps the answer): look again
+        except (UserError, KubeError, OSError) as error:
+            until = expires.isoformat().replace("+00:00", "Z") if expires else "never"
+            return RequestOutcome(
+                2,
+                f"{silent}, and the request could not be withdrawn ({first_line(error)}): it "
+                f"expires at {until} and is not acted on after that; {NO_CONTROLLER_HINT}",
+            )
+        return RequestOutcome(
+            2, f"{silent}: the request was withdrawn and will not be acted on; {NO_CONTROLLER_HINT}"
+        )
+    return RequestOutcome(2, f"{silent}, and {key} kept changing while the CLI withdrew it")
 
 
 def await_answer(
@@ -518,6 +573,7 @@ class WaitOptions:
     interval: timedelta = timedelta(seconds=2)
     paused_ok: bool = False
     timeout_text: str = "30m"
+    version: str | None = None  # the version waited for; default: the spec's at the start
 
 
 @dataclass
@@ -553,16 +609,20 @@ def wait(
     """Poll the Rollout until `waiting.decide` answers or the timeout runs out."""
     deadline = clock() + options.timeout.total_seconds()
     rollout: Obj | None = None
+    version = options.version
     while True:
         try:
             rollout = read_rollout(session, name)
         except UserError as error:
+            if error.missing:
+                return waiting.Outcome(waiting.ExitCode.NOT_FOUND, str(error))
             if not error.transient:
                 raise
             log.problem(str(error))
         else:
             log.rollout(rollout)
-            outcome = waiting.decide(rollout, options.wait_for, options.paused_ok)
+            version = version or waiting.wanted_version(rollout)
+            outcome = waiting.decide(rollout, options.wait_for, options.paused_ok, version)
             if outcome is not None:
                 return outcome
         remaining = deadline - clock()

@@ -88,6 +88,13 @@ def number(value: Any) -> str:
     return str(value)
 
 
+def count(value: Any) -> str:
+    """A number of requests: Prometheus estimates them from rates, so round to a whole one."""
+    if not isinstance(value, int | float):
+        return NONE
+    return f"{round(value):,}"
+
+
 def styled(value: str, style: str | None) -> Text:
     return Text(value, style=style or "")
 
@@ -245,7 +252,7 @@ def analysis_table(rollout: Obj) -> Table | None:
             str(gate.get("threshold") or NONE),
             styled(verdict, VERDICT_STYLES.get(verdict)),
         ]
-        cells += [number(gate.get("samples"))] if with_samples else []
+        cells += [count(gate.get("samples"))] if with_samples else []
         cells += [str(gate.get("message") or "")] if with_notes else []
         table.add_row(*cells)
     table.caption = analysis_caption(record)

@@ -3,11 +3,16 @@
 Pure functions over plain dicts: no clock, no I/O. `canary wait` polls the Rollout and asks
 `decide` after every read; the answer is None (keep waiting) or an `Outcome` with an exit code.
 
+A wait is for one version: the one given with `--version`, else the spec's version when the
+wait started. It succeeds only once that version is live; a spec that moves on to another
+version (a newer release, a revert) ends it as failed, never as "some version is live".
+
 Exit codes (documented in `canary wait --help` and examples/gitops):
-    0  the current release succeeded (or is paused for promotion, with --paused-ok)
-    1  the current release rolled back, was aborted, or the Rollout is invalid
+    0  that version is live (or its release is paused for promotion, with --paused-ok)
+    1  its release rolled back, was aborted or superseded, or the Rollout is invalid
     2  timeout: still running when --timeout ran out
     3  paused, waiting for `canary promote` (a manual gate)
+    4  the Rollout does not exist
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ class ExitCode(IntEnum):
     FAILED = 1
     TIMEOUT = 2
     PAUSED = 3
+    NOT_FOUND = 4
 
 
 class WaitFor(StrEnum):
@@ -41,16 +47,30 @@ class Outcome:
 
 
 def decide(
-    rollout: Obj, wait_for: WaitFor = WaitFor.SUCCEEDED, paused_ok: bool = False
+    rollout: Obj,
+    wait_for: WaitFor = WaitFor.SUCCEEDED,
+    paused_ok: bool = False,
+    version: str | None = None,
 ) -> Outcome | None:
-    """The exit for this Rollout as it is now, or None while the wait must go on."""
+    """The exit for this Rollout as it is now, or None while the wait must go on.
+
+    `version`: the version waited for (default: the spec's version now)."""
     status = rollout.get("status") or {}
     phase = status.get("phase")
+    version = version or wanted_version(rollout)
     if phase == "Invalid" and has_observed_spec(rollout):
         return Outcome(ExitCode.FAILED, f"{key(rollout)} is invalid: {message_of(status)}")
+    if wanted_version(rollout) != version:
+        return Outcome(
+            ExitCode.FAILED,
+            f"{key(rollout)}: the release of {version} was superseded: spec.canary.version is "
+            f"now {wanted_version(rollout)}",
+        )
     if not is_current_release(rollout):
         return None
     if phase == "Succeeded":
+        if status.get("stableVersion") != version:
+            return None
         return Outcome(ExitCode.SUCCEEDED, f"{key(rollout)}: {describe_success(status)}")
     if phase in FAILED_PHASES:
         return Outcome(ExitCode.FAILED, f"{key(rollout)} {phase}: {message_of(status)}")
@@ -99,10 +119,16 @@ def is_current_release(rollout: Obj) -> bool:
     Until then the status describes the previous release, whose Succeeded must not end a wait.
     """
     status = rollout.get("status") or {}
-    wanted = ((rollout.get("spec") or {}).get("canary") or {}).get("version")
+    wanted = wanted_version(rollout)
     return (
         has_observed_spec(rollout) and wanted is not None and status.get("canaryVersion") == wanted
     )
+
+
+def wanted_version(rollout: Obj) -> str | None:
+    """spec.canary.version: the version the Rollout is asked to make live."""
+    version = ((rollout.get("spec") or {}).get("canary") or {}).get("version")
+    return None if version is None else str(version)
 
 
 def has_observed_spec(rollout: Obj) -> bool:

@@ -265,7 +265,10 @@ class Reconciler:
         if old == new or not self.may_write():
             return rollout.model_copy(update={"status": status}), None
         response = self.cluster.patch_rollout_status(
-            rollout.metadata.namespace, rollout.metadata.name, status_patch(old, new)
+            rollout.metadata.namespace,
+            rollout.metadata.name,
+            status_patch(old, new),
+            _precondition(rollout, status),
         )
         meta = rollout.metadata.model_copy(
             update={"resource_version": response.get("metadata", {}).get("resourceVersion")}
@@ -297,10 +300,13 @@ class Reconciler:
         if FINALIZER in rollout.metadata.finalizers:
             return rollout
         finalizers = [*rollout.metadata.finalizers, FINALIZER]
-        self.cluster.patch_rollout_metadata(
+        response = self.cluster.patch_rollout_metadata(
             rollout.metadata.namespace, rollout.metadata.name, {"finalizers": finalizers}
         )
-        meta = rollout.metadata.model_copy(update={"finalizers": finalizers})
+        version = response.get("metadata", {}).get("resourceVersion")
+        meta = rollout.metadata.model_copy(
+            update={"finalizers": finalizers, "resource_version": version}
+        )
         return rollout.model_copy(update={"metadata": meta})
 
     def _finalize(self, rollout: Rollout) -> Outcome:
@@ -409,6 +415,15 @@ def _with_spec(obj: Obj, spec: RolloutSpec | None) -> Rollout | None:
         return Rollout.model_validate({**obj, "spec": spec.wire()})
     except ValidationError:
         return None
+
+
+def _precondition(rollout: Rollout, status: RolloutStatus) -> str | None:
+    """A status that answers a request is stored only if the Rollout is still the one read:
+    a request the CLI withdrew meanwhile (it gave up) is then never acted on."""
+    answers = status.handled_request is not None and status.handled_request != (
+        rollout.status.handled_request
+    )
+    return rollout.metadata.resource_version if answers else None
 
 
 def _if_changed(planned: Any) -> Obj | None:

@@ -185,8 +185,13 @@ class KubeCluster:
             stop,
         ).events()
 
-    def patch_rollout_status(self, namespace: str, name: str, status: Obj) -> Obj:
+    def patch_rollout_status(
+        self, namespace: str, name: str, status: Obj, resource_version: str | None = None
+    ) -> Obj:
         request = Request("patch", PLURAL, KIND, namespace, name, "status")
+        body: Obj = {"status": status}
+        if resource_version is not None:  # a precondition: 409 if the Rollout moved on
+            body["metadata"] = {"resourceVersion": resource_version}
         return self._rollout_call(
             request,
             lambda: self._custom.patch_namespaced_custom_object_status(
@@ -195,7 +200,7 @@ class KubeCluster:
                 namespace,
                 PLURAL,
                 name,
-                {"status": status},
+                body,
                 _content_type=MERGE_PATCH,
                 **self._raw(),
             ),

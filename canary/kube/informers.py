@@ -200,8 +200,10 @@ class CachedCluster:
     def stream_rollouts(self, namespace: str | None, stop: threading.Event) -> Iterator[WatchEvent]:
         return self.cluster.stream_rollouts(namespace, stop)
 
-    def patch_rollout_status(self, namespace: str, name: str, status: Obj) -> Obj:
-        return self.cluster.patch_rollout_status(namespace, name, status)
+    def patch_rollout_status(
+        self, namespace: str, name: str, status: Obj, resource_version: str | None = None
+    ) -> Obj:
+        return self.cluster.patch_rollout_status(namespace, name, status, resource_version)
 
     def patch_rollout_metadata(self, namespace: str, name: str, metadata: Obj) -> Obj:
         return self.cluster.patch_rollout_metadata(namespace, name, metadata)

@@ -78,8 +78,11 @@ class Cluster(Protocol):
         """SYNC first, then changes; reconnects from the last resourceVersion, relists on 410."""
         ...
 
-    def patch_rollout_status(self, namespace: str, name: str, status: Obj) -> Obj:
-        """Merge-patch through the status subresource."""
+    def patch_rollout_status(
+        self, namespace: str, name: str, status: Obj, resource_version: str | None = None
+    ) -> Obj:
+        """Merge-patch through the status subresource; with `resource_version`, only if the
+        Rollout is still at that version (ConflictError otherwise)."""
         ...
 
     def patch_rollout_metadata(self, namespace: str, name: str, metadata: Obj) -> Obj:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from test_online_sandbox import Sandbox, sandbox_fixture, status  # noqa: F401
@@ -75,9 +76,32 @@ def test_no_controller_exits_2_and_says_what_to_check(sandbox: Sandbox) -> None:
     result = sandbox.cli("promote", "ui")  # the default 10s: nothing answers
     assert result.exit_code == 2
     assert result.output == (
-        "error: no controller acknowledged the request within 10s: is the canary controller "
-        "running (kubectl -n canary-system get pods)?\n"
+        "error: no controller answered within 10s: the request was withdrawn and will not be "
+        "acted on; is the canary controller running (kubectl -n canary-system get pods)?\n"
     )
+
+
+def test_a_request_the_cli_gave_up_on_is_withdrawn(sandbox: Sandbox) -> None:
+    """Issue 14, defect 7: a timed-out promote once ran when the controller came back."""
+    sandbox.create_rollout()
+    result = sandbox.cli("promote", "ui", "--timeout", SHORT)
+    assert result.exit_code == 2
+    assert REQUEST_ANNOTATION not in (sandbox.rollout()["metadata"].get("annotations") or {})
+
+
+def test_a_request_carries_its_expiry(sandbox: Sandbox) -> None:
+    sandbox.create_rollout()
+    before = datetime.now(UTC)
+    sandbox.fake_controller(lambda action: "paused; weights hold until resume")
+    assert sandbox.cli("pause", "ui", "--timeout", "1m").exit_code == 0
+    expires = datetime.fromisoformat(request_of(sandbox)["expires"])
+    assert before + timedelta(seconds=59) <= expires <= datetime.now(UTC) + timedelta(minutes=1)
+
+
+def test_a_no_wait_request_does_not_expire(sandbox: Sandbox) -> None:
+    sandbox.create_rollout()
+    assert sandbox.cli("pause", "ui", "--no-wait").exit_code == 0
+    assert "expires" not in request_of(sandbox)
 
 
 def test_no_controller_message_names_the_timeout(sandbox: Sandbox) -> None:

@@ -25,9 +25,10 @@ from typer.testing import CliRunner
 
 from canary.cli.app import app
 from canary.cli.online import Target, resolve
-from canary.core.model import REQUEST_ANNOTATION
+from canary.core.model import API_VERSION, KIND, REQUEST_ANNOTATION
 from canary.kube.client import KubeCluster
 from canary.sandbox.apiserver import ApiServer, bundled_crd_paths
+from canary.sandbox.client import SandboxClient
 from canary.sandbox.objects import WriteOptions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,6 +90,11 @@ class Sandbox:
 
     def set_status(self, body: Obj, name: str = "ui", namespace: str = "shop") -> Obj:
         return self.cluster.patch_rollout_status(namespace, name, body)
+
+    def patch_spec(self, patch: Obj, name: str = "ui", namespace: str = "shop") -> Obj:
+        """A merge patch of the Rollout itself (what a pipeline's `git push` leads to)."""
+        client = SandboxClient(self.server.url)
+        return client.merge_patch(client.path(API_VERSION, KIND, namespace, name), patch)
 
     def rollout(self, name: str = "ui", namespace: str = "shop") -> Obj:
         return self.cluster.get_rollout(namespace, name)

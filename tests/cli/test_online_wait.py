@@ -42,7 +42,8 @@ def rollout(phase: str | None, *, wanted: str = "v2", generation: int = 1, **st:
     ],
 )
 def test_each_phase_of_the_current_release(phase: str, code: ExitCode | None) -> None:
-    outcome = decide(rollout(phase))
+    live = {"stable": "v2"} if phase == "Succeeded" else {}  # a release that succeeded is live
+    outcome = decide(rollout(phase, **live))
     assert (outcome.code if outcome else None) == code
 
 
@@ -142,7 +143,8 @@ def test_does_not_exit_on_the_previous_releases_success(sandbox: Sandbox) -> Non
 
 def test_does_not_exit_on_the_previous_releases_rollback(sandbox: Sandbox) -> None:
     sandbox.create_rollout(version="v3", with_status=status("RolledBack", version="v2"))
-    sandbox.after_reads(3, lambda: sandbox.set_status(status("Succeeded", version="v3")))
+    done = status("Succeeded", version="v3", stable="v3")
+    sandbox.after_reads(3, lambda: sandbox.set_status(done))
     result = sandbox.cli("wait", "ui", *FAST)
     assert result.exit_code == 0, result.output
 
@@ -164,7 +166,32 @@ def test_progress_lines_are_one_per_change_and_plain(sandbox: Sandbox) -> None:
     assert result.output.splitlines()[-1] == "Rollout shop/ui RolledBack: success-rate failed twice"
 
 
-def test_missing_rollout(sandbox: Sandbox) -> None:
+def test_missing_rollout_has_its_own_exit_code(sandbox: Sandbox) -> None:
     result = sandbox.cli("wait", "nope", *FAST)
-    assert result.exit_code == 1
+    assert result.exit_code == 4
     assert "Rollout shop/nope not found: check the name and namespace (-n)" in result.output
+
+
+def test_a_wait_is_for_one_version_a_revert_fails_it(sandbox: Sandbox) -> None:
+    """Issue 14: a pipeline that bumped to v3 once got exit 0 "v4 is live" after a revert."""
+    sandbox.create_rollout(version="v3", with_status=status("Progressing", version="v3"))
+    revert = {"spec": {"canary": {"version": "v2"}}}
+    sandbox.after_reads(3, lambda: sandbox.patch_spec(revert))
+    result = sandbox.cli("wait", "ui", *FAST)
+    assert result.exit_code == 1, result.output
+    assert "the release of v3 was superseded: spec.canary.version is now v2" in result.output
+
+
+def test_a_wait_for_a_version_that_is_not_live_goes_on(sandbox: Sandbox) -> None:
+    sandbox.create_rollout(version="v4", with_status=status("Succeeded", version="v4", stable="v4"))
+    result = sandbox.cli("wait", "ui", "--version", "v3", "--timeout", "200ms", *FAST)
+    assert result.exit_code == 1, result.output
+    assert "the release of v3 was superseded" in result.output
+
+
+def test_the_live_version_must_be_the_one_waited_for() -> None:
+    succeeded_elsewhere = rollout("Succeeded", stable="v1")  # v2 asked, v1 still live
+    assert decide(succeeded_elsewhere, version="v2") is None
+    live = rollout("Succeeded", stable="v2")
+    outcome = decide(live, version="v2")
+    assert outcome is not None and outcome.code is ExitCode.SUCCEEDED

@@ -23,7 +23,7 @@ from controller_support import Env, managed, quick_rollout, run_until, start, we
 from canary.core.model import REQUEST_ANNOTATION, Rollout, Verdict
 from canary.core.requests import Action, encode_request
 from canary.core.traffic import exposure
-from canary.kube.port import UnavailableError
+from canary.kube.port import ConflictError, UnavailableError
 from canary.mesh.istio import observe_traffic
 from canary.sandbox.recorder import StoreRecorder
 from canary.sandbox.stack import deploy_version
@@ -305,6 +305,22 @@ def test_an_expired_request_is_never_acted_on(env: Env) -> None:
     status = env.rollout()["status"]
     assert status["handledRequest"]["result"].startswith("expired")
     assert status["canaryWeight"] == 25
+
+
+def test_a_request_withdrawn_while_the_controller_decides_is_not_acted_on(env: Env) -> None:
+    """The controller stores an answer only on the Rollout it read: a request the CLI
+    withdrew in between (it gave up) is never acted on, whatever the controller had seen."""
+    to_split_25(env)
+    request(env, Action.PROMOTE, "raced-1")
+    stale = env.rollout()  # the controller's view, with the request
+    annotations = {REQUEST_ANNOTATION: None}
+    env.client.merge_patch(env.client.path_of(stale), {"metadata": {"annotations": annotations}})
+    with pytest.raises(ConflictError):
+        env.reconciler.reconcile(stale)
+    env.reconcile()
+    status = env.rollout()["status"]
+    assert status.get("handledRequest") is None
+    assert status["canaryWeight"] == 25 and weights(env.vs()) == {"stable": 75, "canary": 25}
 
 
 # ---------------------------------------------------------------- defect 8: leaving Invalid

@@ -8,7 +8,8 @@
 # kubeconfig that may read Rollouts in the shop namespace.
 #
 # Exit codes (those of `kubectl canary wait`):
-#   0 released   1 rolled back / aborted / invalid   2 timed out   3 paused for promotion
+#   0 released   1 rolled back / aborted / superseded / invalid   2 timed out
+#   3 paused for promotion   4 no such Rollout
 set -euo pipefail
 
 version="${1:?usage: release.sh VERSION (e.g. v3)}"
@@ -28,15 +29,16 @@ git commit -m "ui: release ${version}"
 git push
 
 set +e
-kubectl canary wait ui -n "${namespace}" --timeout "${timeout}"
+kubectl canary wait ui -n "${namespace}" --version "${version}" --timeout "${timeout}"
 code=$?
 set -e
 
 case "${code}" in
   0) echo "ui ${version} is live" ;;
-  1) echo "ui ${version} was rolled back or aborted (see: kubectl canary get ui -n ${namespace})" >&2 ;;
+  1) echo "ui ${version} was rolled back, aborted or superseded (see: kubectl canary get ui -n ${namespace})" >&2 ;;
   2) echo "ui ${version} did not finish within ${timeout}; it is still running" >&2 ;;
   3) echo "ui ${version} waits for a person: kubectl canary promote ui -n ${namespace}" >&2 ;;
+  4) echo "there is no Rollout ui in namespace ${namespace}: has the GitOps sync applied it?" >&2 ;;
   *) echo "kubectl canary wait failed (${code}): check the kubeconfig and the plugin" >&2 ;;
 esac
 exit "${code}"
