@@ -452,7 +452,7 @@ def one_rollback() -> float:
     from canary.kube.client import KubeCluster
     from canary.kube.informers import CachedCluster
     from canary.mesh.istio import IstioRouter
-    from canary.sandbox.stack import example, sandbox_with_example
+    from canary.sandbox.stack import example_release, sandbox_with_example
 
     metrics, now, acknowledged = FailingOnCue(), [time.time()], [0.0]
     with (
@@ -473,7 +473,7 @@ def one_rollback() -> float:
             metrics=metrics,
             clock=lambda: datetime.fromtimestamp(now[0], UTC),
         )
-        rollout = example("rollout")
+        rollout = example_release()
         spec = rollout["spec"]
         for stage in ("mirror", "headerCanary"):
             spec["stages"][stage]["duration"] = "10s"

@@ -50,13 +50,19 @@ def crd() -> None:
 def lint(
     files: Annotated[list[str], typer.Argument(help="YAML files with Rollouts ('-' = stdin).")],
 ) -> None:
-    """Check Rollout files offline: exit 0 when valid, 1 with one line per problem."""
-    from canary.cli.offline import lint as lint_files
+    """Check Rollout files offline: exit 0 when valid, 1 with one line per problem.
 
-    problems = lint_files(files)
-    for problem in problems:
-        typer.echo(problem, err=True)
-    if problems:
+    Give the VirtualService, DestinationRule and canary Deployment too (in the same or other
+    files) to have them checked as the controller checks them. Warnings (settings that switch
+    a protection off) are printed without failing.
+    """
+    from canary.cli.offline import lint as lint_files
+    from canary.cli.offline import problems_only
+
+    lines = lint_files(files)
+    for line in lines:
+        typer.echo(line, err=True)
+    if problems_only(lines):
         raise typer.Exit(1)
     typer.echo(f"ok: {', '.join(files)}")
 
@@ -71,6 +77,10 @@ def plan(
         str, typer.Option("--destinationrule", "--dr", help="The DestinationRule as it is today.")
     ],
     output: Annotated[Output, typer.Option("-o", "--output")] = Output.YAML,
+    version: Annotated[
+        str | None,
+        typer.Option("--version", help="Plan the release of this version (default: the spec's)."),
+    ] = None,
 ) -> None:
     """Print, step by step, the VirtualService and DestinationRule the controller would write."""
     from canary.cli.documents import DocumentError
@@ -79,7 +89,7 @@ def plan(
     from canary.mesh.istio import MeshError
 
     try:
-        steps = make_plan(rollout, virtualservice, destinationrule)
+        steps = make_plan(rollout, virtualservice, destinationrule, version)
     except (DocumentError, MeshError) as error:
         fail(str(error))
     typer.echo(render_plan(steps, output.value))

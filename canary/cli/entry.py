@@ -30,9 +30,31 @@ def main() -> None:
             sys.exit(NO_COMMAND_EXIT_CODE)
         return
 
+    sys.argv[1:] = after_the_command(arguments)
     from canary.cli.app import main as typer_main
 
     typer_main()
+
+
+# kubectl's connection flags, which people put before the command as kubectl allows.
+GLOBAL_OPTIONS = ("--kubeconfig", "--context", "--namespace", "-n")
+
+
+def after_the_command(arguments: list[str]) -> list[str]:
+    """`canary --kubeconfig K get` as `canary get --kubeconfig K`: the connection flags given
+    before the command move after it (each command takes them itself)."""
+    leading: list[str] = []
+    rest = list(arguments)
+    while rest and rest[0].startswith("-"):
+        flag = rest[0].split("=", 1)[0]
+        if flag not in GLOBAL_OPTIONS:
+            return arguments
+        takes_value = "=" not in rest[0]
+        leading += rest[: 2 if takes_value else 1]
+        rest = rest[2 if takes_value else 1 :]
+    if not rest:
+        return arguments
+    return [rest[0], *leading, *rest[1:]]
 
 
 def program_name() -> str:

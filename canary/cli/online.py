@@ -232,7 +232,7 @@ def parse_timeout(value: str, option: str = "--timeout") -> timedelta:
     from canary.core.durations import parse_duration
 
     try:
-        return parse_duration(value)
+        return parse_duration(0 if value.strip() == "0" else value)  # 0 needs no unit
     except ValueError as error:
         raise UserError(f"{option}: {error}") from None
 

@@ -278,7 +278,8 @@ class Reconciler:
     def _record(self, rollout: Rollout, events: tuple[Event, ...]) -> None:
         bound = log.bind(rollout=rollout.metadata.name, namespace=rollout.metadata.namespace)
         for event in events:
-            bound.info(event.message, reason=event.reason, type=event.type)
+            say = bound.warning if event.type == "Warning" else bound.info
+            say(event.message, reason=event.reason, type=event.type)
             if not self.may_write():
                 continue
             try:

@@ -7,9 +7,10 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+MAX_DURATION_LENGTH = 32  # for the CRD: the API server prices a CEL rule by its input's size
 _PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -63,6 +64,41 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
     WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN}),
+]
+
+
+class _AtLeast:
+    """The lower bound of a duration field, checked by the models and, through a CEL rule in
+    the CRD, by the API server (`kubectl apply` refuses what the controller would)."""
+
+    def __init__(self, least: timedelta, inclusive: bool) -> None:
+        self.least, self.inclusive = least, inclusive
+        self.bound = format_duration(least)
+        self.words = f"{'at least' if inclusive else 'longer than'} {self.bound}"
+
+    def check(self, value: timedelta) -> timedelta:
+        if value < self.least or (value == self.least and not self.inclusive):
+            raise ValueError(f"{format_duration(value)} is too short: give {self.words}")
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        rule = f"duration(self) {'>=' if self.inclusive else '>'} duration('{self.bound}')"
+        return {
+            "type": "string",
+            "pattern": DURATION_PATTERN,
+            "maxLength": MAX_DURATION_LENGTH,
+            "x-kubernetes-validations": [{"rule": rule, "message": f"must be {self.words}"}],
+        }
+
+
+_POSITIVE = _AtLeast(timedelta(0), inclusive=False)
+_A_SECOND = _AtLeast(timedelta(seconds=1), inclusive=True)
+
+PositiveDuration = Annotated[
+    Duration, AfterValidator(_POSITIVE.check), WithJsonSchema(_POSITIVE.schema())
+]
+IntervalDuration = Annotated[
+    Duration, AfterValidator(_A_SECOND.check), WithJsonSchema(_A_SECOND.schema())
 ]
 
 

@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from canary.core.durations import Duration
+from canary.core.durations import Duration, IntervalDuration, PositiveDuration
 
 GROUP = "canary.dev"
 VERSION = "v1alpha1"
@@ -34,8 +34,23 @@ PLURAL = "rollouts"
 REQUEST_ANNOTATION = "canary.dev/request"
 HISTORY_LIMIT = 20
 
+# Bounds the API server needs to price the CRD's CEL rules (and that no real Rollout reaches).
+MAX_ITEMS = 32
+MAX_QUERY = 8192
+
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+# A label key: an optional DNS-subdomain prefix and '/', then a name of at most 63 characters.
+LABEL_KEY = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+
+
+def _cel(*rules: tuple[str, str]) -> dict[str, Any]:
+    """Rules the API server checks (CRD `x-kubernetes-validations`), each the twin of a
+    validator of the model it is attached to, so `kubectl apply` refuses what canary would."""
+    return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}
 
 
 class WireModel(BaseModel):
@@ -147,8 +162,16 @@ class DestinationRuleRef(WireModel):
     name: str = Field(pattern=DNS_LABEL)
 
 
+SUBSET = Field(
+    min_length=1,
+    max_length=63,
+    pattern=DNS_LABEL,
+    description="A DestinationRule subset name: lower-case letters, digits and '-' (Istio).",
+)
+
+
 class StableRef(WireModel):
-    subset: str = Field(min_length=1)
+    subset: str = SUBSET
 
 
 class WorkloadRef(WireModel):
@@ -158,10 +181,10 @@ class WorkloadRef(WireModel):
 
 
 class CanaryRef(WireModel):
-    subset: str = Field(min_length=1)
+    subset: str = SUBSET
     version: str = Field(min_length=1, max_length=63, pattern=LABEL_VALUE)
     workload_ref: WorkloadRef | None = None
-    ready_timeout: Duration = Field(
+    ready_timeout: PositiveDuration = Field(
         default=timedelta(minutes=10),
         description="How long to wait for the canary workload to be ready before failing.",
     )
@@ -169,19 +192,43 @@ class CanaryRef(WireModel):
 
 class MirrorStage(WireModel):
     percent: float = Field(default=100.0, gt=0, le=100)
-    duration: Duration = timedelta(minutes=1)
+    duration: PositiveDuration = timedelta(minutes=1)
 
 
 class HeaderCanaryStage(WireModel):
-    match: list[MatchRequest] = Field(min_length=1)
-    duration: Duration = timedelta(minutes=1)
+    match: list[MatchRequest] = Field(min_length=1, max_length=MAX_ITEMS)
+    duration: PositiveDuration = timedelta(minutes=1)
 
 
 class SplitStage(WireModel):
-    steps: list[int] | None = None
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            ("has(self.steps) != (has(self.stepWeight) || has(self.maxWeight))",
+             "give exactly one of steps (e.g. [10, 25, 50, 75, 100]) or stepWeight with "
+             "maxWeight"),
+            ("has(self.stepWeight) == has(self.maxWeight)",
+             "stepWeight and maxWeight go together: give both"),
+            ("!has(self.stepWeight) || !has(self.maxWeight) || self.stepWeight <= self.maxWeight",
+             "stepWeight must not exceed maxWeight"),
+        )
+    )  # fmt: skip
+
+    steps: list[int] | None = Field(
+        default=None,
+        # The schema the API server checks; `_steps_increase` gives the same rules in words.
+        json_schema_extra={
+            "items": {"type": "integer", "minimum": 1, "maximum": 100},
+            "minItems": 1,
+            "maxItems": 100,
+            **_cel(
+                ("self.isSorted() && self.all(w, self.exists_one(x, x == w))",
+                 "steps must strictly increase, e.g. [10, 25, 50, 75, 100]"),
+            ),
+        },
+    )  # fmt: skip
     step_weight: int | None = Field(default=None, ge=1, le=100)
     max_weight: int | None = Field(default=None, ge=1, le=100)
-    interval: Duration = timedelta(minutes=1)
+    interval: PositiveDuration = timedelta(minutes=1)
 
     @model_validator(mode="after")
     def _one_way_to_give_steps(self) -> Self:
@@ -227,6 +274,13 @@ class SplitStage(WireModel):
 
 
 class Stages(WireModel):
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            ("has(self.mirror) || has(self.headerCanary) || has(self.split)",
+             "give at least one stage: mirror, headerCanary or split"),
+        )
+    )  # fmt: skip
+
     mirror: MirrorStage | None = None
     header_canary: HeaderCanaryStage | None = None
     split: SplitStage | None = None
@@ -286,10 +340,22 @@ class CompareGate(WireModel):
 
 
 class Gate(WireModel):
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            ("[has(self.successRate), has(self.latency), has(self.query), has(self.compare)]"
+             ".filter(k, k).size() == 1",
+             "a gate takes exactly one of successRate, latency, query or compare"),
+            ("!has(self.query) || has(self.min) || has(self.max)",
+             "a query gate needs a threshold: give min, max or both"),
+            ("has(self.query) || (!has(self.min) && !has(self.max))",
+             "min and max belong to query gates only"),
+        )
+    )  # fmt: skip
+
     name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
     success_rate: SuccessRateGate | None = None
     latency: LatencyGate | None = None
-    query: str | None = Field(default=None, min_length=1)
+    query: str | None = Field(default=None, min_length=1, max_length=MAX_QUERY)
     compare: CompareGate | None = None
     min: float | None = None
     max: float | None = None
@@ -345,7 +411,7 @@ class WebhookCheck(WireModel):
     stage: StageName | None = Field(
         default=None, description="For pre-stage and confirm-promotion: the stage it precedes."
     )
-    timeout: Duration = timedelta(seconds=5)
+    timeout: PositiveDuration = timedelta(seconds=5)
     metadata: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -365,16 +431,16 @@ class WebhookCheck(WireModel):
 
 
 class Analysis(WireModel):
-    interval: Duration = timedelta(seconds=30)
-    window: Duration | None = Field(
+    interval: IntervalDuration = timedelta(seconds=30)
+    window: PositiveDuration | None = Field(
         default=None,
         description="Range of the PromQL rate windows; default 1m, never below interval.",
     )
     failure_limit: int = Field(default=2, ge=1)
     min_requests: int = Field(default=50, ge=0)
     no_data: NoDataPolicy = NoDataPolicy.HOLD
-    gates: list[Gate] = Field(min_length=1)
-    webhooks: list[WebhookCheck] = Field(default_factory=list)
+    gates: list[Gate] = Field(min_length=1, max_length=MAX_ITEMS)
+    webhooks: list[WebhookCheck] = Field(default_factory=list, max_length=MAX_ITEMS)
 
     @field_validator("interval")
     @classmethod
@@ -441,7 +507,7 @@ class PrometheusAuth(WireModel):
 
 class PrometheusRef(WireModel):
     url: str = Field(pattern=r"^https?://")
-    timeout: Duration = timedelta(seconds=5)
+    timeout: PositiveDuration = timedelta(seconds=5)
     auth: PrometheusAuth | None = None
     insecure_skip_verify: bool = False
     ca_file: str | None = None
@@ -491,17 +557,29 @@ class Notification(WireModel):
 
 
 class RolloutSpec(WireModel):
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            ("self.stable.subset != self.canary.subset",
+             "stable.subset and canary.subset must name two different DestinationRule subsets"),
+        )
+    )  # fmt: skip
+
     host: str = Field(min_length=1)
     virtual_service: VirtualServiceRef
     destination_rule: DestinationRuleRef
     stable: StableRef
     canary: CanaryRef
-    version_label: str = Field(default="version", min_length=1)
+    version_label: str = Field(
+        default="version",
+        max_length=317,
+        pattern=LABEL_KEY,
+        description="The pod label that tells versions apart (Istio's destination_version).",
+    )
     stages: Stages
     analysis: Analysis
     prometheus: PrometheusRef = PrometheusRef(url="http://prometheus.istio-system:9090")
     promotion: Promotion = Promotion()
-    notifications: list[Notification] = Field(default_factory=list)
+    notifications: list[Notification] = Field(default_factory=list, max_length=MAX_ITEMS)
 
     @model_validator(mode="after")
     def _distinct_subsets(self) -> Self:

@@ -34,9 +34,19 @@ def example(name: str) -> dict[str, Any]:
     return body
 
 
+def example_release(version: str = "v2", name: str = "rollout") -> dict[str, Any]:
+    """examples/ui/rollout.yaml asked to release `version` from its Deployment ui-<version>,
+    as a pipeline's commit does (the file itself asks for v1, the live version)."""
+    rollout = example(name)
+    canary = rollout["spec"]["canary"]
+    canary["version"] = version
+    canary["workloadRef"]["name"] = f"ui-{version}"
+    return rollout
+
+
 def fast_rollout(interval: float, prometheus_url: str) -> dict[str, Any]:
-    """examples/ui/rollout.yaml with short timings: every stage a couple of checks long."""
-    rollout = example("rollout")
+    """The release of v2 with short timings: every stage a couple of checks long."""
+    rollout = example_release()
     spec = rollout["spec"]
     step = f"{interval:g}s"
     spec["stages"]["mirror"]["duration"] = f"{2 * interval:g}s"
@@ -55,7 +65,7 @@ def sandbox_with_example(workdir: Path) -> Iterator[tuple[ApiServer, SandboxClie
         api.install_crd_files(bundled_crd_paths())
         api.install_crds([rollout_crd()])
         client = SandboxClient(api.url)
-        for name in ("namespace", "service", "deployment-v1", "deployment-v2"):
+        for name in ("00-namespace", "service", "deployment-v1", "deployment-v2"):
             client.apply(example(name))
         for name in ("destinationrule", "virtualservice"):
             client.apply(example(name))

@@ -30,18 +30,17 @@ from canary.kube.client import KubeCluster
 from canary.sandbox.apiserver import ApiServer, bundled_crd_paths
 from canary.sandbox.client import SandboxClient
 from canary.sandbox.objects import WriteOptions
+from canary.sandbox.stack import example_release
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLLOUT_CRD = ROOT / "crds" / "rollout.yaml"
-EXAMPLE = ROOT / "examples" / "ui" / "rollout.yaml"
 Obj = dict[str, Any]
 PATIENCE_SECONDS = 20.0  # only a guard against hanging forever; nothing asserts on time
 
 
 def example_rollout(name: str = "ui", namespace: str = "shop", version: str = "v2") -> Obj:
-    body: Obj = yaml.safe_load(EXAMPLE.read_text())
+    body = example_release(version)
     body["metadata"] = {"name": name, "namespace": namespace}
-    body["spec"]["canary"]["version"] = version
     return body
 
 

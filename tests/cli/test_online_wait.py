@@ -195,3 +195,11 @@ def test_the_live_version_must_be_the_one_waited_for() -> None:
     live = rollout("Succeeded", stable="v2")
     outcome = decide(live, version="v2")
     assert outcome is not None and outcome.code is ExitCode.SUCCEEDED
+
+
+def test_a_zero_timeout_needs_no_unit(sandbox: Sandbox) -> None:
+    """Issue 14: `--timeout 0` was refused while `0s` worked."""
+    sandbox.create_rollout(with_status=status("Progressing", stage="mirror"))
+    result = sandbox.cli("wait", "ui", "--timeout", "0", *FAST)
+    assert result.exit_code == 2, result.output
+    assert "timed out after 0" in result.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -18,6 +19,8 @@ ARGS = [
     str(EXAMPLE / "virtualservice.yaml"),
     "--destinationrule",
     str(EXAMPLE / "destinationrule.yaml"),
+    "--version",
+    "v2",  # the example asks for v1, the live version: plan the release a bump would start
 ]
 
 
@@ -91,7 +94,38 @@ def test_plan_names_a_missing_route(tmp_path: Path) -> None:
     vs["spec"]["http"][1]["name"] = "main"
     path = tmp_path / "vs.yaml"
     path.write_text(yaml.safe_dump(vs))
-    result = CliRunner().invoke(app, [*ARGS[:2], "--vs", str(path), "--dr", ARGS[-1]])
+    dr = str(EXAMPLE / "destinationrule.yaml")
+    result = CliRunner().invoke(app, [*ARGS[:2], "--vs", str(path), "--dr", dr, *ARGS[-2:]])
     assert result.exit_code == 1
     assert "no http route named 'primary'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_example_as_shipped_releases_nothing() -> None:
+    """Issue 14: the shipped example started releasing v2 the moment it was applied."""
+    result = CliRunner().invoke(app, [*ARGS[:-2], "-o", "json"])
+    assert result.exit_code == 0, result.output
+    steps = json.loads(result.output)
+    assert [step["position"] for step in steps] == ["v1 is live"]
+    assert steps[0]["canaryWeight"] == 0 and steps[0]["mirrorPercent"] == 0
+
+
+@pytest.mark.parametrize(
+    "labels", [{"app": "ui"}, {"app": "ui", "app.kubernetes.io/version": "v1"}]
+)
+def test_a_stable_subset_without_the_version_label_is_refused(
+    tmp_path: Path, labels: dict[str, str]
+) -> None:
+    """Issue 14, defect 2: this plan once said "v2 is live" in one step."""
+    dr = yaml.safe_load((EXAMPLE / "destinationrule.yaml").read_text())
+    for subset in dr["spec"]["subsets"]:
+        subset["labels"] = dict(labels)
+    path = tmp_path / "dr.yaml"
+    path.write_text(yaml.safe_dump(dr))
+    result = CliRunner().invoke(app, [*ARGS[:4], "--dr", str(path), *ARGS[-2:]])
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        "error: DestinationRule shop/ui subset 'stable' has no version label"
+    )
+    assert "Rollout shop/ui cannot tell which version is live" in result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from canary.cli.app import app
 from canary.cli.commands import COMMANDS, DESCRIPTION
-from canary.cli.entry import render_help
+from canary.cli.entry import after_the_command, render_help
 
 VENV_BIN = Path(sys.executable).parent
 SCRIPTS = ("canary", "kubectl-canary")
@@ -187,3 +187,33 @@ def test_a_failing_command_keeps_its_exit_code_and_stderr(tmp_path: Path) -> Non
     assert completed.returncode == 1
     assert completed.stdout == ""
     assert completed.stderr.strip()
+
+
+@pytest.mark.parametrize(
+    ("given", "passed"),
+    [
+        (["--kubeconfig", "K", "get"], ["get", "--kubeconfig", "K"]),
+        (
+            ["--kubeconfig=K", "-n", "shop", "wait", "ui"],
+            ["wait", "--kubeconfig=K", "-n", "shop", "ui"],
+        ),
+        (
+            ["--context", "c", "promote", "ui", "--full"],
+            ["promote", "--context", "c", "ui", "--full"],
+        ),
+        (["get", "--kubeconfig", "K"], ["get", "--kubeconfig", "K"]),
+        (["--verbose", "get"], ["--verbose", "get"]),  # not ours to move: typer says so
+    ],
+)
+def test_kubectl_style_connection_flags_before_the_command(
+    given: list[str], passed: list[str]
+) -> None:
+    """Issue 14: `kubectl-canary --kubeconfig K get` failed (flags only after the command)."""
+    assert after_the_command(given) == passed
+
+
+def test_a_kubeconfig_before_the_command_reaches_it(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    completed = run(script("kubectl-canary"), "--kubeconfig", missing, "get")
+    assert completed.returncode == 1
+    assert f"kubeconfig {missing} does not exist" in completed.stderr

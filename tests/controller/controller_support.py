@@ -11,7 +11,7 @@ from canary.kube.client import KubeCluster
 from canary.sandbox.apiserver import ApiServer
 from canary.sandbox.client import SandboxClient
 from canary.sandbox.doubles import FixedVerdicts, ManualClock
-from canary.sandbox.stack import example
+from canary.sandbox.stack import example_release
 
 
 @dataclass
@@ -46,7 +46,7 @@ def weights(vs: dict) -> dict[str, int]:
 
 def quick_rollout() -> dict:
     """examples/ui/rollout.yaml with every stage and check 10 s long."""
-    rollout = copy.deepcopy(example("rollout"))
+    rollout = copy.deepcopy(example_release())
     rollout["spec"]["analysis"]["interval"] = "10s"
     rollout["spec"]["stages"]["mirror"]["duration"] = "10s"
     rollout["spec"]["stages"]["headerCanary"]["duration"] = "10s"
@@ -71,7 +71,7 @@ def run_until(env: Env, done: Callable[[dict], bool], seconds: float = 10, ticks
 
 
 def example_rollout(env: Env) -> dict:
-    return example("rollout")
+    return example_release()
 
 
 def writes(env: Env) -> int:

@@ -13,7 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from canary.sandbox.stack import ControllerProcess, example, sandbox_with_example
+from canary.sandbox.stack import ControllerProcess, example_release, sandbox_with_example
 
 PROGRESSING = 'canary_rollout_phase{namespace="shop",phase="Progressing",rollout="ui"} 1.0'
 
@@ -50,7 +50,7 @@ def test_logs_probes_metrics_and_sigterm(tmp_path: Path) -> None:
             base = f"http://{started[0]['metrics_addr']}"
             assert wait_for(lambda: get(f"{base}/healthz")[0] == 200)
             assert wait_for(lambda: get(f"{base}/readyz")[0] == 200)
-            client.apply(example("rollout"))
+            client.apply(example_release())
             wait_for(
                 lambda: (
                     client.get("canary.dev/v1alpha1", "Rollout", "shop", "ui")

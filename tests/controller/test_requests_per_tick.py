@@ -25,7 +25,7 @@ from canary.core.machine import CHECK_HEARTBEAT
 from canary.core.model import Verdict
 from canary.kube.informers import CachedCluster
 from canary.mesh.istio import IstioRouter
-from canary.sandbox.stack import example
+from canary.sandbox.stack import example_release
 
 READ_VERBS = ("get", "list")
 
@@ -67,7 +67,7 @@ def reads(env: Env) -> int:
 
 
 def start_release(env: Env, split_interval: str = "30s") -> None:
-    rollout = copy.deepcopy(example("rollout"))
+    rollout = copy.deepcopy(example_release())
     rollout["spec"]["analysis"]["interval"] = "10s"
     rollout["spec"]["stages"]["mirror"]["duration"] = "10s"
     rollout["spec"]["stages"]["headerCanary"]["duration"] = "10s"

@@ -361,3 +361,17 @@ def test_a_mesh_error_on_the_first_write_is_invalid_and_fixing_it_recovers(env: 
     assert phase(status) in ("Pending", "Progressing"), status
     assert status["message"]
     assert status["stableVersion"] == "v1"
+
+
+def test_warning_events_are_logged_as_warnings(env: Env) -> None:
+    """Issue 14: Warning Events were logged at level info."""
+    from structlog.testing import capture_logs
+
+    dr = env.dr()
+    for subset in dr["spec"]["subsets"]:
+        subset["labels"] = {"app": "ui"}
+    env.client.request("PUT", env.client.path_of(dr), dr)
+    with capture_logs() as logs:
+        start(env)
+    invalid = [line for line in logs if line.get("reason") == "InvalidSpec"]
+    assert invalid and all(line["log_level"] == "warning" for line in invalid)

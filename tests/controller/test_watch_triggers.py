@@ -14,13 +14,13 @@ from controller_support import Env
 from canary.controller.runtime import Controller
 from canary.controller.telemetry import Telemetry
 from canary.kube.port import Obj, WatchEvent
-from canary.sandbox.stack import example
+from canary.sandbox.stack import example_release
 
 KEY = "shop/ui"
 
 
 def stored(env: Env) -> Obj:
-    env.client.apply(example("rollout"))
+    env.client.apply(example_release())
     return env.api.store.get(("canary.dev", "rollouts"), "shop", "ui") or {}
 
 

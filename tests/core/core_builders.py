@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from canary.core.machine import Decision, Observed, advance, analysis_due, subset_moved
 from canary.core.model import (
@@ -25,17 +22,16 @@ from canary.core.model import (
     Verdict,
 )
 from canary.core.requests import Action, encode_request
+from canary.sandbox.stack import example_release
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ui" / "rollout.yaml"
-_EXAMPLE_DICT: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
-
 STABLE = "v1"
 CANARY = "v2"
+_EXAMPLE_DICT: dict[str, Any] = example_release(CANARY)
 
 
 def example() -> dict[str, Any]:
-    """A fresh deep copy of examples/ui/rollout.yaml as plain data."""
+    """A fresh deep copy of examples/ui/rollout.yaml releasing v2, as plain data."""
     return copy.deepcopy(_EXAMPLE_DICT)
 
 

@@ -491,3 +491,52 @@ def test_status_weight_is_a_percentage(weight: int) -> None:
     with pytest.raises(ValidationError) as caught:
         RolloutStatus.model_validate({"canaryWeight": weight})
     assert caught.value.errors()[0]["loc"] == ("canaryWeight",)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("stages", "mirror", "duration"),
+        ("stages", "headerCanary", "duration"),
+        ("stages", "split", "interval"),
+        ("canary", "readyTimeout"),
+    ],
+)
+def test_durations_that_must_be_positive_refuse_zero(path: tuple[str, ...]) -> None:
+    """Issue 14: the CRD refuses what the controller refuses, and both refuse a 0s stage."""
+    data = example()
+    target = data["spec"]
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = "0s"
+    with pytest.raises(ValidationError, match="0s is too short: give longer than 0s"):
+        Rollout.model_validate(data)
+
+
+@pytest.mark.parametrize("subset", ["Canary", "canary_1", "kanarienvögel", "-canary", "a" * 64])
+def test_subset_names_are_dns_labels_as_istio_requires(subset: str) -> None:
+    data = example()
+    data["spec"]["canary"]["subset"] = subset
+    with pytest.raises(ValidationError, match=r"canary\.subset"):
+        Rollout.model_validate(data)
+
+
+@pytest.mark.parametrize(
+    ("label", "ok"),
+    [
+        ("version", True),
+        ("app.kubernetes.io/version", True),
+        ("bad label", False),
+        ("a/b/c", False),
+        ("x" * 64, False),
+        ("Example.com/v", False),
+    ],
+)
+def test_the_version_label_is_a_label_key(label: str, ok: bool) -> None:
+    data = example()
+    data["spec"]["versionLabel"] = label
+    if ok:
+        assert Rollout.model_validate(data).spec.version_label == label
+    else:
+        with pytest.raises(ValidationError):
+            Rollout.model_validate(data)

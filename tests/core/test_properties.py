@@ -50,7 +50,7 @@ VERDICTS = st.sampled_from(list(Verdict))
 @st.composite
 def spec_data(draw: st.DrawFn) -> dict[str, Any]:
     data = example()
-    seconds = st.integers(min_value=0, max_value=300).map(lambda s: f"{s}s")
+    seconds = st.integers(min_value=1, max_value=300).map(lambda s: f"{s}s")
     chosen = draw(st.sets(st.sampled_from(["mirror", "headerCanary", "split"]), min_size=1))
     stages: dict[str, Any] = {}
     if "mirror" in chosen:

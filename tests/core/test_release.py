@@ -409,7 +409,7 @@ def test_hold_is_announced_once_per_change() -> None:
 
 
 def test_at_least_one_passing_check_before_any_advance() -> None:
-    data = spec_dict(mirror={"percent": 100, "duration": "0s"}, headerCanary=None, split=None)
+    data = spec_dict(mirror={"percent": 100, "duration": "1s"}, headerCanary=None, split=None)
     rollout, decision = tick(make(data), T0)
     assert decision.status.stage is Stage.MIRROR
     assert required_checks(rollout.spec, Stage.MIRROR) == 1

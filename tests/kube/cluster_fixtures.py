@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_helpers import ISTIO_GROUP, NAMESPACE, ROLLOUT_CRD, FakeSleep, example
+from cluster_helpers import ISTIO_GROUP, NAMESPACE, ROLLOUT_CRD, FakeSleep
 from kubernetes import client
 
 from canary.kube.client import KubeCluster
 from canary.sandbox.apiserver import ApiServer
+from canary.sandbox.stack import example
 
 
 @pytest.fixture

@@ -2,34 +2,26 @@
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kubernetes import client
 
 from canary.core.model import GROUP, PLURAL, VERSION
 from canary.kube.port import WatchEvent
+from canary.sandbox.stack import example_release
 
 REPO = Path(__file__).resolve().parents[2]
 ROLLOUT_CRD = REPO / "crds" / "rollout.yaml"
-EXAMPLE = REPO / "examples" / "ui"
 NAMESPACE = "shop"
 ISTIO_GROUP = "networking.istio.io"
 
 
-def example(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((EXAMPLE / f"{name}.yaml").read_text())
-    return copy.deepcopy(loaded)
-
-
 def rollout(name: str = "ui", version: str = "v2") -> dict[str, Any]:
-    obj = example("rollout")
+    obj = example_release(version)
     obj["metadata"]["name"] = name
-    obj["spec"]["canary"]["version"] = version
     return obj
 
 

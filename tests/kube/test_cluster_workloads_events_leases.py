@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_helpers import NAMESPACE, example
+from cluster_helpers import NAMESPACE
 from kubernetes import client
 
 from canary.kube.client import KubeCluster
 from canary.kube.port import InvalidError
 from canary.kube.workloads import deployment_state
 from canary.sandbox.apiserver import ApiServer
+from canary.sandbox.stack import example
 
 pytest_plugins = ["cluster_fixtures"]
 

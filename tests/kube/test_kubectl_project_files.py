@@ -1,6 +1,6 @@
 """The project's own files through the real kubectl (validation on) against the sandbox.
 
-Covers: `kubectl apply -f crds/ -f examples/ui/` (the generated Rollout CRD with its schema,
+Covers: `kubectl apply -f crds/`, then `-f examples/ui/` (the generated Rollout CRD with its schema,
 the Istio CRDs, built-in kinds), `kubectl get cro` with the printer columns, `kubectl get
 virtualservice ui -o yaml`, `kubectl patch` of a Rollout, and a schema violation in a Rollout
 rejected by the server with its field path.
@@ -44,8 +44,8 @@ def ok(kubectl: list[str], *args: str) -> str:
 
 
 def test_apply_crds_and_examples_then_get_and_patch(kubectl: list[str]) -> None:
-    ok(kubectl, "apply", "-f", str(ROOT / "crds" / "rollout.yaml"))
-    ok(kubectl, "apply", "-f", str(ROOT / "examples" / "ui" / "namespace.yaml"))
+    # As a new user types them: each directory whole, the namespace sorting first (issue 14).
+    ok(kubectl, "apply", "-f", str(ROOT / "crds"))
     applied = ok(kubectl, "apply", "-f", str(ROOT / "examples" / "ui"))
     assert "rollout.canary.dev/ui created" in applied
     assert "virtualservice.networking.istio.io/ui created" in applied
@@ -72,7 +72,7 @@ def test_server_rejects_an_invalid_rollout_with_its_field_path(
     kubectl: list[str], tmp_path: Path
 ) -> None:
     ok(kubectl, "apply", "-f", str(ROOT / "crds" / "rollout.yaml"))
-    ok(kubectl, "apply", "-f", str(ROOT / "examples" / "ui" / "namespace.yaml"))
+    ok(kubectl, "apply", "-f", str(ROOT / "examples" / "ui" / "00-namespace.yaml"))
     rollout = yaml.safe_load((ROOT / "examples" / "ui" / "rollout.yaml").read_text())
     rollout["spec"]["analysis"]["failureLimit"] = 0
     path = tmp_path / "bad.yaml"

@@ -16,7 +16,7 @@ import pytest
 
 from canary.core.model import Rollout, Verdict
 from canary.metrics.scrape import ScrapeSource, histogram_quantile
-from canary.sandbox.stack import example
+from canary.sandbox.stack import example_release
 from canary.sandbox.traffic import Split, TrafficSimulator
 
 
@@ -43,7 +43,7 @@ class SimulatedEndpoint:
 
 
 def rollout(**analysis: Any) -> Rollout:
-    body = example("rollout")
+    body = example_release()
     body["spec"]["prometheus"] = {"url": "http://simulator:9100"}
     body["spec"]["analysis"].update({"interval": "1s", "window": "10s", **analysis})
     return Rollout.model_validate(body)

@@ -20,7 +20,7 @@ from canary.notify.dispatcher import Dispatcher, RateLimit, RetryPolicy
 from canary.notify.notifier import Notifier
 from canary.sandbox.client import SandboxClient, SandboxError
 from canary.sandbox.doubles import FixedVerdicts, ManualClock
-from canary.sandbox.stack import NAMESPACE, SERVICE, example
+from canary.sandbox.stack import NAMESPACE, SERVICE, example_release
 
 ROLLOUT = ("canary.dev/v1alpha1", "Rollout")
 ENDED = ("Succeeded", "RolledBack", "Aborted")
@@ -49,7 +49,7 @@ def put_secret(client: SandboxClient, name: str, url: str, key: str = "address")
 def notified_rollout(receivers: dict[str, str]) -> dict[str, Any]:
     """examples/ui with a 10s interval, every stage one check long, notifying `receivers`
     ({provider: secret name})."""
-    body = example("rollout")
+    body = example_release()
     spec = body["spec"]
     spec["stages"]["mirror"]["duration"] = "10s"
     spec["stages"]["headerCanary"]["duration"] = "10s"

@@ -33,7 +33,7 @@ from canary.controller.telemetry import Telemetry, serve_http
 from canary.core.machine import Observed, advance
 from canary.core.model import Rollout
 from canary.sandbox.prometheus import PrometheusProcess
-from canary.sandbox.stack import example
+from canary.sandbox.stack import example_release
 from canary.sandbox.traffic import Split, TrafficSimulator
 
 EXAMPLE_NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -42,7 +42,7 @@ EXAMPLE_NOW = datetime(2030, 1, 1, tzinfo=UTC)
 def observed_telemetry() -> Telemetry:
     """A controller's metrics after one decision and one of each counted thing."""
     telemetry = Telemetry()
-    rollout = Rollout.model_validate(example("rollout"))
+    rollout = Rollout.model_validate(example_release())
     decision = advance(rollout, Observed(stable_version="v1"), EXAMPLE_NOW)
     telemetry.observe_decision(rollout, decision)
     telemetry.reconcile_seconds.observe(0.01)

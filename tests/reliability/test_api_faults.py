@@ -24,7 +24,7 @@ from reliability_helpers import (
 
 from canary.sandbox.apiserver import ApiServer
 from canary.sandbox.doubles import FixedVerdicts
-from canary.sandbox.stack import example, sandbox_with_example
+from canary.sandbox.stack import example_release, sandbox_with_example
 
 PLANNED = [
     (0, 0.0, False),
@@ -40,7 +40,7 @@ PLANNED = [
 
 
 def fast_rollout() -> dict:
-    rollout = example("rollout")
+    rollout = example_release()
     spec = rollout["spec"]
     spec["analysis"]["interval"] = "1s"
     spec["stages"]["mirror"]["duration"] = "2s"

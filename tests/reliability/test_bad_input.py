@@ -28,9 +28,9 @@ from canary.kube.client import KubeCluster
 from canary.kube.port import KubeError
 from canary.mesh.istio import IstioRouter
 from canary.sandbox.client import SandboxClient, SandboxError
-from canary.sandbox.stack import example, sandbox_with_example
+from canary.sandbox.stack import example_release, sandbox_with_example
 
-EXAMPLE = example("rollout")
+EXAMPLE = example_release()
 
 scalars = st.one_of(
     st.none(),

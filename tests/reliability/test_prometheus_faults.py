@@ -23,7 +23,7 @@ from reliability_helpers import in_process_controller, stored_rollout, wait_for
 from canary.controller.telemetry import Telemetry
 from canary.metrics.prometheus import PrometheusSource
 from canary.sandbox.prometheus import PrometheusProcess
-from canary.sandbox.stack import example, sandbox_with_example, simulated_traffic
+from canary.sandbox.stack import example, example_release, sandbox_with_example, simulated_traffic
 
 
 class Slow(BaseHTTPRequestHandler):
@@ -96,7 +96,7 @@ def prometheus_for(fault: str, real_url: str) -> Iterator[str]:
 
 
 def rollout_with(fault: str, url: str, policy: str) -> dict[str, Any]:
-    rollout = example("rollout")
+    rollout = example_release()
     rollout["metadata"]["name"] = name = f"ui-{fault}-{policy}"
     rollout["spec"]["virtualService"]["name"] = name
     rollout["spec"]["destinationRule"]["name"] = name

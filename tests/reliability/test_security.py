@@ -24,7 +24,7 @@ import yaml
 from binary_support import require_binary
 
 from canary.sandbox.client import SandboxClient
-from canary.sandbox.stack import ControllerProcess, example, sandbox_with_example
+from canary.sandbox.stack import ControllerProcess, example_release, sandbox_with_example
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "s3cr3t-token-4f9a1c"
@@ -182,7 +182,7 @@ def test_a_whole_release_stays_within_the_rbac_and_leaks_no_token(
         client.apply(
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "canary-system"}}
         )
-        rollout = example("rollout")
+        rollout = example_release()
         rollout["spec"]["analysis"]["interval"] = "1s"
         rollout["spec"]["promotion"]["settleDelay"] = "1s"
         rollout["spec"]["prometheus"] = {
@@ -250,10 +250,10 @@ def test_a_namespaced_controller_releases_in_its_namespace_only(tmp_path: Path) 
     with sandbox_with_example(tmp_path) as (_api, client):
         other = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}}
         client.apply(other)
-        elsewhere = example("rollout")
+        elsewhere = example_release()
         elsewhere["metadata"]["namespace"] = "other"
         client.apply(elsewhere)
-        rollout = example("rollout")
+        rollout = example_release()
         rollout["spec"]["prometheus"] = {"url": "http://127.0.0.1:9", "timeout": "1s"}
         controller = ControllerProcess(
             tmp_path / "kubeconfig", tmp_path / "controller.log", ("--namespace", "shop")

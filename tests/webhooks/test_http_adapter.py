@@ -9,23 +9,19 @@ without the stage a boundary webhook needs is rejected with one sentence.
 
 from __future__ import annotations
 
-import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from pydantic import ValidationError
 
 from canary.core.model import Rollout, Verdict, WebhookCheck
 from canary.sandbox.receiver import Receiver
+from canary.sandbox.stack import example_release
 from canary.webhooks.http import MAX_MESSAGE, HttpWebhooks, safe_url
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ui" / "rollout.yaml"
 
 
 def rollout(*hooks: dict[str, Any]) -> Rollout:
-    data = copy.deepcopy(yaml.safe_load(EXAMPLE.read_text()))
+    data = example_release()
     data["spec"]["analysis"]["webhooks"] = list(hooks)
     return Rollout.model_validate(data)
 

@@ -9,25 +9,21 @@ also before the first stage; post-release is due once, when a release ends.
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from canary.core.machine import Observed, advance, analysis_due, subset_moved, webhooks_due
 from canary.core.model import GateResult, Phase, Rollout, Stage, Verdict
 from canary.core.webhooks import post_release_due
+from canary.sandbox.stack import example_release
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ui" / "rollout.yaml"
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 INTERVAL = timedelta(seconds=30)
 
 
 def rollout_with(*hooks: dict[str, Any], failure_limit: int = 2) -> Rollout:
     """A split-only release (50 then 100, one check each) of v2 with these webhooks."""
-    data = copy.deepcopy(yaml.safe_load(EXAMPLE.read_text()))
+    data = example_release()
     data["spec"]["stages"] = {
         "headerCanary": {"match": [{"headers": {"x": {"exact": "y"}}}], "duration": "30s"},
         "split": {"steps": [50, 100], "interval": "30s"},
