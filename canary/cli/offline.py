@@ -16,7 +16,7 @@ from canary.core.errors import describe_validation_error
 from canary.core.model import KIND, Rollout, RolloutStatus
 from canary.core.simulate import walk
 from canary.core.traffic import Traffic
-from canary.mesh.istio import MeshError, plan_destination_rule, plan_virtual_service
+from canary.mesh.istio import MeshError, check, plan_destination_rule, plan_virtual_service
 
 PLAN_START = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -35,18 +35,16 @@ def dump_yaml(obj: Any) -> str:
 def lint(paths: list[str]) -> list[str]:
     """Every problem in the files, one sentence each; an empty list means all is valid."""
     problems: list[str] = []
-    rollouts = 0
+    documents: list[Document] = []
     for path in paths:
         try:
-            documents = list(read_documents(path))
+            documents += list(read_documents(path))
         except DocumentError as error:
             problems.append(str(error))
-            continue
-        for document in documents:
-            if document.kind == KIND:
-                rollouts += 1
-                problems += lint_rollout(document)
-    if not problems and rollouts == 0:
+    rollouts = [document for document in documents if document.kind == KIND]
+    for document in rollouts:
+        problems += lint_rollout(document) or lint_mesh(document, documents)
+    if not problems and not rollouts:
         problems.append(f"no {KIND} found in {', '.join(paths)}: nothing to lint")
     return problems
 
@@ -58,6 +56,32 @@ def lint_rollout(document: Document) -> list[str]:
         prefix = f"{document.source}: {KIND} {document.name}: "
         return [prefix + sentence for sentence in describe_validation_error(error)]
     return []
+
+
+def lint_mesh(document: Document, documents: list[Document]) -> list[str]:
+    """The problems `check` finds with the Rollout's VirtualService and DestinationRule, when
+    both are among the files (the routes, claims and subsets the controller would refuse)."""
+    rollout = Rollout.model_validate(document.body)
+    namespace, spec = rollout.metadata.namespace, rollout.spec
+    vs = _named(documents, "VirtualService", namespace, spec.virtual_service.name)
+    dr = _named(documents, "DestinationRule", namespace, spec.destination_rule.name)
+    if vs is None or dr is None:
+        return []
+    try:
+        check(vs.body, dr.body, rollout.metadata.name, spec)
+    except MeshError as error:
+        return [f"{document.source}: {KIND} {document.name}: {error}"]
+    return []
+
+
+def _named(documents: list[Document], kind: str, namespace: str, name: str) -> Document | None:
+    for document in documents:
+        meta = document.body.get("metadata")
+        if document.kind != kind or not isinstance(meta, dict) or meta.get("name") != name:
+            continue
+        if (meta.get("namespace") or namespace) == namespace:
+            return document
+    return None
 
 
 def load_rollout(path: str) -> Rollout:
@@ -103,6 +127,7 @@ def plan(rollout_path: str, vs_path: str, dr_path: str) -> list[PlannedStep]:
     rollout = load_rollout(rollout_path)
     virtual_service = read_one(vs_path, "VirtualService").body
     destination_rule = read_one(dr_path, "DestinationRule").body
+    check(virtual_service, destination_rule, rollout.metadata.name, rollout.spec)
     stable_version = _stable_version(rollout, destination_rule)
     steps: list[PlannedStep] = []
     last_traffic: Traffic | None = None
@@ -114,7 +139,9 @@ def plan(rollout_path: str, vs_path: str, dr_path: str) -> list[PlannedStep]:
         virtual_service = plan_virtual_service(
             virtual_service, rollout.metadata.name, rollout.spec, traffic
         ).obj
-        destination_rule = plan_destination_rule(destination_rule, rollout.spec, traffic).obj
+        destination_rule = plan_destination_rule(
+            destination_rule, rollout.metadata.name, rollout.spec, traffic
+        ).obj
         status = tick.decision.status
         steps.append(
             PlannedStep(

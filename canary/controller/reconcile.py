@@ -101,7 +101,7 @@ class Reconciler:
         virtual_service = self.cluster.get_virtual_service(
             rollout.metadata.namespace, rollout.spec.virtual_service.name
         )
-        self.router.check_ownership(virtual_service, rollout.metadata.name, rollout.spec)
+        self.router.check(virtual_service, destination_rule, rollout.metadata.name, rollout.spec)
         rollout = self._converge(rollout)
         now = self.clock()
         canary = self._canary_state(rollout)
@@ -160,7 +160,7 @@ class Reconciler:
         dr = self.cluster.update_destination_rule(
             namespace,
             spec.destination_rule.name,
-            lambda obj: _if_changed(self.router.plan_destination_rule(obj, spec, traffic)),
+            lambda obj: _if_changed(self.router.plan_destination_rule(obj, name, spec, traffic)),
         )
         vs = self.cluster.update_virtual_service(
             namespace,
@@ -212,7 +212,7 @@ class Reconciler:
                     namespace,
                     spec.destination_rule.name,
                     lambda obj: _if_changed(
-                        self.router.plan_destination_rule(obj, spec, _stable_traffic(stable))
+                        self.router.release_destination_rule(obj, name, spec, stable)
                     ),
                 )
                 self.cluster.update_virtual_service(
@@ -275,10 +275,6 @@ class Reconciler:
 
 def _if_changed(planned: Any) -> Obj | None:
     return planned.obj if planned.changed else None
-
-
-def _stable_traffic(version: str) -> Traffic:
-    return Traffic(0, 0.0, False, version, version)
 
 
 def _involved(rollout: Rollout) -> Obj:
