@@ -142,8 +142,8 @@ def plan_virtual_service(
     routes = _http_routes(desired, rollout, spec)
     claims = _read_claims(desired, "VirtualService")
     managed = _managed(desired, routes, claims, rollout, spec, _steering(traffic))
-    _check_other_routes(desired, claims, managed.index, rollout, spec, None)
     _release_stale_routes(desired, claims, rollout, spec, keep=managed.claim)
+    _check_other_routes(desired, claims, managed.index, rollout, spec, None)
     stable = _steer(desired, managed.route, rollout, spec, traffic)
     mine = Claims(routes={}, unnamed={}, subsets={})
     managed.claim.add_to(mine, rollout)
@@ -708,7 +708,6 @@ def _check_other_routes(
     body = vs.get("spec")
     if not isinstance(body, dict):
         return
-    header = header_route_name(rollout)
     for kind in ("http", "tcp", "tls"):
         routes = body.get(kind)
         for index, route in enumerate(routes if isinstance(routes, list) else []):
@@ -719,19 +718,15 @@ def _check_other_routes(
                     for target in _mirror_targets(route):
                         _check_target(vs, kind, index, route, target, "mirrors", rollout, spec, dr)
                 continue
-            if kind == "http" and route.get("name") == header == _owned(claims, header, rollout):
-                continue
+            name = route.get("name")
+            if kind == "http" and isinstance(name, str) and claims.routes.get(name) == rollout:
+                continue  # our header route, or a route of ours that the plan returns to stable
             entries = route.get("route")
             for entry in entries if isinstance(entries, list) else []:
                 target = entry.get("destination") if isinstance(entry, dict) else None
                 _check_target(vs, kind, index, route, target, "sends traffic", rollout, spec, dr)
             for target in _mirror_targets(route) if kind == "http" else []:
                 _check_target(vs, kind, index, route, target, "mirrors", rollout, spec, dr)
-
-
-def _owned(claims: Claims, name: str, rollout: str) -> str | None:
-    """`name` when `rollout` claims the route of that name."""
-    return name if claims.routes.get(name) == rollout else None
 
 
 def _mirror_targets(route: Json) -> Iterator[Any]:
