@@ -129,6 +129,9 @@ def check(vs: Mapping[str, Any], dr: Mapping[str, Any], rollout: str, spec: Roll
     _stable_destination(virtual_service, managed.route, rollout, spec)
     if spec.stages.mirror is not None:
         _check_mirror_replaceable(virtual_service, managed.route, rollout, spec)
+    if spec.stages.header_canary is not None:
+        _check_header_route_name(virtual_service, routes, claims, rollout)
+        _header_matches(virtual_service, managed.route, rollout, spec)
     _check_destination_rule(rule, rollout, spec)
     _check_other_routes(virtual_service, claims, managed.index, rollout, spec, rule)
 
@@ -395,15 +398,14 @@ def _managed(
 ) -> Managed:
     """The managed route, found by the Rollout's rule and checked against every claim."""
     who = f"Rollout {_namespace(vs)}/{rollout}"
-    name = spec.virtual_service.route
-    if name == header_route_name(rollout):
-        raise MeshError(
-            f"{who} steers route '{name}', the name its header canary route takes: "
-            f"rename that route in VirtualService {_ref(vs)} and in spec.virtualService.route."
-        )
-    index, route = _select(vs, routes, claims, spec.host, name, who)
+    index, route = _select(vs, routes, claims, spec.host, spec.virtual_service.route, who)
     host = _fqdn(spec.host, _namespace(vs))
     route_name = route.get("name")
+    if route_name == header_route_name(rollout):  # by name, or the only route to the host
+        raise MeshError(
+            f"{who} steers route '{route_name}', the name its header canary route takes: "
+            f"rename that route in VirtualService {_ref(vs)} (and in spec.virtualService.route)."
+        )
     if isinstance(route_name, str):
         claim = RouteClaim(route_name, host)
         owner = claims.routes.get(route_name)
@@ -411,7 +413,7 @@ def _managed(
             how = " as its header canary route" if claims.is_header_route(route_name) else ""
             raise MeshError(
                 f"VirtualService {_ref(vs)} route '{route_name}' is already managed by Rollout "
-                f"{_namespace(vs)}/{owner}{how}; point spec.virtualService.route of {who} at "
+                f"{_namespace(vs)}/{owner}{how}: point spec.virtualService.route of {who} at "
                 f"another route or delete Rollout {_namespace(vs)}/{owner}."
             )
         return Managed(index, route, claim)
@@ -422,7 +424,7 @@ def _managed(
     if held is not None and owner != rollout:
         raise MeshError(
             f"VirtualService {_ref(vs)} http[{index}], its only route to host {spec.host} (it "
-            f"has no name), is already managed by Rollout {_namespace(vs)}/{owner}; delete "
+            f"has no name), is already managed by Rollout {_namespace(vs)}/{owner}: delete "
             f"Rollout {_namespace(vs)}/{owner} or give the route a name so that each of the "
             f"Rollouts steers its own route by spec.virtualService.route."
         )
@@ -801,6 +803,16 @@ def _insert_header_route(
 ) -> None:
     name = header_route_name(rollout)
     routes: list[Json] = vs["spec"]["http"]
+    _check_header_route_name(vs, routes, claims, rollout)
+    routes[:] = [route for route in routes if route.get("name") != name]
+    who = f"Rollout {_namespace(vs)}/{rollout}"
+    index, managed = _select(vs, routes, claims, spec.host, spec.virtual_service.route, who)
+    routes.insert(index, _header_route(vs, managed, rollout, spec, stable))
+
+
+def _check_header_route_name(vs: Json, routes: list[Json], claims: Claims, rollout: str) -> None:
+    """The name `<rollout>-canary` is free for the header route, or already its own."""
+    name = header_route_name(rollout)
     owner = claims.routes.get(name)
     if owner is not None and owner != rollout:
         raise MeshError(
@@ -815,10 +827,6 @@ def _insert_header_route(
             f"{_namespace(vs)}/{rollout} did not create: rename or remove that route so the "
             f"header canary can use the name."
         )
-    routes[:] = [route for route in routes if route.get("name") != name]
-    who = f"Rollout {_namespace(vs)}/{rollout}"
-    index, managed = _select(vs, routes, claims, spec.host, spec.virtual_service.route, who)
-    routes.insert(index, _header_route(vs, managed, rollout, spec, stable))
 
 
 def _remove_header_route(vs: Json, claims: Claims, rollout: str) -> None:

@@ -190,7 +190,7 @@ def test_a_second_rollout_on_the_same_unnamed_route_is_refused() -> None:
     other = rollout_spec(virtualService={"name": "ui"}, stable={"subset": "b"})
     assert refusal(plan_virtual_service, split, "ui-b", other, traffic(10)) == (
         "VirtualService shop/ui http[0], its only route to host ui (it has no name), is "
-        "already managed by Rollout shop/ui; delete Rollout shop/ui or give the route a name "
+        "already managed by Rollout shop/ui: delete Rollout shop/ui or give the route a name "
         "so that each of the Rollouts steers its own route by spec.virtualService.route."
     )
 
@@ -434,3 +434,13 @@ def test_every_message_is_one_line() -> None:
     message = refusal(check, vs, ui_destination_rule(), "ui", UNNAMED)
     assert "\n" not in message
     assert len(message) < 600  # matches are shortened
+
+
+def test_an_only_route_named_like_the_header_route_is_refused_up_front() -> None:
+    # found by test_istio_real_world_shapes: claimed as managed, the route would have been
+    # taken for the header route at the next plan and "vanished" mid-release
+    vs = unnamed_vs({"name": "ui-canary", **to_ui()})
+    assert refusal(check, vs, ui_destination_rule(), "ui", UNNAMED) == (
+        "Rollout shop/ui steers route 'ui-canary', the name its header canary route takes: "
+        "rename that route in VirtualService shop/ui (and in spec.virtualService.route)."
+    )

@@ -373,7 +373,7 @@ def test_a_route_claimed_by_another_rollout_is_refused(claim: dict[str, str]) ->
     vs = ui_virtual_service()
     vs["metadata"]["annotations"] = claim
     expected = (
-        "VirtualService shop/ui route 'primary' is already managed by Rollout shop/other; "
+        "VirtualService shop/ui route 'primary' is already managed by Rollout shop/other: "
         "point spec.virtualService.route of Rollout shop/ui at another route or delete "
         "Rollout shop/other."
     )
@@ -480,7 +480,7 @@ def test_steering_the_header_route_name_itself_is_refused() -> None:
         plan(vs, traffic(10), spec)
     assert str(error.value) == (
         "Rollout shop/ui steers route 'ui-canary', the name its header canary route takes: "
-        "rename that route in VirtualService shop/ui and in spec.virtualService.route."
+        "rename that route in VirtualService shop/ui (and in spec.virtualService.route)."
     )
 
 
