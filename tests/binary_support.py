@@ -1,4 +1,4 @@
-"""The real binaries some tests run (prometheus, promtool, kubectl), shared by every tier.
+"""The real binaries some tests run (prometheus, promtool, kubectl, go), shared by every tier.
 
 `require_binary(name)` returns the binary's path. When it is missing the test is skipped
 locally, and fails under CI=true (`.ci/run`), where every real component is required. Each tier
@@ -20,6 +20,7 @@ INSTALL = {
     "prometheus": "install it with `apt-get install prometheus` on Debian",
     "promtool": "install it with `apt-get install prometheus` on Debian (it comes with Prometheus)",
     "kubectl": "install it from https://kubernetes.io/docs/tasks/tools/",
+    "go": "install Go (https://go.dev/dl/, or `apt-get install golang-go` on Debian)",
 }
 # Where the code under test has its own lookup, the check asks the same one.
 FINDERS: dict[str, Callable[[], str | None]] = {"prometheus": find_prometheus}

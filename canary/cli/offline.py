@@ -20,6 +20,7 @@ from canary.core.traffic import Traffic, stable_only
 from canary.mesh.istio import (
     MeshError,
     canary_fit,
+    check,
     plan_destination_rule,
     plan_virtual_service,
     stable_version,
@@ -106,6 +107,8 @@ def _mesh_problems(rollout: Rollout, documents: list[Document]) -> list[str]:
     ref = spec.canary.workload_ref
     deployment = _named(documents, "Deployment", namespace, ref.name) if ref else None
     try:
+        if vs is not None and dr is not None:  # routes, claims and subsets, as the controller
+            check(vs, dr, rollout.metadata.name, spec)
         stable = stable_version(dr, rollout.metadata.name, spec) if dr is not None else None
         if vs is not None and stable is not None:
             traffic = stable_only(stable, spec.canary.version)
@@ -122,12 +125,13 @@ def _mesh_problems(rollout: Rollout, documents: list[Document]) -> list[str]:
 
 
 def _named(documents: list[Document], kind: str, namespace: str, name: str) -> Json | None:
+    """The object of `kind` named `name` among the files; one without a namespace is taken to
+    be in the Rollout's (as `kubectl apply -n` would put it)."""
     for document in documents:
-        meta = document.body.get("metadata") or {}
-        if document.kind == kind and (meta.get("namespace") or "default", meta.get("name")) == (
-            namespace,
-            name,
-        ):
+        meta = document.body.get("metadata")
+        if document.kind != kind or not isinstance(meta, dict) or meta.get("name") != name:
+            continue
+        if (meta.get("namespace") or namespace) == namespace:
             return document.body
     return None
 
@@ -212,6 +216,7 @@ def plan(
     rollout = load_rollout(rollout_path, version)
     virtual_service = read_one(vs_path, "VirtualService").body
     destination_rule = read_one(dr_path, "DestinationRule").body
+    check(virtual_service, destination_rule, rollout.metadata.name, rollout.spec)
     live = stable_version(destination_rule, rollout.metadata.name, rollout.spec)
     steps: list[PlannedStep] = []
     last_traffic: Traffic | None = None
@@ -223,7 +228,9 @@ def plan(
         virtual_service = plan_virtual_service(
             virtual_service, rollout.metadata.name, rollout.spec, traffic
         ).obj
-        destination_rule = plan_destination_rule(destination_rule, rollout.spec, traffic).obj
+        destination_rule = plan_destination_rule(
+            destination_rule, rollout.metadata.name, rollout.spec, traffic
+        ).obj
         status = tick.decision.status
         steps.append(
             PlannedStep(

@@ -64,7 +64,7 @@ from canary.core.model import (
 )
 from canary.core.notices import notices_of
 from canary.core.requests import pending_request_in
-from canary.core.traffic import MeshWrite, Traffic, traffic_for, write_plan
+from canary.core.traffic import MeshWrite, Traffic, stable_only, traffic_for, write_plan
 from canary.core.webhooks import post_release_due
 from canary.kube.port import Cluster, KubeError, Mutation, NotFoundError, Obj, WorkloadState
 from canary.mesh.router import MeshError, MeshRouter
@@ -143,7 +143,9 @@ class Reconciler:
             return Outcome(None, None)
         rollout = self._ensure_finalizer(rollout)
         mesh = self._read_mesh(rollout)
-        self.router.check_ownership(mesh.virtual_service, rollout.metadata.name, rollout.spec)
+        self.router.check(
+            mesh.virtual_service, mesh.destination_rule, rollout.metadata.name, rollout.spec
+        )
         rollout, mesh = self._converge(rollout, mesh)
         now = self.clock()
         canary = self._canary_state(rollout, mesh)
@@ -222,7 +224,7 @@ class Reconciler:
         needed = []
         for write in write_plan(before, traffic):
             if write.target == "destinationRule":
-                planned = self.router.plan_destination_rule(dr, spec, write.traffic)
+                planned = self.router.plan_destination_rule(dr, name, spec, write.traffic)
                 dr = planned.obj
             else:
                 planned = self.router.plan_virtual_service(vs, name, spec, write.traffic)
@@ -251,7 +253,9 @@ class Reconciler:
         """The read-modify-write mutation of one planned write."""
         name, spec, traffic = rollout.metadata.name, rollout.spec, write.traffic
         if write.target == "destinationRule":
-            return lambda obj: _if_changed(self.router.plan_destination_rule(obj, spec, traffic))
+            return lambda obj: _if_changed(
+                self.router.plan_destination_rule(obj, name, spec, traffic)
+            )
         return lambda obj: _if_changed(self.router.plan_virtual_service(obj, name, spec, traffic))
 
     # ------------------------------------------------------------ writes
@@ -311,7 +315,8 @@ class Reconciler:
         return rollout.model_copy(update={"metadata": meta})
 
     def _finalize(self, rollout: Rollout) -> Outcome:
-        """A deleted Rollout hands its route back: stable 100, managed routes removed."""
+        """A deleted Rollout hands its route back: stable 100 in a safe order (`_plan`), then
+        its managed routes and its claims removed; nothing another Rollout claims is touched."""
         if FINALIZER not in rollout.metadata.finalizers or not self.may_write():
             return Outcome(None, None)
         namespace, name = rollout.metadata.namespace, rollout.metadata.name
@@ -320,12 +325,21 @@ class Reconciler:
         stable = rollout.status.stable_version
         try:
             if stable is not None:
-                self._apply(held, self._plan(held, self._read_mesh(held), _stable_traffic(stable)))
+                self._apply(
+                    held, self._plan(held, self._read_mesh(held), stable_only(stable, stable))
+                )
                 self.cluster.update_virtual_service(
                     namespace,
                     spec.virtual_service.name,
                     lambda obj: _if_changed(
                         self.router.release_virtual_service(obj, name, spec, stable)
+                    ),
+                )
+                self.cluster.update_destination_rule(
+                    namespace,
+                    spec.destination_rule.name,
+                    lambda obj: _if_changed(
+                        self.router.release_destination_rule(obj, name, spec, stable)
                     ),
                 )
         except (NotFoundError, MeshError) as error:
@@ -429,10 +443,6 @@ def _precondition(rollout: Rollout, status: RolloutStatus) -> str | None:
 
 def _if_changed(planned: Any) -> Obj | None:
     return planned.obj if planned.changed else None
-
-
-def _stable_traffic(version: str) -> Traffic:
-    return Traffic(0, 0.0, False, version, version)
 
 
 def _involved(rollout: Rollout) -> Obj:

@@ -155,7 +155,14 @@ class StageName(StrEnum):
 
 class VirtualServiceRef(WireModel):
     name: str = Field(pattern=DNS_LABEL)
-    route: str = Field(min_length=1, description="The name of the http route to steer.")
+    route: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "The name of the http route to steer; leave it out when the VirtualService has "
+            "exactly one http route to spec.host."
+        ),
+    )
 
 
 class DestinationRuleRef(WireModel):

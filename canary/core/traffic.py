@@ -118,7 +118,16 @@ def write_plan(before: Traffic | None, after: Traffic) -> tuple[MeshWrite, ...]:
             MeshWrite("virtualService", after),
         )
         return conservative
-    return _shortest_safe_path(before, after)
+    path = _shortest_safe_path(before, after)
+    # Each object is written at least once, for what it carries besides the traffic (claims):
+    # the DestinationRule before any request moves, the VirtualService last. Where the traffic
+    # needs no write of that object, the write changes no routing, so it is safe anywhere.
+    targets = {write.target for write in path}
+    if "destinationRule" not in targets:
+        path = (MeshWrite("destinationRule", after), *path)
+    if "virtualService" not in targets:
+        path = (*path, MeshWrite("virtualService", after))
+    return path
 
 
 _Routes = tuple[int, float, bool]

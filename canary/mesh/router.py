@@ -32,6 +32,14 @@ class MeshError(ValueError):
 
 
 class MeshRouter(Protocol):
+    def check(
+        self, vs: Mapping[str, Any], dr: Mapping[str, Any], rollout: str, spec: RolloutSpec
+    ) -> None:
+        """Raise MeshError when the Rollout cannot steer these objects safely: its route cannot
+        be found, a route or subset is another Rollout's, or traffic would reach the canary
+        unchecked."""
+        ...
+
     def plan_virtual_service(
         self, vs: Mapping[str, Any], rollout: str, spec: RolloutSpec, traffic: Traffic
     ) -> Planned:
@@ -39,7 +47,7 @@ class MeshRouter(Protocol):
         ...
 
     def plan_destination_rule(
-        self, dr: Mapping[str, Any], spec: RolloutSpec, traffic: Traffic
+        self, dr: Mapping[str, Any], rollout: str, spec: RolloutSpec, traffic: Traffic
     ) -> Planned:
         """The DestinationRule whose stable and canary subsets select the traffic's versions."""
         ...
@@ -50,8 +58,11 @@ class MeshRouter(Protocol):
         """The VirtualService handed back to its user when the Rollout is deleted."""
         ...
 
-    def check_ownership(self, vs: Mapping[str, Any], rollout: str, spec: RolloutSpec) -> None:
-        """Raise MeshError when another Rollout already manages the same route."""
+    def release_destination_rule(
+        self, dr: Mapping[str, Any], rollout: str, spec: RolloutSpec, stable_version: str
+    ) -> Planned:
+        """The DestinationRule handed back when the Rollout is deleted; subsets another
+        Rollout claims are left alone."""
         ...
 
     def observe_traffic(

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
+from canary.mesh.istio import MeshError, route_index
+
 ISTIO_DURATION_BUCKETS_MS: tuple[float, ...] = (
     0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
     30000, 60000, 300000, 600000, 1800000, 3600000,
@@ -130,7 +132,8 @@ class KubeRouting:
         virtual_service: str,
         destination_rule: str,
         *,
-        route: str = "primary",
+        route: str | None = "primary",
+        host: str | None = None,
         version_label: str = "version",
         poll_seconds: float = 0.2,
         timeout_seconds: float = 2.0,
@@ -139,6 +142,7 @@ class KubeRouting:
         self.virtual_service_url = f"{base}/virtualservices/{virtual_service}"
         self.destination_rule_url = f"{base}/destinationrules/{destination_rule}"
         self.route = route
+        self.host = host or virtual_service
         self.version_label = version_label
         self.poll_seconds = poll_seconds
         self.timeout_seconds = timeout_seconds
@@ -156,7 +160,7 @@ class KubeRouting:
             virtual_service = self._get(self.virtual_service_url)
             destination_rule = self._get(self.destination_rule_url)
             self._split = split_from(
-                virtual_service, destination_rule, self.route, self.version_label
+                virtual_service, destination_rule, self.route, self.version_label, self.host
             )
             self.last_error = None
         except (OSError, ValueError) as error:
@@ -189,15 +193,22 @@ class KubeRouting:
 def split_from(
     virtual_service: Mapping[str, Any],
     destination_rule: Mapping[str, Any],
-    route: str,
+    route: str | None,
     version_label: str = "version",
+    host: str | None = None,
 ) -> Split:
-    """The split an Istio VirtualService's route `route` makes, subsets resolved via the DR."""
+    """The split an Istio VirtualService's route `route` makes, subsets resolved via the DR.
+
+    The route is found as the controller finds it: by name, or (`route` None) the only http
+    route to `host` (the VirtualService's own name when None) that no Rollout created.
+    """
     versions = subset_versions(destination_rule, version_label)
     routes = list(virtual_service.get("spec", {}).get("http", []))
-    index = next((i for i, r in enumerate(routes) if r.get("name") == route), None)
-    if index is None:
-        raise RoutingError(f"the VirtualService has no http route named {route!r}")
+    default_host = virtual_service.get("metadata", {}).get("name", "")
+    try:
+        index = route_index(virtual_service, host or default_host, route)
+    except MeshError as error:
+        raise RoutingError(str(error)) from None
     managed = routes[index]
     mirror = managed.get("mirror")
     return Split(
@@ -712,7 +723,7 @@ def build_simulator(
     rps: float = 50.0,
     header_share: float = 0.05,
     kube_api: str | None = None,
-    route: str = "primary",
+    route: str | None = "primary",
 ) -> tuple[TrafficSimulator, list[KubeRouting]]:
     """A simulator for `services`; with `kube_api`, each follows its VS/DR named like it."""
     simulator = TrafficSimulator(seed=seed)
@@ -743,7 +754,7 @@ def serve(
     rps: float = 50.0,
     header_share: float = 0.05,
     kube_api: str | None = None,
-    route: str = "primary",
+    route: str | None = "primary",
     stop: threading.Event | None = None,
 ) -> None:
     """Serve simulated traffic on host:port until `stop` is set (or KeyboardInterrupt)."""
@@ -779,7 +790,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rps", type=float, default=50.0, help="requests per second per service")
     parser.add_argument("--header-share", type=float, default=0.05)
     parser.add_argument("--kube-api", help="follow each service's VirtualService/DestinationRule")
-    parser.add_argument("--route", default="primary", help="the managed http route's name")
+    parser.add_argument(
+        "--route",
+        default="primary",
+        help="the managed http route's name ('' for the only http route to the service)",
+    )
     args = parser.parse_args(argv)
     serve(
         args.service,
@@ -789,7 +804,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         rps=args.rps,
         header_share=args.header_share,
         kube_api=args.kube_api,
-        route=args.route,
+        route=args.route or None,
     )
 
 

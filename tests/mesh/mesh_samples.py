@@ -8,6 +8,7 @@ The only addition is `name: primary` on the route, which tells the Rollout what 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from canary.core.model import RolloutSpec
@@ -98,3 +99,10 @@ def route_named(vs: dict[str, Any], name: str) -> dict[str, Any]:
 def annotations(obj: dict[str, Any]) -> dict[str, str]:
     found: dict[str, str] = obj.get("metadata", {}).get("annotations", {})
     return found
+
+
+def claims(obj: dict[str, Any]) -> dict[str, Any]:
+    """The `canary.dev/claims` annotation of an object, parsed ({} when it has none)."""
+    text = annotations(obj).get("canary.dev/claims")
+    parsed: dict[str, Any] = json.loads(text) if text is not None else {}
+    return parsed

@@ -16,7 +16,9 @@ SPEC = rollout_spec()
 
 def test_subsets_already_selecting_the_versions_plan_no_write() -> None:
     dr = ui_destination_rule()
-    planned = plan_destination_rule(dr, SPEC, traffic(stable_version="v1", canary_version="v2"))
+    planned = plan_destination_rule(
+        dr, "ui", SPEC, traffic(stable_version="v1", canary_version="v2")
+    )
     assert planned.changed is False
     assert planned.obj == dr
     assert planned.obj is not dr
@@ -26,7 +28,9 @@ def test_only_the_version_label_of_our_subsets_moves() -> None:
     dr = ui_destination_rule()
     dr["spec"]["subsets"].append({"name": "legacy", "labels": {"version": "v0"}})
     before = ui_destination_rule()
-    planned = plan_destination_rule(dr, SPEC, traffic(stable_version="v2", canary_version="v3"))
+    planned = plan_destination_rule(
+        dr, "ui", SPEC, traffic(stable_version="v2", canary_version="v3")
+    )
     subsets = planned.obj["spec"]["subsets"]
     assert subsets == [
         {"name": STABLE, "labels": {"app": "ui", "version": "v2"}},
@@ -39,7 +43,7 @@ def test_only_the_version_label_of_our_subsets_moves() -> None:
 
 def test_a_custom_version_label_is_set_beside_the_existing_ones() -> None:
     spec = rollout_spec(versionLabel="app.kubernetes.io/version")
-    planned = plan_destination_rule(ui_destination_rule(), spec, traffic())
+    planned = plan_destination_rule(ui_destination_rule(), "ui", spec, traffic())
     assert planned.obj["spec"]["subsets"][0]["labels"] == {
         "app": "ui",
         "version": "v1",
@@ -50,7 +54,7 @@ def test_a_custom_version_label_is_set_beside_the_existing_ones() -> None:
 def test_a_subset_without_labels_gets_them() -> None:
     dr = ui_destination_rule()
     del dr["spec"]["subsets"][1]["labels"]
-    planned = plan_destination_rule(dr, SPEC, traffic())
+    planned = plan_destination_rule(dr, "ui", SPEC, traffic())
     assert planned.obj["spec"]["subsets"][1]["labels"] == {"version": "v2"}
 
 
@@ -59,11 +63,11 @@ def test_a_missing_subset_names_the_rule_the_subset_and_the_fix(field: str, subs
     dr = ui_destination_rule()
     dr["spec"]["subsets"] = [s for s in dr["spec"]["subsets"] if s["name"] != subset]
     with pytest.raises(MeshError) as error:
-        plan_destination_rule(dr, SPEC, traffic())
+        plan_destination_rule(dr, "ui", SPEC, traffic())
     assert str(error.value) == (
         f"DestinationRule shop/ui has no subset named '{subset}': add a subset "
         f"`name: {subset}` (the controller sets its version label) or fix "
-        f"spec.{field}.subset in the Rollout."
+        f"spec.{field}.subset of Rollout shop/ui."
     )
 
 
@@ -71,21 +75,21 @@ def test_a_rule_without_subsets_is_refused() -> None:
     dr = ui_destination_rule()
     del dr["spec"]["subsets"]
     with pytest.raises(MeshError, match="has no subset named 'version-1'"):
-        plan_destination_rule(dr, SPEC, traffic())
+        plan_destination_rule(dr, "ui", SPEC, traffic())
 
 
 def test_a_rule_for_another_host_is_refused() -> None:
     dr = ui_destination_rule()
     dr["spec"]["host"] = "payments.shop.svc.cluster.local"
     with pytest.raises(MeshError) as error:
-        plan_destination_rule(dr, SPEC, traffic())
+        plan_destination_rule(dr, "ui", SPEC, traffic())
     assert str(error.value) == (
         "DestinationRule shop/ui is for host 'payments.shop.svc.cluster.local', not 'ui': "
-        "point spec.destinationRule.name of the Rollout at the DestinationRule of ui."
+        "point spec.destinationRule.name of Rollout shop/ui at the DestinationRule of ui."
     )
 
 
 def test_a_rule_for_the_full_name_of_the_host_is_accepted() -> None:
     dr = ui_destination_rule()
     dr["spec"]["host"] = "ui.shop.svc.cluster.local"
-    assert plan_destination_rule(dr, SPEC, traffic()).changed is False
+    assert plan_destination_rule(dr, "ui", SPEC, traffic()).changed is False

@@ -20,6 +20,7 @@ from canary.core.traffic import Traffic
 from canary.mesh.istio import (
     plan_destination_rule,
     plan_virtual_service,
+    release_destination_rule,
     release_virtual_service,
 )
 
@@ -92,9 +93,11 @@ def managed_routes(draw: st.DrawFn, canonical: bool = False) -> Json:
         entry = draw(destinations(st.just(STABLE)))
         entry.pop("weight", None)
         route["route"] = [entry]
-    else:
-        subsets = st.sampled_from([STABLE, CANARY, "other", None])
-        route["route"] = draw(st.lists(destinations(subsets), min_size=1, max_size=3))
+    elif draw(st.booleans()):  # a lone destination may name no subset: it becomes stable
+        route["route"] = [draw(destinations(st.sampled_from([STABLE, CANARY, None])))]
+    else:  # several: only our subsets (any other would be dropped, so it is refused)
+        subsets = st.sampled_from([STABLE, CANARY])
+        route["route"] = draw(st.lists(destinations(subsets), min_size=2, max_size=3))
     route.update(draw(route_fields))
     return route
 
@@ -105,9 +108,11 @@ def unmanaged_routes(draw: st.DrawFn) -> Json:
     name = draw(st.one_of(st.none(), names.filter(lambda n: n not in (MANAGED, HEADER_ROUTE))))
     if name is not None:
         route["name"] = name
-    route["route"] = [{"destination": {"host": draw(names)}, "weight": 100}]
+    # other hosts: routes to ui itself are the business of test_istio_real_world_shapes.py
+    other_hosts = names.filter(lambda n: n != "ui")
+    route["route"] = [{"destination": {"host": draw(other_hosts)}, "weight": 100}]
     if draw(st.booleans()):
-        route["mirror"] = {"host": draw(names)}
+        route["mirror"] = {"host": draw(other_hosts)}
     return route
 
 
@@ -256,7 +261,7 @@ def destination_rules(draw: st.DrawFn) -> Json:
 @given(destination_rules(), traffics())
 def test_destination_rules_change_only_our_version_labels(dr: Json, t: Traffic) -> None:
     before = json.dumps(dr)
-    planned = plan_destination_rule(dr, SPEC, t)
+    planned = plan_destination_rule(dr, "ui", SPEC, t)
     assert json.dumps(dr) == before
     expected = copy.deepcopy(dr)
     for subset in expected["spec"]["subsets"]:
@@ -264,5 +269,10 @@ def test_destination_rules_change_only_our_version_labels(dr: Json, t: Traffic) 
             subset["labels"]["version"] = t.stable_version
         if subset["name"] == CANARY:
             subset["labels"]["version"] = t.canary_version
+    if expected != dr or t.canary_weight or t.mirror_percent or t.header_route:
+        subsets = json.dumps({"subsets": {STABLE: "ui", CANARY: "ui"}}, separators=(",", ":"))
+        expected["metadata"]["annotations"] = {"canary.dev/claims": subsets}
     assert json.dumps(planned.obj) == json.dumps(expected)
-    assert plan_destination_rule(planned.obj, SPEC, t).changed is False
+    assert plan_destination_rule(planned.obj, "ui", SPEC, t).changed is False
+    released = release_destination_rule(planned.obj, "ui", SPEC, t.stable_version).obj
+    assert "annotations" not in released["metadata"]

@@ -11,9 +11,8 @@ from typing import Any
 from mesh_samples import (
     CANARY,
     STABLE,
-    UI_DESTINATION_RULE,
     UI_VIRTUAL_SERVICE,
-    annotations,
+    claims,
     http,
     rollout_spec,
     traffic,
@@ -25,6 +24,7 @@ from canary.core.traffic import Traffic
 from canary.mesh.istio import (
     plan_destination_rule,
     plan_virtual_service,
+    release_destination_rule,
     release_virtual_service,
 )
 
@@ -42,7 +42,7 @@ class Mesh:
 
     def apply(self, t: Traffic) -> tuple[bool, bool]:
         planned_vs = plan_virtual_service(self.vs, "ui", SPEC, t)
-        planned_dr = plan_destination_rule(self.dr, SPEC, t)
+        planned_dr = plan_destination_rule(self.dr, "ui", SPEC, t)
         self.vs, self.dr = planned_vs.obj, planned_dr.obj
         return planned_vs.changed, planned_dr.changed
 
@@ -57,7 +57,9 @@ def test_mirror_then_header_canary_then_split_then_release() -> None:
     mesh = Mesh()
     assert mesh.apply(traffic()) == (False, False)
 
-    assert mesh.apply(traffic(mirror=100)) == (True, False)
+    # the DestinationRule's subsets are claimed before the first request reaches the canary
+    assert mesh.apply(traffic(mirror=100)) == (True, True)
+    assert claims(mesh.dr) == {"subsets": {STABLE: "ui", CANARY: "ui"}}
     assert mesh.routes() == [
         {
             "name": "primary",
@@ -98,7 +100,7 @@ def test_mirror_then_header_canary_then_split_then_release() -> None:
     assert mesh.apply(traffic(0, stable_version="v2")) == (True, False)
     assert mesh.routes() == [{"name": "primary", "route": [{"destination": V1}]}]
     assert mesh.vs["spec"] == UI_VIRTUAL_SERVICE["spec"]
-    assert annotations(mesh.vs)["canary.dev/route.primary"] == "ui"
+    assert claims(mesh.vs) == {"routes": {"primary": "ui"}}
 
     assert mesh.apply(traffic(0, stable_version="v2")) == (False, False)
 
@@ -116,7 +118,7 @@ def test_header_canary_for_one_client() -> None:
 def test_rollback_from_any_stage_is_one_write_to_stable_only() -> None:
     for stage in (traffic(mirror=100), traffic(header=True), traffic(50), traffic(100)):
         mesh = Mesh()
-        mesh.apply(stage)
+        assert mesh.apply(stage) == (True, True)  # the subsets' claims: one write, once
         assert mesh.apply(traffic()) == (True, False)
         assert mesh.routes() == [{"name": "primary", "route": [{"destination": V1}]}]
         assert mesh.versions() == {STABLE: "v1", CANARY: "v2"}
@@ -129,4 +131,9 @@ def test_deleting_the_rollout_hands_the_objects_back() -> None:
     released = release_virtual_service(mesh.vs, "ui", SPEC, "v1")
     assert released.changed
     assert released.obj == UI_VIRTUAL_SERVICE
-    assert mesh.dr == UI_DESTINATION_RULE
+    dr = release_destination_rule(mesh.dr, "ui", SPEC, "v1").obj
+    assert "annotations" not in dr["metadata"]  # the subsets' claims go with the Rollout
+    assert {s["name"]: s["labels"]["version"] for s in dr["spec"]["subsets"]} == {
+        STABLE: "v1",
+        CANARY: "v1",  # both select the stable version, as at every hand-back
+    }

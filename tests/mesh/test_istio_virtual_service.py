@@ -15,26 +15,27 @@ from mesh_samples import (
     CANARY,
     STABLE,
     annotations,
+    claims,
     http,
     rollout_spec,
     route_named,
     traffic,
+    ui_destination_rule,
     ui_virtual_service,
 )
 
 from canary.core.traffic import Traffic
 from canary.mesh.istio import (
+    CLAIMS_ANNOTATION,
     ORIGINAL_SPEC_ANNOTATION,
     IstioRouter,
     MeshError,
-    check_ownership,
+    check,
     plan_virtual_service,
     release_virtual_service,
 )
 from canary.mesh.router import MeshRouter
 
-CLAIM = "canary.dev/route.primary"
-HEADER_CLAIM = "canary.dev/route.ui-canary"
 SPEC = rollout_spec()
 
 
@@ -164,8 +165,10 @@ def test_mirroring_over_the_users_own_mirror_is_refused() -> None:
     with pytest.raises(MeshError) as error:
         plan(vs, traffic(mirror=100))
     assert str(error.value) == (
-        "VirtualService shop/ui route 'primary' already mirrors to another destination: "
-        "remove that mirror or drop spec.stages.mirror from Rollout shop/ui."
+        'VirtualService shop/ui route \'primary\' already mirrors to {"host":"shadow",'
+        '"subset":"v9"}, which the mirror stage of Rollout shop/ui would replace with its own '
+        "mirror to subset 'version-2-beta': remove that mirror from the route or drop "
+        "spec.stages.mirror from the Rollout."
     )
 
 
@@ -195,10 +198,10 @@ def test_header_route_sits_directly_above_the_managed_route() -> None:
 
 def test_header_route_goes_away_with_its_claim() -> None:
     with_header = plan(ui_virtual_service(), traffic(header=True)).obj
-    assert annotations(with_header)[HEADER_CLAIM] == "ui"
+    assert claims(with_header)["routes"]["ui-canary"] == "ui"
     without = plan(with_header, traffic()).obj
     assert [route["name"] for route in http(without)] == ["primary"]
-    assert HEADER_CLAIM not in annotations(without)
+    assert claims(without) == {"routes": {"primary": "ui"}}
 
 
 def test_header_route_follows_the_managed_route_when_it_moves() -> None:
@@ -348,7 +351,7 @@ def test_first_write_claims_the_route_and_saves_the_original_spec() -> None:
     assert annotations(planned) == {
         "team": "web",
         ORIGINAL_SPEC_ANNOTATION: json.dumps(vs["spec"], separators=(",", ":")),
-        CLAIM: "ui",
+        CLAIMS_ANNOTATION: '{"routes":{"primary":"ui"}}',
     }
 
 
@@ -359,24 +362,31 @@ def test_the_original_spec_is_saved_only_once() -> None:
     assert annotations(second)[ORIGINAL_SPEC_ANNOTATION] == saved
 
 
-def test_a_route_claimed_by_another_rollout_is_refused() -> None:
+@pytest.mark.parametrize(
+    "claim",
+    [
+        {CLAIMS_ANNOTATION: '{"routes":{"primary":"other"}}'},
+        {"canary.dev/route.primary": "other"},  # as releases before canary.dev/claims wrote it
+    ],
+)
+def test_a_route_claimed_by_another_rollout_is_refused(claim: dict[str, str]) -> None:
     vs = ui_virtual_service()
-    vs["metadata"]["annotations"] = {CLAIM: "other"}
+    vs["metadata"]["annotations"] = claim
     expected = (
-        "VirtualService shop/ui route 'primary' is already managed by Rollout shop/other; "
+        "VirtualService shop/ui route 'primary' is already managed by Rollout shop/other: "
         "point spec.virtualService.route of Rollout shop/ui at another route or delete "
         "Rollout shop/other."
     )
     with pytest.raises(MeshError) as planning:
         plan(vs, traffic(10))
     with pytest.raises(MeshError) as checking:
-        check_ownership(vs, "ui", SPEC)
+        check(vs, ui_destination_rule(), "ui", SPEC)
     assert str(planning.value) == str(checking.value) == expected
 
 
 def test_our_own_claim_passes_the_ownership_check() -> None:
-    check_ownership(plan(ui_virtual_service(), traffic(10)).obj, "ui", SPEC)
-    check_ownership(ui_virtual_service(), "ui", SPEC)
+    check(plan(ui_virtual_service(), traffic(10)).obj, ui_destination_rule(), "ui", SPEC)
+    check(ui_virtual_service(), ui_destination_rule(), "ui", SPEC)
 
 
 def test_two_rollouts_steer_two_routes_of_one_virtual_service() -> None:
@@ -384,8 +394,7 @@ def test_two_rollouts_steer_two_routes_of_one_virtual_service() -> None:
     http(vs).append({"name": "api", "route": [{"destination": {"host": "api"}}]})
     api = rollout_spec(host="api", virtualService={"name": "ui", "route": "api"})
     both = plan(plan(vs, traffic(10)).obj, traffic(20), api, rollout="api").obj
-    assert annotations(both)[CLAIM] == "ui"
-    assert annotations(both)["canary.dev/route.api"] == "api"
+    assert claims(both) == {"routes": {"primary": "ui", "api": "api"}}
     assert [len(route["route"]) for route in http(both)] == [2, 2]
 
 
@@ -399,7 +408,8 @@ def test_a_missing_route_names_the_route_and_the_fix() -> None:
         plan(vs, traffic(10))
     assert str(error.value) == (
         "VirtualService shop/ui has no http route named 'primary': add `name: primary` to the "
-        "route to steer or fix spec.virtualService.route in Rollout shop/ui."
+        "route to steer, or fix spec.virtualService.route of Rollout shop/ui (leave it out when "
+        "the VirtualService has one http route to ui)."
     )
 
 
@@ -410,8 +420,8 @@ def test_a_virtual_service_without_http_routes_is_refused(body: Any) -> None:
     with pytest.raises(MeshError) as error:
         plan(vs, traffic(10))
     assert str(error.value) == (
-        "VirtualService shop/ui has no http routes: add an http route named 'primary' to steer "
-        "or fix spec.virtualService in Rollout shop/ui."
+        "VirtualService shop/ui has no http routes: add an http route to host ui or fix "
+        "spec.virtualService of Rollout shop/ui."
     )
 
 
@@ -445,21 +455,21 @@ def test_a_route_without_destinations_is_refused() -> None:
         plan(vs, traffic(10))
     assert str(error.value) == (
         "VirtualService shop/ui route 'primary' has no destinations to steer: "
-        "give it `route: [{destination: {host: ui}}]`."
+        "give it `route: [{destination: {host: ui}}]` or steer another route with Rollout "
+        "shop/ui."
     )
 
 
-def test_a_route_name_unfit_for_an_annotation_key_is_refused() -> None:
+@pytest.mark.parametrize("name", ["api v2/main", "primary route", "ü/ñ:*", "r" * 1000])
+def test_any_route_name_is_steered_and_claimed(name: str) -> None:
     vs = ui_virtual_service()
-    http(vs)[0]["name"] = "primary route"
-    spec = rollout_spec(virtualService={"name": "ui", "route": "primary route"})
-    with pytest.raises(MeshError) as error:
-        plan(vs, traffic(10), spec)
-    assert str(error.value) == (
-        "VirtualService shop/ui route name 'primary route' cannot be part of the annotation "
-        "key canary.dev/route.primary route: rename the route to at most 57 letters, digits, "
-        "'-', '_' or '.'."
-    )
+    http(vs)[0]["name"] = name
+    spec = rollout_spec(virtualService={"name": "ui", "route": name})
+    planned = plan(vs, traffic(10, header=True), spec).obj
+    assert claims(planned) == {"routes": {name: "ui", "ui-canary": "ui"}}
+    assert [route["name"] for route in http(planned)] == ["ui-canary", name]
+    released = release_virtual_service(planned, "ui", spec, "v1").obj
+    assert released == vs
 
 
 def test_steering_the_header_route_name_itself_is_refused() -> None:
@@ -470,7 +480,7 @@ def test_steering_the_header_route_name_itself_is_refused() -> None:
         plan(vs, traffic(10), spec)
     assert str(error.value) == (
         "Rollout shop/ui steers route 'ui-canary', the name its header canary route takes: "
-        "rename that route in VirtualService shop/ui and in spec.virtualService.route."
+        "rename that route in VirtualService shop/ui (and in spec.virtualService.route)."
     )
 
 
@@ -513,7 +523,8 @@ def test_release_keeps_the_original_spec_while_another_rollout_claims_a_route() 
     api = rollout_spec(host="api", virtualService={"name": "ui", "route": "api"})
     both = plan(plan(vs, traffic(10)).obj, traffic(20), api, rollout="api").obj
     released = release_virtual_service(both, "ui", SPEC, "v1").obj
-    assert set(annotations(released)) == {ORIGINAL_SPEC_ANNOTATION, "canary.dev/route.api"}
+    assert set(annotations(released)) == {ORIGINAL_SPEC_ANNOTATION, CLAIMS_ANNOTATION}
+    assert claims(released) == {"routes": {"api": "api"}}
     assert route_named(released, "primary")["route"] == [destination(STABLE)]
     assert len(route_named(released, "api")["route"]) == 2
 
@@ -543,4 +554,4 @@ def test_istio_router_implements_the_port() -> None:
     vs = ui_virtual_service()
     assert router.plan_virtual_service(vs, "ui", SPEC, traffic(10)) == plan(vs, traffic(10))
     assert router.release_virtual_service(vs, "ui", SPEC, "v1").changed is False
-    router.check_ownership(vs, "ui", SPEC)
+    router.check(vs, ui_destination_rule(), "ui", SPEC)
