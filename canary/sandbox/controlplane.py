@@ -68,6 +68,9 @@ CONTROLLERS = (
     "root-ca-certificate-publisher-controller",
     "clusterrole-aggregation-controller",
     "endpointslice-controller",
+    # removes the not-ready taint that admission puts on every new Node once kwok reports it
+    # Ready (without it no Pod schedules); also taints Nodes whose heartbeats stop
+    "node-lifecycle-controller",
 )
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 OWN_CRDS = (REPO / "crds" / "rollout.yaml",)
@@ -682,6 +685,7 @@ class ControlPlane:
                 c["type"] == "Ready" and c["status"] == "True"
                 for c in node.get("status", {}).get("conditions") or []
             )
+            and not node.get("spec", {}).get("taints")  # the not-ready taint is gone
         ]
         return len(ready) >= self.nodes
 
