@@ -73,6 +73,8 @@ CONTROLLERS = (
     "node-lifecycle-controller",
 )
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
+NODE_LEASE_SECONDS = 40
+NODE_GRACE = "2m"
 OWN_CRDS = (REPO / "crds" / "rollout.yaml",)
 JsonObj = dict[str, Any]
 
@@ -511,6 +513,8 @@ class ControlPlane:
                 f"--service-account-private-key-file={sa.key}",
                 f"--root-ca-file={self.ca_file}",
                 "--use-service-account-credentials=true",
+                # a loaded 2-core machine may delay a heartbeat: no Node flaps for that
+                f"--node-monitor-grace-period={NODE_GRACE}",
                 "--leader-elect=false",
                 "--profiling=false",
                 "--v=1",
@@ -538,6 +542,10 @@ class ControlPlane:
                 f"--server-address={HOST}:{ports.kwok}",
                 f"--node-ip={HOST}",
                 "--cidr=10.244.0.1/16",
+                # kwok renews each Node's Lease, the heartbeat the node-lifecycle controller
+                # reads: without it every Node turns NotReady after the grace period and its
+                # Pods lose their Ready condition for good
+                f"--node-lease-duration-seconds={NODE_LEASE_SECONDS}",
             ]
 
         def healthy(port_name: str) -> Callable[[], bool]:
@@ -782,7 +790,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "In another shell:\n"
             f"  export KUBECONFIG={kubeconfig} PATH={plane.bin_dir}:$PATH\n"
             "  kubectl get nodes\n"
-            "  kubectl apply -f examples/ui/\n"
+            "  kubectl apply -f examples/ui/namespace.yaml && kubectl apply -f examples/ui/\n"
             "  kubectl canary get -n shop -w\n\n"
             "Ctrl-C stops it and removes everything.",
             flush=True,

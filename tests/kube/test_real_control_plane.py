@@ -1,6 +1,7 @@
 """The real control plane itself, and what only it can show the `KubeCluster` adapter.
 
-Covers: the built components report v1.35.4 (kubectl and the apiserver's /version); a Deployment
+Covers: the built components report v1.35.4 (kubectl and the apiserver's /version); kwok renews
+each Node's Lease (so the node-lifecycle controller keeps the Nodes Ready); a Deployment
 of examples/ui gets Pods on kwok Nodes that become Ready, and `workload_state` reads it ready from
 the real Deployment controller's status; a Deployment whose Pods fit no Node stays not ready with
 the adapter's message; a ServiceAccount token from the TokenRequest API authenticates, RBAC
@@ -49,6 +50,22 @@ def test_every_component_is_the_pinned_release(control_plane: ControlPlane):
     assert shown["clientVersion"]["gitVersion"] == K8S_VERSION
     assert shown["serverVersion"]["gitVersion"] == K8S_VERSION
     assert control_plane.request("GET", "/version")["gitVersion"] == K8S_VERSION
+
+
+def test_kwok_renews_the_node_leases(control_plane: ControlPlane):
+    """The heartbeat the node-lifecycle controller reads: without it every Node would turn
+    NotReady after the grace period and its Pods would lose their Ready condition."""
+    path = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
+
+    def renewed() -> dict[str, str]:
+        leases = control_plane.request("GET", path)["items"]
+        return {lease["metadata"]["name"]: lease["spec"].get("renewTime", "") for lease in leases}
+
+    wait_until(lambda: len(renewed()) == control_plane.nodes, "a Lease per Node", attempts=1200)
+    first = renewed()
+    wait_until(lambda: all(renewed()[n] > first[n] for n in first), "renewals", attempts=2400)
+
+    assert sorted(first) == [f"kwok-node-{i}" for i in range(control_plane.nodes)]
 
 
 def test_a_deployment_becomes_ready_on_kwok_nodes(
