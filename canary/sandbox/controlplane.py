@@ -501,37 +501,34 @@ class ControlPlane:
                 "--v=1",
             ]
 
+        def component(name: str, port: int) -> list[str]:
+            """What kube-controller-manager and kube-scheduler share: own credentials, serving
+            certificate and port, no leader election (one of each)."""
+            return [
+                str(binary[name]),
+                f"--kubeconfig={self.dir / f'{name}.kubeconfig'}",
+                f"--bind-address={HOST}",
+                f"--secure-port={port}",
+                f"--tls-cert-file={pki / f'{name}-serving.crt'}",
+                f"--tls-private-key-file={pki / f'{name}-serving.key'}",
+                "--leader-elect=false",
+                "--profiling=false",
+                "--v=1",
+            ]
+
         def controller_manager() -> list[str]:
             return [
-                str(binary["kube-controller-manager"]),
-                f"--kubeconfig={self.dir / 'kube-controller-manager.kubeconfig'}",
-                f"--bind-address={HOST}",
-                f"--secure-port={ports.controller_manager}",
-                f"--tls-cert-file={pki / 'kube-controller-manager-serving.crt'}",
-                f"--tls-private-key-file={pki / 'kube-controller-manager-serving.key'}",
+                *component("kube-controller-manager", ports.controller_manager),
                 f"--controllers={','.join(CONTROLLERS)}",
                 f"--service-account-private-key-file={sa.key}",
                 f"--root-ca-file={self.ca_file}",
                 "--use-service-account-credentials=true",
                 # a loaded 2-core machine may delay a heartbeat: no Node flaps for that
                 f"--node-monitor-grace-period={NODE_GRACE}",
-                "--leader-elect=false",
-                "--profiling=false",
-                "--v=1",
             ]
 
         def scheduler() -> list[str]:
-            return [
-                str(binary["kube-scheduler"]),
-                f"--kubeconfig={self.dir / 'kube-scheduler.kubeconfig'}",
-                f"--bind-address={HOST}",
-                f"--secure-port={ports.scheduler}",
-                f"--tls-cert-file={pki / 'kube-scheduler-serving.crt'}",
-                f"--tls-private-key-file={pki / 'kube-scheduler-serving.key'}",
-                "--leader-elect=false",
-                "--profiling=false",
-                "--v=1",
-            ]
+            return component("kube-scheduler", ports.scheduler)
 
         def kwok() -> list[str]:
             return [

@@ -75,6 +75,12 @@ def ok(plane: ControlPlane, namespace: str, *args: str) -> str:
     return result.stdout
 
 
+def merge_patch(plane: ControlPlane, namespace: str, patch: str, status: bool = False) -> None:
+    """`kubectl patch cro ui --type=merge` (of the status subresource when `status`)."""
+    subresource = ["--subresource=status"] if status else []
+    ok(plane, namespace, "patch", "cro", "ui", *subresource, "--type=merge", "-p", patch)
+
+
 def apply(plane: ControlPlane, namespace: str, body: dict[str, Any], tmp_path: Path) -> str:
     path = tmp_path / f"{body['metadata']['name']}.yaml"
     path.write_text(yaml.safe_dump(body))
@@ -218,17 +224,7 @@ def test_printer_columns(plane: ControlPlane, real_namespace: str, tmp_path: Pat
         "stableVersion": "v1",
         "canaryVersion": "v2",
     }
-    ok(
-        plane,
-        real_namespace,
-        "patch",
-        "cro",
-        "ui",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": status}),
-    )
+    merge_patch(plane, real_namespace, json.dumps({"status": status}), status=True)
 
     header, row = ok(plane, real_namespace, "get", "cro").splitlines()
     listed = ok(plane, real_namespace, "get", "canary", "-o", "name")  # the category
@@ -241,39 +237,11 @@ def test_printer_columns(plane: ControlPlane, real_namespace: str, tmp_path: Pat
 def test_status_is_a_subresource(plane: ControlPlane, real_namespace: str, tmp_path: Path):
     apply(plane, real_namespace, rollout(namespace=real_namespace), tmp_path)
 
-    ok(
-        plane,
-        real_namespace,
-        "patch",
-        "cro",
-        "ui",
-        "--type=merge",
-        "-p",
-        '{"status": {"phase": "Succeeded"}}',
-    )
+    merge_patch(plane, real_namespace, '{"status": {"phase": "Succeeded"}}')
     after_spec_write = json.loads(ok(plane, real_namespace, "get", "cro", "ui", "-o", "json"))
-    ok(
-        plane,
-        real_namespace,
-        "patch",
-        "cro",
-        "ui",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        '{"status": {"phase": "Paused"}}',
-    )
+    merge_patch(plane, real_namespace, '{"status": {"phase": "Paused"}}', status=True)
     after_status_write = json.loads(ok(plane, real_namespace, "get", "cro", "ui", "-o", "json"))
-    ok(
-        plane,
-        real_namespace,
-        "patch",
-        "cro",
-        "ui",
-        "--type=merge",
-        "-p",
-        '{"spec": {"canary": {"version": "v3"}}}',
-    )
+    merge_patch(plane, real_namespace, '{"spec": {"canary": {"version": "v3"}}}')
     after_spec_change = json.loads(ok(plane, real_namespace, "get", "cro", "ui", "-o", "json"))
 
     assert "status" not in after_spec_write  # a status in a write of the resource is dropped
