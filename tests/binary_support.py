@@ -1,9 +1,12 @@
-"""The real binaries some tests run (prometheus, promtool, kubectl, go), shared by every tier.
+"""The real binaries some tests run (prometheus, promtool, kubectl, lua5.4, go, the control
+plane), shared by every tier.
 
 `require_binary(name)` returns the binary's path. When it is missing the test is skipped
 locally, and fails under CI=true (`.ci/run`), where every real component is required. Each tier
 imports it as it imports its own `<tier>_support` modules (tests/conftest.py puts tests/ on
-sys.path).
+sys.path). kubectl is the one built with the control plane (`canary.sandbox.k8s_assets`: from
+$KUBEBUILDER_ASSETS or the build cache), never whatever kubectl the machine has on PATH.
+`require_control_plane()` does the same for the control plane's binaries and CRD files.
 """
 
 from __future__ import annotations
@@ -14,16 +17,38 @@ from collections.abc import Callable
 
 import pytest
 
+from canary.sandbox import k8s_assets
 from canary.sandbox.prometheus import find_prometheus
 
+BUILD = (
+    "build it with `python -m canary.sandbox.k8s_assets` (`./dev test` does), "
+    "or set KUBEBUILDER_ASSETS"
+)
 INSTALL = {
     "prometheus": "install it with `apt-get install prometheus` on Debian",
     "promtool": "install it with `apt-get install prometheus` on Debian (it comes with Prometheus)",
-    "kubectl": "install it from https://kubernetes.io/docs/tasks/tools/",
+    "kubectl": BUILD,
+    "lua5.4": "install it with `apt-get install lua5.4` on Debian",
     "go": "install Go (https://go.dev/dl/, or `apt-get install golang-go` on Debian)",
 }
+
+
+def _built(name: str) -> str | None:
+    path = k8s_assets.find_binary(name)
+    return str(path) if path is not None else None
+
+
 # Where the code under test has its own lookup, the check asks the same one.
-FINDERS: dict[str, Callable[[], str | None]] = {"prometheus": find_prometheus}
+FINDERS: dict[str, Callable[[], str | None]] = {
+    "prometheus": find_prometheus,
+    "kubectl": lambda: _built("kubectl"),
+}
+
+
+def _missing(what: str, install: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what}, and CI=true requires it: {install}", pytrace=False)
+    pytest.skip(f"{what}: {install}")
 
 
 def require_binary(name: str) -> str:
@@ -32,7 +57,14 @@ def require_binary(name: str) -> str:
     path = find() if find is not None else shutil.which(name)
     if path is not None:
         return path
-    install = INSTALL.get(name, "install it")
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{name} is not on PATH, and CI=true requires it: {install}.", pytrace=False)
-    pytest.skip(f"{name} is not on PATH ({install})")
+    _missing(f"{name} is not available", INSTALL.get(name, "install it") + ".")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def require_control_plane() -> k8s_assets.Assets:
+    """The control plane's binaries and CRD files (built nothing); skips or fails without them."""
+    try:
+        return k8s_assets.ensure_assets(build=False)
+    except k8s_assets.AssetsMissingError as error:
+        _missing("the real control plane is not ready", str(error))
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -38,7 +38,7 @@ from canary.sandbox.errors import ApiError
 from canary.sandbox.faults import Faults, RequestLog, RequestRecord
 from canary.sandbox.objects import ObjectService, WriteOptions, ensure_namespace
 from canary.sandbox.resources import CRD_GROUP, CRD_PLURAL, Registry, ResourceType
-from canary.sandbox.selectors import Matcher, field_selector, label_selector
+from canary.sandbox.selectors import Matcher, field_selector, label_selector, supported_fields
 from canary.sandbox.store import Store, StoredEvent, WatchExpiredError, WatchHandle
 from canary.sandbox.table import as_table, wants_table
 
@@ -299,8 +299,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return (201 if created else 200), answer
         if verb == "delete":
-            answer, gone = objects.delete(rt, namespace, name, _json(body) if body else None)
-            return (200 if gone else 202), answer
+            answer, _gone = objects.delete(rt, namespace, name, _json(body) if body else None)
+            return 200, answer  # also when finalizers keep it: kube-apiserver answers 200
         raise errors.method_not_allowed()
 
     def _decoded_body(self, body: bytes) -> Any:
@@ -323,7 +323,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _watch(self, rt: ResourceType, namespace: str | None, query: dict[str, str]) -> None:
         matches = _combined(
-            label_selector(query.get("labelSelector")), field_selector(query.get("fieldSelector"))
+            label_selector(query.get("labelSelector")),
+            field_selector(query.get("fieldSelector"), supported_fields(rt.from_crd)),
         )
         requested = query.get("resourceVersion") or "0"
         if not requested.isdigit():

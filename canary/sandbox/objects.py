@@ -28,7 +28,7 @@ from canary.sandbox.resources import (
     crd_problems,
     crd_status,
 )
-from canary.sandbox.selectors import field_selector, label_selector
+from canary.sandbox.selectors import field_selector, label_selector, supported_fields
 from canary.sandbox.store import Store
 
 JsonObj = dict[str, Any]
@@ -82,7 +82,8 @@ class ObjectService:
         labels: str | None = None,
         fields: str | None = None,
     ) -> JsonObj:
-        label_match, field_match = label_selector(labels), field_selector(fields)
+        label_match = label_selector(labels)
+        field_match = field_selector(fields, supported_fields(rt.from_crd))
         with self.store.lock:
             items = self.store.list_objects(rt.storage_key, namespace)
             resource_version = self.store.resource_version
@@ -173,6 +174,13 @@ class ObjectService:
         options: WriteOptions,
     ) -> JsonObj:
         obj = self._checked_body(rt, body)
+        if rt.from_crd and not obj["metadata"].get("resourceVersion"):
+            cause = {
+                "reason": "FieldValueInvalid",
+                "message": "Invalid value: 0: must be specified for an update",
+                "field": "metadata.resourceVersion",
+            }
+            raise errors.invalid(rt.plural, rt.group, name, [cause])
         with self.store.lock:
             current = self._current(rt, namespace, name)
             return self._update(rt, current, obj, subresource, options)
@@ -227,6 +235,7 @@ class ObjectService:
         if sent_version and sent_version != current["metadata"]["resourceVersion"]:
             raise errors.conflict(rt.group, rt.plural, name)
         updated = self._admit(rt, _merge_for_update(rt, current, obj, subresource), options)
+        _check_no_new_finalizers(rt, current, updated)
         if _spec_part(updated) != _spec_part(current):
             updated["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
         if _without_volatile(updated) == _without_volatile(current):
@@ -254,8 +263,10 @@ class ObjectService:
                 if metadata.get("deletionTimestamp"):
                     return self.view(rt, current), False
                 marked = copy.deepcopy(current)
-                marked["metadata"].update(
-                    deletionTimestamp=now_rfc3339(), deletionGracePeriodSeconds=0
+                marked["metadata"].update(  # marking for deletion moves the generation too
+                    deletionTimestamp=now_rfc3339(),
+                    deletionGracePeriodSeconds=0,
+                    generation=metadata.get("generation", 1) + 1,
                 )
                 return self.view(rt, self.store.write(rt.storage_key, marked, current)), False
             return self.view(rt, self._remove(rt, current)), True
@@ -281,13 +292,20 @@ class ObjectService:
         if not isinstance(body, dict):
             raise errors.bad_request("the request body must be a JSON object")
         obj = copy.deepcopy(body)
-        for field_name, expected in (("apiVersion", rt.api_version), ("kind", rt.kind)):
-            sent = obj.get(field_name)
-            if sent and sent != expected and not _same_group_other_version(rt, field_name, sent):
-                raise errors.bad_request(
-                    f"the API version in the data ({obj.get('apiVersion')}) and kind "
-                    f"({obj.get('kind')}) do not match the request ({rt.api_version} {rt.kind})"
-                )
+        sent_version, sent_kind = obj.get("apiVersion"), obj.get("kind")
+        if sent_version and sent_version != rt.api_version:
+            raise errors.bad_request(
+                f"the API version in the data ({sent_version}) does not match the expected "
+                f"API version ({rt.api_version})"
+            )
+        if sent_kind and sent_kind != rt.kind:
+            cause = {
+                "reason": "FieldValueInvalid",
+                "message": f'Invalid value: "{sent_kind}": must be {rt.kind}',
+                "field": "kind",
+            }
+            name = (obj.get("metadata") or {}).get("name", "")
+            raise errors.invalid(str(sent_kind), rt.group, name, [cause])
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         if not isinstance(obj.get("metadata"), dict):
             obj["metadata"] = {}
@@ -324,14 +342,6 @@ def _without_type_meta(obj: JsonObj) -> JsonObj:
     return {key: value for key, value in obj.items() if key not in ("apiVersion", "kind")}
 
 
-def _same_group_other_version(rt: ResourceType, field_name: str, sent: str) -> bool:
-    """Objects of a CRD may be written at any served version of its group."""
-    if field_name != "apiVersion":
-        return False
-    group = sent.rsplit("/", 1)[0] if "/" in sent else ""
-    return group == rt.group
-
-
 def _merge_for_update(
     rt: ResourceType, current: JsonObj, obj: JsonObj, subresource: str | None
 ) -> JsonObj:
@@ -358,6 +368,23 @@ def _copy_field(source: JsonObj, target: JsonObj, key: str) -> None:
         target[key] = copy.deepcopy(source[key])
     else:
         target.pop(key, None)
+
+
+def _check_no_new_finalizers(rt: ResourceType, current: JsonObj, updated: JsonObj) -> None:
+    """Once deletion started, finalizers may only be removed (kube-apiserver's rule)."""
+    if not current["metadata"].get("deletionTimestamp"):
+        return
+    before = set(current["metadata"].get("finalizers") or [])
+    new = [f for f in updated["metadata"].get("finalizers") or [] if f not in before]
+    if new:
+        listed = ", ".join(f'"{f}"' for f in new)
+        cause = {
+            "reason": "FieldValueForbidden",
+            "message": "Forbidden: no new finalizers can be added if the object is being "
+            f"deleted, found new finalizers []string{{{listed}}}",
+            "field": "metadata.finalizers",
+        }
+        raise errors.invalid(rt.kind, rt.group, current["metadata"]["name"], [cause])
 
 
 def _check_preconditions(rt: ResourceType, current: JsonObj, preconditions: JsonObj) -> None:

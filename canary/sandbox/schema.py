@@ -245,11 +245,7 @@ def _validate_array(value: list[Any], schema: JsonObj, path: Path) -> list[JsonO
 
 
 def _validate_object(value: JsonObj, schema: JsonObj, path: Path) -> list[JsonObj]:
-    causes = [
-        _cause("FieldValueRequired", (*path, key), "Required value")
-        for key in schema.get("required", [])
-        if key not in value
-    ]
+    causes: list[JsonObj] = []
     properties: JsonObj = schema.get("properties", {})
     additional = schema.get("additionalProperties")
     for key, item in value.items():
@@ -257,6 +253,12 @@ def _validate_object(value: JsonObj, schema: JsonObj, path: Path) -> list[JsonOb
             causes.extend(validate(item, properties[key], (*path, key)))
         elif isinstance(additional, dict):
             causes.extend(validate(item, additional, (*path, key)))
+    # kube-apiserver lists an object's missing required fields after its properties' errors
+    causes.extend(
+        _cause("FieldValueRequired", (*path, key), "Required value")
+        for key in schema.get("required", [])
+        if key not in value
+    )
     field = render_path(path)
     if "minProperties" in schema and len(value) < schema["minProperties"]:
         text = f"should have at least {schema['minProperties']} properties"

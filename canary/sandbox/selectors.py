@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from canary.sandbox.errors import bad_request
@@ -75,7 +75,18 @@ def _field_value(obj: JsonObj, dotted: str) -> str:
     return str(current)
 
 
-def field_selector(selector: str | None) -> Matcher:
+# The only field labels kube-apiserver supports for custom resources (built-in kinds each have
+# their own list; the sandbox accepts any field of theirs).
+CUSTOM_RESOURCE_FIELDS = frozenset({"metadata.name", "metadata.namespace"})
+
+
+def supported_fields(custom_resource: bool) -> Collection[str] | None:
+    return CUSTOM_RESOURCE_FIELDS if custom_resource else None
+
+
+def field_selector(selector: str | None, supported: Collection[str] | None = None) -> Matcher:
+    """A matcher for `selector`; a field outside `supported` (when given) is a 400, as the
+    real server answers `field label not supported: spec.host`."""
     if not selector:
         return lambda _obj: True
     requirements: list[tuple[str, bool, str]] = []
@@ -84,6 +95,8 @@ def field_selector(selector: str | None) -> Matcher:
         if match is None:
             raise bad_request(f"invalid field selector {term!r}")
         field, operator, value = match.groups()
+        if supported is not None and field not in supported:
+            raise bad_request(f"field label not supported: {field}")
         requirements.append((field, operator != "!=", value))
 
     def matches(obj: JsonObj) -> bool:

@@ -3,25 +3,60 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import pytest
 from kubernetes import client
 
 from canary.core.model import GROUP, PLURAL, VERSION
 from canary.kube.port import WatchEvent
 from canary.sandbox.stack import example_release
 
+if TYPE_CHECKING:
+    from canary.sandbox.apiserver import ApiServer
+    from canary.sandbox.controlplane import ControlPlane
+
 REPO = Path(__file__).resolve().parents[2]
 ROLLOUT_CRD = REPO / "crds" / "rollout.yaml"
 NAMESPACE = "shop"
 ISTIO_GROUP = "networking.istio.io"
 
+# Runs a test once against the sandbox and once against the real control plane (the `backend`
+# fixture): for tests about Kubernetes semantics, which the sandbox must get right.
+ON_BOTH = pytest.mark.parametrize("backend", ["sandbox", "real"], indirect=True)
 
-def rollout(name: str = "ui", version: str = "v2") -> dict[str, Any]:
+
+@dataclass(frozen=True)
+class Backend:
+    """The API server a test talks to, and its test namespace (`shop` on the sandbox, a fresh
+    one per test on the real control plane, which the whole session shares)."""
+
+    name: str
+    kubeconfig: Path
+    namespace: str
+    sandbox: ApiServer | None = None
+    plane: ControlPlane | None = None
+    more_namespaces: list[str] = field(default_factory=list)  # deleted after the test
+
+    def create_namespace(self, stem: str) -> str:
+        """Another namespace for this test; its name (made unique on the real control plane)."""
+        if self.sandbox is not None:
+            self.sandbox.create_namespace(stem)
+            return stem
+        assert self.plane is not None
+        name = f"{self.namespace}-{stem}"[:63]
+        self.plane.create_namespace(name)
+        self.more_namespaces.append(name)
+        return name
+
+
+def rollout(name: str = "ui", version: str = "v2", namespace: str = NAMESPACE) -> dict[str, Any]:
     obj = example_release(version)
     obj["metadata"]["name"] = name
+    obj["metadata"]["namespace"] = namespace
     return obj
 
 
@@ -37,30 +72,48 @@ class FakeSleep:
 
 def create_rollout(custom: client.CustomObjectsApi, body: dict[str, Any]) -> dict[str, Any]:
     created: dict[str, Any] = custom.create_namespaced_custom_object(
-        GROUP, VERSION, NAMESPACE, PLURAL, body
+        GROUP, VERSION, body["metadata"]["namespace"], PLURAL, body
     )
     return created
 
 
 class Collector:
-    """Consumes `stream_rollouts` on a thread; tests wait for events without sleeping blind."""
+    """Consumes `stream_rollouts` on a thread; tests wait for events without sleeping blind.
 
-    def __init__(self, events: Iterator[WatchEvent]) -> None:
+    With `namespaces`, it keeps only the objects of those namespaces (on the real control plane
+    an all-namespaces stream also sees other tests' namespaces being deleted)."""
+
+    def __init__(
+        self, events: Iterator[WatchEvent], namespaces: Collection[str] | None = None
+    ) -> None:
         self.events: list[WatchEvent] = []
         self.error: BaseException | None = None
         self._source = events
+        self._namespaces = namespaces
         self._changed = threading.Condition()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
         try:
-            for event in self._source:
+            for received in self._source:
+                event = self._ours(received)
+                if event is None:
+                    continue
                 with self._changed:
                     self.events.append(event)
                     self._changed.notify_all()
         except BaseException as error:
             self.error = error
+
+    def _ours(self, event: WatchEvent) -> WatchEvent | None:
+        if self._namespaces is None:
+            return event
+        if event.type == "SYNC":
+            kept = tuple(o for o in event.objects if o["metadata"]["namespace"] in self._namespaces)
+            return WatchEvent("SYNC", objects=kept)
+        assert event.object is not None
+        return event if event.object["metadata"]["namespace"] in self._namespaces else None
 
     def wait_for(self, count: int, timeout: float = 10) -> list[WatchEvent]:
         with self._changed:

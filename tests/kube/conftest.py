@@ -1,7 +1,10 @@
-"""Fixtures for tests that talk to the sandbox API server over real HTTP.
+"""Fixtures for tests that talk to an API server over real HTTP: the sandbox, or the real one.
 
-- `api_server`: a started `ApiServer` with the Istio CRDs and the `widgets` test CRD installed.
-- `kubeconfig`: a kubeconfig file pointing at it (for kubectl and `load_kube_config`).
+- `api_server`: a started sandbox `ApiServer` with the Istio CRDs and the `widgets` test CRD.
+- `backend`: the API server a test runs against: the sandbox (`api_server`) by default, or the
+  real control plane when the test is parametrised with `ON_BOTH` (cluster_helpers), which runs
+  it once against each, so that the sandbox is held to the real thing.
+- `kubeconfig`: a kubeconfig file pointing at the backend (for kubectl and `load_kube_config`).
 - `api_client`: a `kubernetes.client.ApiClient` configured from that kubeconfig.
 """
 
@@ -12,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cluster_helpers import NAMESPACE, Backend
 from kubernetes import client, config
 from sandbox_helpers import WIDGET_CRD
 
@@ -30,8 +34,23 @@ def api_server() -> Iterator[ApiServer]:
 
 
 @pytest.fixture
-def kubeconfig(api_server: ApiServer, tmp_path: Path) -> Path:
-    return api_server.write_kubeconfig(tmp_path / "kubeconfig")
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if getattr(request, "param", "sandbox") == "real":
+        plane = request.getfixturevalue("control_plane")
+        real = Backend("real", plane.kubeconfig, request.getfixturevalue("real_namespace"),
+                       plane=plane)  # fmt: skip
+        yield real
+        for name in real.more_namespaces:
+            plane.delete_namespace(name)
+        return
+    server: ApiServer = request.getfixturevalue("api_server")
+    kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
+    yield Backend("sandbox", kubeconfig, NAMESPACE, sandbox=server)
+
+
+@pytest.fixture
+def kubeconfig(backend: Backend) -> Path:
+    return backend.kubeconfig
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ Covers: SYNC with the listed objects, then ADDED/MODIFIED/DELETED; a dropped str
 from the last resourceVersion (no new SYNC, nothing missed); 410 (an expired watch, or a
 resourceVersion older than the server's history) → relist and a new SYNC; an unreachable API
 is waited out, never raised; setting `stop` ends the generator while a watch is open; a
-missing CRD is not transient and is raised.
+missing CRD is not transient and is raised. The tests without injected faults run against both
+the sandbox and the real control plane.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from pathlib import Path
 import pytest
 from cluster_helpers import (
     NAMESPACE,
+    ON_BOTH,
     ROLLOUT_CRD,
+    Backend,
     Collector,
     create_rollout,
     rollout,
@@ -58,6 +61,11 @@ def watching(server: ApiServer, count: int) -> None:
     wait_until(lambda: watches(server) >= count, f"watch request number {count}")
 
 
+def watch_open(cluster: KubeCluster) -> None:
+    """Until the adapter has its watch open (the server answered the watch request)."""
+    wait_until(lambda: cluster.request_counts[("watch", "rollouts")] >= 1, "an open watch")
+
+
 def finish(collector: Collector, stop: threading.Event) -> None:
     stop.set()
     collector.thread.join(10)
@@ -65,17 +73,18 @@ def finish(collector: Collector, stop: threading.Event) -> None:
     assert collector.error is None
 
 
+@ON_BOTH
 def test_sync_then_added_modified_deleted(
-    cluster: KubeCluster, server: ApiServer, custom: client.CustomObjectsApi, stop: threading.Event
+    cluster: KubeCluster, custom: client.CustomObjectsApi, namespace: str, stop: threading.Event
 ):
-    create_rollout(custom, rollout("ui"))
-    collector = start(cluster, stop)
+    create_rollout(custom, rollout("ui", namespace=namespace))
+    collector = Collector(cluster.stream_rollouts(namespace, stop))
     collector.wait_for(1)
-    watching(server, 1)
+    watch_open(cluster)
 
-    create_rollout(custom, rollout("cart"))
-    cluster.patch_rollout_status(NAMESPACE, "cart", {"phase": "Progressing"})
-    custom.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, "cart")
+    create_rollout(custom, rollout("cart", namespace=namespace))
+    cluster.patch_rollout_status(namespace, "cart", {"phase": "Progressing"})
+    custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "cart")
     events = collector.wait_for(4)
     finish(collector, stop)
 
@@ -150,17 +159,18 @@ def test_a_resource_version_older_than_the_history_relists(tmp_path: Path, stop:
     assert sorted(collector.names(1)) == ["a", "b", "c"]
 
 
+@ON_BOTH
 def test_stop_ends_the_stream_while_a_watch_is_open(
-    cluster: KubeCluster, server: ApiServer, stop: threading.Event
+    cluster: KubeCluster, namespace: str, stop: threading.Event
 ):
-    collector = start(cluster, stop)
+    collector = Collector(cluster.stream_rollouts(namespace, stop))
     collector.wait_for(1)
-    watching(server, 1)
+    watch_open(cluster)
 
     finish(collector, stop)
 
     assert collector.types() == ["SYNC"]
-    assert watches(server) == 1  # no reconnect after stop
+    assert cluster.request_counts[("watch", "rollouts")] == 1  # no reconnect after stop
 
 
 def test_an_unreachable_api_is_waited_out_not_raised(
@@ -196,22 +206,25 @@ def test_a_missing_crd_is_raised(api_server: ApiServer, kubeconfig: Path, stop: 
         next(iter(cluster.stream_rollouts("default", stop)))
 
 
+@ON_BOTH
 def test_all_namespaces_are_streamed(
-    cluster: KubeCluster, server: ApiServer, stop: threading.Event
+    cluster: KubeCluster,
+    backend: Backend,
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    stop: threading.Event,
 ):
-    server.create_namespace("web")
-    store_rollout(server, rollout("ui"))
-    collector = Collector(cluster.stream_rollouts(None, stop))
+    web = backend.create_namespace("web")
+    create_rollout(custom, rollout("ui", namespace=namespace))
+    collector = Collector(cluster.stream_rollouts(None, stop), namespaces={namespace, web})
     collector.wait_for(1)
-    watching(server, 1)
+    watch_open(cluster)
 
-    other = rollout("site")
-    other["metadata"]["namespace"] = "web"
-    store_rollout(server, other)
+    create_rollout(custom, rollout("site", namespace=web))
     events = collector.wait_for(2)
     finish(collector, stop)
 
     assert collector.names(0) == ["ui"]
     assert events[1].type == "ADDED"
     assert events[1].object is not None
-    assert events[1].object["metadata"]["namespace"] == "web"
+    assert events[1].object["metadata"]["namespace"] == web

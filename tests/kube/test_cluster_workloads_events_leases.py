@@ -1,9 +1,11 @@
-"""KubeCluster workloads, Events and Leases against the sandbox.
+"""KubeCluster workloads, Events and Leases.
 
-Covers: Deployment readiness through its status (set via /status) with a message per step;
-a missing Deployment; Events created with the involved object, source and timestamps, a
+Covers: Deployment readiness through its status (set via /status on the sandbox, which has no
+Deployment controller; tests/kube/test_real_workloads.py has the real one) with a message per
+step; a missing Deployment; Events created with the involved object, source and timestamps, a
 repeat folded into `count`, listed newest last and truncated to 1 KiB; Leases: create, renew,
-another identity refused until expiry, takeover after expiry, a lost race (409) → False.
+another identity refused until expiry, takeover after expiry, a lost race (409) → False. Events
+and Leases without injected faults run against both the sandbox and the real control plane.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_helpers import NAMESPACE
+from cluster_helpers import NAMESPACE, ON_BOTH
 from kubernetes import client
 
 from canary.kube.client import KubeCluster
@@ -25,11 +27,14 @@ from canary.sandbox.stack import example
 pytest_plugins = ["cluster_fixtures"]
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-ROLLOUT_REF = {
-    "apiVersion": "canary.dev/v1alpha1",
-    "kind": "Rollout",
-    "metadata": {"name": "ui", "namespace": NAMESPACE, "uid": "u-1", "resourceVersion": "42"},
-}
+
+
+def rollout_ref(namespace: str, name: str = "ui") -> dict[str, Any]:
+    return {
+        "apiVersion": "canary.dev/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": name, "namespace": namespace, "uid": "u-1", "resourceVersion": "42"},
+    }
 
 
 class Clock:
@@ -134,17 +139,18 @@ def test_a_deployment_scaled_to_zero_is_never_ready() -> None:
 # ------------------------------------------------------------------ Events
 
 
-def test_an_event_names_its_object_and_source(kubeconfig: Path, server: ApiServer):
+@ON_BOTH
+def test_an_event_names_its_object_and_source(kubeconfig: Path, namespace: str):
     cluster = cluster_at(kubeconfig, Clock())
 
-    cluster.record_event(ROLLOUT_REF, "Warning", "GateFailed", "success-rate 97.1 < 99")
-    [event] = cluster.list_events(NAMESPACE, "ui")
+    cluster.record_event(rollout_ref(namespace), "Warning", "GateFailed", "success-rate 97.1 < 99")
+    [event] = cluster.list_events(namespace, "ui")
 
     assert event["involvedObject"] == {
         "apiVersion": "canary.dev/v1alpha1",
         "kind": "Rollout",
         "name": "ui",
-        "namespace": NAMESPACE,
+        "namespace": namespace,
         "uid": "u-1",
         "resourceVersion": "42",
     }
@@ -156,61 +162,67 @@ def test_an_event_names_its_object_and_source(kubeconfig: Path, server: ApiServe
     assert datetime.fromisoformat(event["firstTimestamp"]) == T0
 
 
-def test_a_repeated_event_bumps_its_count(kubeconfig: Path, server: ApiServer):
+@ON_BOTH
+def test_a_repeated_event_bumps_its_count(kubeconfig: Path, namespace: str):
     clock = Clock()
     cluster = cluster_at(kubeconfig, clock)
+    ref = rollout_ref(namespace)
 
-    cluster.record_event(ROLLOUT_REF, "Normal", "Waiting", "canary not ready")
+    cluster.record_event(ref, "Normal", "Waiting", "canary not ready")
     clock.now = T0 + timedelta(seconds=30)
-    cluster.record_event(ROLLOUT_REF, "Normal", "Waiting", "canary not ready")
-    cluster.record_event(ROLLOUT_REF, "Normal", "Waiting", "canary not ready")
-    [event] = cluster.list_events(NAMESPACE, "ui")
+    cluster.record_event(ref, "Normal", "Waiting", "canary not ready")
+    cluster.record_event(ref, "Normal", "Waiting", "canary not ready")
+    [event] = cluster.list_events(namespace, "ui")
 
     assert event["count"] == 3
     assert datetime.fromisoformat(event["lastTimestamp"]) == T0 + timedelta(seconds=30)
-    assert server.request_log.count(verb="create", resource="events") == 1
-    assert server.request_log.count(verb="patch", resource="events") == 2
+    assert cluster.request_counts[("create", "events")] == 1
+    assert cluster.request_counts[("patch", "events")] == 2
 
 
-def test_events_are_listed_for_one_object_newest_last(kubeconfig: Path, server: ApiServer):
+@ON_BOTH
+def test_events_are_listed_for_one_object_newest_last(kubeconfig: Path, namespace: str):
     clock = Clock()
     cluster = cluster_at(kubeconfig, clock)
-    other = {**ROLLOUT_REF, "metadata": {"name": "cart", "namespace": NAMESPACE}}
+    ref, other = rollout_ref(namespace), rollout_ref(namespace, "cart")
 
-    cluster.record_event(ROLLOUT_REF, "Normal", "Started", "release v2 started")
+    cluster.record_event(ref, "Normal", "Started", "release v2 started")
     clock.now = T0 + timedelta(minutes=1)
     cluster.record_event(other, "Normal", "Started", "release v3 started")
     clock.now = T0 + timedelta(minutes=2)
-    cluster.record_event(ROLLOUT_REF, "Normal", "Promoted", "weight 10")
+    cluster.record_event(ref, "Normal", "Promoted", "weight 10")
     clock.now = T0 + timedelta(minutes=30)  # past the correlation window: a new Event
-    cluster.record_event(ROLLOUT_REF, "Normal", "Started", "release v2 started")
+    cluster.record_event(ref, "Normal", "Started", "release v2 started")
 
-    reasons = [event["reason"] for event in cluster.list_events(NAMESPACE, "ui")]
+    reasons = [event["reason"] for event in cluster.list_events(namespace, "ui")]
 
     assert reasons == ["Started", "Promoted", "Started"]
 
 
-def test_a_long_message_is_truncated_to_one_kib(kubeconfig: Path, server: ApiServer):
+@ON_BOTH
+def test_a_long_message_is_truncated_to_one_kib(kubeconfig: Path, namespace: str):
     cluster = cluster_at(kubeconfig, Clock())
 
-    cluster.record_event(ROLLOUT_REF, "Warning", "Invalid", "é" * 2000)
-    [event] = cluster.list_events(NAMESPACE, "ui")
+    cluster.record_event(rollout_ref(namespace), "Warning", "Invalid", "é" * 2000)
+    [event] = cluster.list_events(namespace, "ui")
 
     assert len(event["message"].encode()) <= 1024
     assert event["message"].endswith("...")
 
 
+@ON_BOTH
 def test_an_event_deleted_meanwhile_is_created_again(
-    kubeconfig: Path, server: ApiServer, api_client: client.ApiClient
+    kubeconfig: Path, namespace: str, api_client: client.ApiClient
 ):
     cluster = cluster_at(kubeconfig, Clock())
     core = client.CoreV1Api(api_client)
+    ref = rollout_ref(namespace)
 
-    cluster.record_event(ROLLOUT_REF, "Normal", "Waiting", "canary not ready")
-    [first] = cluster.list_events(NAMESPACE, "ui")
-    core.delete_namespaced_event(first["metadata"]["name"], NAMESPACE)
-    cluster.record_event(ROLLOUT_REF, "Normal", "Waiting", "canary not ready")
-    [second] = cluster.list_events(NAMESPACE, "ui")
+    cluster.record_event(ref, "Normal", "Waiting", "canary not ready")
+    [first] = cluster.list_events(namespace, "ui")
+    core.delete_namespaced_event(first["metadata"]["name"], namespace)
+    cluster.record_event(ref, "Normal", "Waiting", "canary not ready")
+    [second] = cluster.list_events(namespace, "ui")
 
     assert second["count"] == 1
     assert second["metadata"]["name"] != first["metadata"]["name"]
@@ -219,30 +231,32 @@ def test_an_event_deleted_meanwhile_is_created_again(
 # ------------------------------------------------------------------ Leases
 
 
-def test_only_one_identity_holds_the_lease(kubeconfig: Path, server: ApiServer):
+@ON_BOTH
+def test_only_one_identity_holds_the_lease(kubeconfig: Path, namespace: str):
     clock = Clock()
     a, b = cluster_at(kubeconfig, clock), cluster_at(kubeconfig, clock)
 
-    assert a.try_acquire_lease(NAMESPACE, "canary-leader", "a", 15) is True
-    assert b.try_acquire_lease(NAMESPACE, "canary-leader", "b", 15) is False
+    assert a.try_acquire_lease(namespace, "canary-leader", "a", 15) is True
+    assert b.try_acquire_lease(namespace, "canary-leader", "b", 15) is False
     clock.now = T0 + timedelta(seconds=10)
-    assert a.try_acquire_lease(NAMESPACE, "canary-leader", "a", 15) is True  # renew
+    assert a.try_acquire_lease(namespace, "canary-leader", "a", 15) is True  # renew
     clock.now = T0 + timedelta(seconds=20)  # 10 s after the renewal: still held
-    assert b.try_acquire_lease(NAMESPACE, "canary-leader", "b", 15) is False
+    assert b.try_acquire_lease(namespace, "canary-leader", "b", 15) is False
 
 
+@ON_BOTH
 def test_an_expired_lease_is_taken_over(
-    kubeconfig: Path, server: ApiServer, api_client: client.ApiClient
+    kubeconfig: Path, namespace: str, api_client: client.ApiClient
 ):
     clock = Clock()
     a, b = cluster_at(kubeconfig, clock), cluster_at(kubeconfig, clock)
     coordination = client.CoordinationV1Api(api_client)
-    a.try_acquire_lease(NAMESPACE, "canary-leader", "a", 15)
+    a.try_acquire_lease(namespace, "canary-leader", "a", 15)
 
     clock.now = T0 + timedelta(seconds=16)
-    taken = b.try_acquire_lease(NAMESPACE, "canary-leader", "b", 15)
-    lost = a.try_acquire_lease(NAMESPACE, "canary-leader", "a", 15)
-    lease = coordination.read_namespaced_lease("canary-leader", NAMESPACE)
+    taken = b.try_acquire_lease(namespace, "canary-leader", "b", 15)
+    lost = a.try_acquire_lease(namespace, "canary-leader", "a", 15)
+    lease = coordination.read_namespaced_lease("canary-leader", namespace)
 
     assert (taken, lost) == (True, False)
     assert lease.spec.holder_identity == "b"

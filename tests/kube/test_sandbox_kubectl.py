@@ -3,8 +3,9 @@
 Covers: `kubectl apply -f` of the bundled Istio CRDs and then of a VirtualService and a
 DestinationRule (create, then apply after a change: the merge-patch path), `kubectl get vs`,
 `get -o yaml`, `patch --type merge`, `get crd`, `delete`, and the errors kubectl prints for a
-schema violation and for an unknown field. Runs against kubectl on PATH (v1.32) and the
-versioned binaries beside it. Skipped without kubectl, except under CI=true where it fails.
+schema violation and for an unknown field. Runs against the kubectl built with the control plane
+(v1.35), the machine's kubectl (v1.32) and the versioned binaries beside it. Skipped without
+kubectl, except under CI=true where it fails.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from binary_support import require_binary
+from binary_support import FINDERS, require_binary
 
 from canary.sandbox.apiserver import ApiServer, bundled_crd_paths
 
@@ -52,19 +53,33 @@ spec:
 """
 
 
+BUILT = FINDERS["kubectl"]()
+
+
 def kubectl_binaries() -> list[str]:
-    found = shutil.which("kubectl")
-    if found is None:
-        return []
-    directory = Path(os.path.realpath(found)).parent
-    versioned = [directory / f"kubectl.{minor}" for minor in ("1.27", "1.33")]
-    return [found, *(str(path) for path in versioned if path.exists())]
+    """The kubectl built with the control plane, then the machine's and the versioned ones
+    beside it (kubectl.1.27 and kubectl.1.33), when there are."""
+    built = BUILT
+    elsewhere = os.pathsep.join(
+        entry
+        for entry in os.environ.get("PATH", "").split(os.pathsep)
+        if built is None or Path(entry) != Path(built).parent
+    )
+    found = shutil.which("kubectl", path=elsewhere)
+    machine: list[str] = []
+    if found is not None:
+        directory = Path(os.path.realpath(found)).parent
+        versioned = [directory / f"kubectl.{minor}" for minor in ("1.27", "1.33")]
+        machine = [found, *(str(path) for path in versioned if path.exists())]
+    return [*([built] if built else []), *machine]
 
 
 BINARIES = kubectl_binaries()
 
 
-@pytest.fixture(params=BINARIES or ["kubectl"], ids=lambda path: Path(path).name)
+@pytest.fixture(
+    params=BINARIES or ["kubectl"], ids=lambda path: "built" if path == BUILT else Path(path).name
+)
 def kubectl_binary(request: pytest.FixtureRequest) -> str:
     if not BINARIES:
         require_binary("kubectl")

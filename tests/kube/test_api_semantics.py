@@ -1,0 +1,150 @@
+"""API semantics where the sandbox once differed from kube-apiserver, held to it by running each
+test against both (docs/sandbox-vs-real.md lists what still differs, with the reason).
+
+Covers: a body whose apiVersion or kind differs from the URL's is refused, with the real
+messages; an update (PUT) of a custom resource must carry a resourceVersion; a field selector on
+a field custom resources do not index is a 400; several schema errors in the real order
+(an object's missing fields after its properties' errors); deleting an object that has
+finalizers answers 200, marks it and moves its generation; no finalizer may be added once
+deletion started; removing the last finalizer deletes it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from cluster_helpers import ISTIO_GROUP, ON_BOTH, create_rollout, rollout
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from canary.core.model import GROUP, PLURAL, VERSION
+from canary.sandbox.stack import example
+
+pytest_plugins = ["cluster_fixtures"]
+
+pytestmark = ON_BOTH
+
+
+def refused(call: Any) -> tuple[int, str]:
+    with pytest.raises(ApiException) as raised:
+        call()
+    body = json.loads(raised.value.body)
+    return int(raised.value.status), str(body["message"])
+
+
+def merge(custom: client.CustomObjectsApi, namespace: str, body: dict[str, Any]) -> Any:
+    return custom.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, "ui", body, _content_type="application/merge-patch+json"
+    )
+
+
+def test_an_api_version_other_than_the_urls_is_refused(
+    custom: client.CustomObjectsApi, namespace: str
+):
+    body = example("virtualservice")  # written as networking.istio.io/v1beta1
+    body["metadata"]["namespace"] = namespace
+
+    code, message = refused(
+        lambda: custom.create_namespaced_custom_object(
+            ISTIO_GROUP, "v1", namespace, "virtualservices", body
+        )
+    )
+
+    assert code == 400
+    assert message == (
+        "the API version in the data (networking.istio.io/v1beta1) does not match the expected "
+        "API version (networking.istio.io/v1)"
+    )
+
+
+def test_a_kind_other_than_the_urls_is_invalid(custom: client.CustomObjectsApi, namespace: str):
+    body = rollout(namespace=namespace)
+    body["kind"] = "Canary"
+
+    code, message = refused(lambda: create_rollout(custom, body))
+
+    assert code == 422
+    assert (
+        message
+        == 'Canary.canary.dev "ui" is invalid: kind: Invalid value: "Canary": must be Rollout'
+    )
+
+
+def test_an_update_without_resource_version_is_invalid(
+    custom: client.CustomObjectsApi, namespace: str
+):
+    create_rollout(custom, rollout(namespace=namespace))
+
+    code, message = refused(
+        lambda: custom.replace_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, "ui", rollout(namespace=namespace)
+        )
+    )
+
+    assert code == 422
+    assert message == (
+        'rollouts.canary.dev "ui" is invalid: metadata.resourceVersion: Invalid value: 0: '
+        "must be specified for an update"
+    )
+
+
+def test_an_unsupported_field_selector_is_refused(custom: client.CustomObjectsApi, namespace: str):
+    create_rollout(custom, rollout(namespace=namespace))
+
+    by_name = custom.list_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, field_selector="metadata.name=ui"
+    )
+    code, message = refused(
+        lambda: custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, field_selector="spec.host=ui"
+        )
+    )
+
+    assert [item["metadata"]["name"] for item in by_name["items"]] == ["ui"]
+    assert (code, message) == (400, "field label not supported: spec.host")
+
+
+def test_schema_errors_come_in_the_servers_order(custom: client.CustomObjectsApi, namespace: str):
+    bad = rollout(namespace=namespace)
+    bad["spec"]["analysis"]["failureLimit"] = 0
+    del bad["spec"]["host"]
+
+    code, message = refused(lambda: create_rollout(custom, bad))
+
+    assert code == 422
+    assert message == (
+        'Rollout.canary.dev "ui" is invalid: [spec.analysis.failureLimit: Invalid value: 0: '
+        "spec.analysis.failureLimit in body should be greater than or equal to 1, "
+        "spec.host: Required value]"
+    )
+
+
+def test_finalizers_hold_a_deletion_and_move_its_generation(
+    custom: client.CustomObjectsApi, namespace: str
+):
+    create_rollout(custom, rollout(namespace=namespace))
+    merge(custom, namespace, {"metadata": {"finalizers": ["canary.dev/route"]}})
+
+    deleted = custom.delete_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, "ui", _preload_content=False
+    )
+    marked = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "ui")
+    code, message = refused(
+        lambda: merge(custom, namespace, {"metadata": {"finalizers": ["canary.dev/route", "x"]}})
+    )
+    merge(custom, namespace, {"metadata": {"finalizers": None}})
+    gone = refused(
+        lambda: custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "ui")
+    )
+
+    assert deleted.status == 200
+    assert marked["metadata"]["deletionTimestamp"]
+    assert marked["metadata"]["generation"] == 2
+    assert code == 422
+    assert message == (
+        'Rollout.canary.dev "ui" is invalid: metadata.finalizers: Forbidden: no new finalizers '
+        'can be added if the object is being deleted, found new finalizers []string{"x"}'
+    )
+    assert gone[0] == 404
