@@ -787,7 +787,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "In another shell:\n"
             f"  export KUBECONFIG={kubeconfig} PATH={plane.bin_dir}:$PATH\n"
             "  kubectl get nodes\n"
-            "  kubectl apply -f crds/ -f examples/ui/\n"
+            "  kubectl apply -f examples/ui/   # the CRDs are installed already\n"
             "  kubectl canary get -n shop -w\n\n"
             "Ctrl-C stops it and removes everything.",
             flush=True,

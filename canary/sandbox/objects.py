@@ -315,6 +315,8 @@ class ObjectService:
         if rt.schema is not None and rt.from_crd:
             obj = self._prune(rt, obj, options)
             causes = schema.validate(obj, rt.schema)
+            if causes and schema.has_cel_rules(rt.schema):
+                causes.append(schema.CEL_NOT_CHECKED)
             if causes:
                 raise errors.invalid(rt.kind, rt.group, obj["metadata"].get("name", ""), causes)
         if (rt.group, rt.plural) == (CRD_GROUP, CRD_PLURAL):

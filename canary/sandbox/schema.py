@@ -73,6 +73,26 @@ def _prune_object(value: JsonObj, schema: JsonObj, path: Path, pruned: list[str]
     return result
 
 
+CEL_RULES = "x-kubernetes-validations"
+# What kube-apiserver adds when schema errors kept it from running the CRD's CEL rules. The
+# sandbox never runs them (docs/sandbox-vs-real.md): the real apiserver is the judge of those.
+CEL_NOT_CHECKED = {
+    "reason": "FieldValueInvalid",
+    "field": "<nil>",
+    "message": "Invalid value: null: some validation rules were not checked because the "
+    "object was invalid; correct the existing errors to complete validation",
+}
+
+
+def has_cel_rules(schema: Any) -> bool:
+    """Whether a schema (or any part of it) carries CEL validation rules."""
+    if isinstance(schema, dict):
+        return CEL_RULES in schema or any(has_cel_rules(value) for value in schema.values())
+    if isinstance(schema, list):
+        return any(has_cel_rules(item) for item in schema)
+    return False
+
+
 def validate(value: Any, schema: JsonObj, path: Path = ()) -> list[JsonObj]:
     """All violations of `schema` by `value`, as StatusCause dicts."""
     if value is None:

@@ -117,7 +117,9 @@ def test_schema_errors_come_in_the_servers_order(custom: client.CustomObjectsApi
     assert message == (
         'Rollout.canary.dev "ui" is invalid: [spec.analysis.failureLimit: Invalid value: 0: '
         "spec.analysis.failureLimit in body should be greater than or equal to 1, "
-        "spec.host: Required value]"
+        "spec.host: Required value, <nil>: Invalid value: null: some validation rules were not "
+        "checked because the object was invalid; correct the existing errors to complete "
+        "validation]"
     )
 
 

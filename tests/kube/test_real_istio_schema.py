@@ -29,13 +29,14 @@ STEPS = plan(
     str(EXAMPLE / "rollout.yaml"),
     str(EXAMPLE / "virtualservice.yaml"),
     str(EXAMPLE / "destinationrule.yaml"),
+    version="v2",  # the example asks for v1, the live version: plan the release of v2
 )
 
 
 def rollback() -> dict[str, Any]:
     """The VirtualService of a rollback from the header canary stage (stable 100, no mirror,
     no header route): one write, from a state that had all of them."""
-    rollout = load_rollout(str(EXAMPLE / "rollout.yaml"))
+    rollout = load_rollout(str(EXAMPLE / "rollout.yaml"), "v2")
     during = next(step for step in STEPS if step.traffic.header_route)
     stable = stable_only(during.traffic.stable_version, during.traffic.canary_version)
     planned: dict[str, Any] = plan_virtual_service(

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from canary.core.model import Rollout, RolloutStatus
 from canary.kube.client import KubeCluster
 from canary.sandbox.controlplane import ControlPlane
+from canary.sandbox.stack import example_release
 
 pytest_plugins = ["cluster_fixtures"]
 
@@ -60,8 +61,11 @@ def maximal(annotation: Any) -> Any:
 
 
 def maximal_status() -> dict[str, Any]:
-    """Every field of RolloutStatus set, as the controller sends it (`wire()`)."""
-    wire: dict[str, Any] = RolloutStatus.model_validate(maximal(RolloutStatus)).wire()
+    """Every field of RolloutStatus set, as the controller sends it (`wire()`); the last valid
+    spec is a whole real one (a spec made of maximal values is not valid)."""
+    fields = maximal(RolloutStatus)
+    fields["last_valid_spec"] = example_release()["spec"]
+    wire: dict[str, Any] = RolloutStatus.model_validate(fields).wire()
     return wire
 
 
@@ -178,7 +182,11 @@ def test_validation_errors_as_kubectl_shows_them(
         '* spec.canary.version: Invalid value: "v2!": spec.canary.version in body should match '
         "'^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$'",
     ]
-    assert errors[2:] == ["* spec.host: Required value"]  # an object's missing fields last
+    assert errors[2:] == [  # an object's missing fields last, then the CEL rules not run
+        "* spec.host: Required value",
+        "* <nil>: Invalid value: null: some validation rules were not checked because the "
+        "object was invalid; correct the existing errors to complete validation",
+    ]
     assert kubectl_in(plane, real_namespace, "get", "cro", "ui").returncode != 0
 
 
@@ -210,7 +218,7 @@ def test_kubectl_explain_shows_the_fields_and_their_descriptions(
 
     assert "GROUP:      canary.dev" in route
     assert "FIELD: route <string>" in route
-    assert "The name of the http route to steer." in route
+    assert "The name of the http route to steer; leave it out when the VirtualService" in route
     assert "FIELD: failureLimit <integer>" in failure_limit
 
 
@@ -249,3 +257,38 @@ def test_status_is_a_subresource(plane: ControlPlane, real_namespace: str, tmp_p
     assert after_status_write["metadata"]["generation"] == 1  # status writes move no generation
     assert after_spec_change["metadata"]["generation"] == 2
     assert after_spec_change["status"] == {"phase": "Paused"}
+
+
+@pytest.mark.parametrize(
+    ("patch", "shown"),
+    [
+        ({"stages": {"split": {"steps": [50, 25]}}}, "spec.stages.split.steps: Invalid value: "
+         "steps must strictly increase, e.g. [10, 25, 50, 75, 100]"),
+        ({"stages": {"split": {"steps": None, "stepWeight": 30, "maxWeight": 20}}},
+         "spec.stages.split: Invalid value: stepWeight must not exceed maxWeight"),
+        ({"stages": {"mirror": {"duration": "0s"}}},
+         'spec.stages.mirror.duration: Invalid value: "0s": must be longer than 0s'),
+        ({"analysis": {"interval": "500ms"}},
+         'spec.analysis.interval: Invalid value: "500ms": must be at least 1s'),
+        ({"canary": {"subset": "stable"}}, "spec: Invalid value: stable.subset and "
+         "canary.subset must name two different DestinationRule subsets"),
+        ({"analysis": {"gates": [{"name": "x", "query": "up"}]}}, "spec.analysis.gates[0]: "
+         "Invalid value: a query gate needs a threshold: give min, max or both"),
+    ],
+)  # fmt: skip
+def test_the_server_refuses_what_the_controller_refuses(
+    plane: ControlPlane, real_namespace: str, tmp_path: Path, patch: dict[str, Any], shown: str
+):
+    """Issue 14: `kubectl patch ... steps: [50,25]` once returned 0 and froze a release."""
+    apply(plane, real_namespace, rollout(namespace=real_namespace), tmp_path)
+    result = kubectl_in(
+        plane, real_namespace, "patch", "cro", "ui", "--type=merge",
+        "-p", json.dumps({"spec": patch}),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert shown in result.stderr
+    with pytest.raises(ValueError):  # ... and the models refuse it too
+        body = rollout(namespace=real_namespace)
+        for key, value in patch.items():
+            body["spec"][key] = {**body["spec"].get(key, {}), **value}
+        Rollout.model_validate(body)
