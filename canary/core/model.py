@@ -39,6 +39,7 @@ MAX_ITEMS = 32
 MAX_QUERY = 8192
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 # A label key: an optional DNS-subdomain prefix and '/', then a name of at most 63 characters.
 LABEL_KEY = (
@@ -740,7 +741,7 @@ class RolloutStatus(WireModel):
 class ObjectMeta(WireModel):
     model_config = ConfigDict(extra="ignore")
 
-    name: str = Field(pattern=DNS_LABEL)
+    name: str = Field(max_length=253, pattern=DNS_SUBDOMAIN)  # what kube-apiserver allows
     namespace: str = "default"
     generation: int | None = None
     resource_version: str | None = None

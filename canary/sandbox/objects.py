@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import secrets
 import string
 import uuid
@@ -136,6 +137,14 @@ class ObjectService:
                 "field": "metadata.name",
             }
             raise errors.invalid(rt.kind, rt.group, "", [cause])
+        problem = name_problem(rt.kind, str(name))
+        if problem is not None:
+            cause = {
+                "reason": "FieldValueInvalid",
+                "message": f'Invalid value: "{name}": {problem}',
+                "field": "metadata.name",
+            }
+            raise errors.invalid(rt.kind, rt.group, str(name), [cause])
         return str(name)
 
     def _place_in_namespace(self, rt: ResourceType, namespace: str, metadata: JsonObj) -> None:
@@ -435,3 +444,43 @@ def ensure_namespace(service: ObjectService, name: str) -> None:
     except ApiError as error:
         if error.code != 409:
             raise
+
+
+_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_SUBDOMAIN = f"{_LABEL}(\\.{_LABEL})*"
+_LABEL_1035 = "[a-z]([-a-z0-9]*[a-z0-9])?"
+_NAMES = {  # kind -> (how long, pattern, what kube-apiserver says when it does not match)
+    "Namespace": (
+        63,
+        _LABEL,
+        "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+        "and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "
+        f"regex used for validation is '{_LABEL}')",
+    ),
+    "Service": (
+        63,
+        _LABEL_1035,
+        "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with "
+        "an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or "
+        f"'abc-123', regex used for validation is '{_LABEL_1035}')",
+    ),
+}
+_DEFAULT_NAME = (
+    253,
+    _SUBDOMAIN,
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
+    f"for validation is '{_SUBDOMAIN}')",
+)
+
+
+def name_problem(kind: str, name: str) -> str | None:
+    """What kube-apiserver says of `name` as the name of a new `kind`, or None if it is fine."""
+    longest, pattern, mismatch = _NAMES.get(kind, _DEFAULT_NAME)
+    if len(name) > longest:
+        return f"must be no more than {longest} characters"
+    if re.fullmatch(pattern, name):
+        return None
+    if longest == 63 and "." in name and kind == "Namespace":
+        return "must not contain dots"
+    return mismatch

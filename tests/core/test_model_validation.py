@@ -540,3 +540,10 @@ def test_the_version_label_is_a_label_key(label: str, ok: bool) -> None:
     else:
         with pytest.raises(ValidationError):
             Rollout.model_validate(data)
+
+
+@pytest.mark.parametrize("name", ["ui.v2", "ui-" + "b" * 250])
+def test_a_rollout_may_have_any_name_kube_apiserver_accepts(name: str) -> None:
+    data = example()
+    data["metadata"]["name"] = name
+    assert Rollout.model_validate(data).metadata.name == name

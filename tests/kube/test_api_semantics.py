@@ -150,3 +150,60 @@ def test_finalizers_hold_a_deletion_and_move_its_generation(
         'can be added if the object is being deleted, found new finalizers []string{"x"}'
     )
     assert gone[0] == 404
+
+
+SUBDOMAIN = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
+    "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("UI", SUBDOMAIN),
+        ("ui_v2", SUBDOMAIN),
+        ("-ui", SUBDOMAIN),
+        ("ui..v2", SUBDOMAIN),
+        ("a" * 254, "must be no more than 253 characters"),
+    ],
+)
+def test_a_name_the_real_apiserver_rejects_is_rejected(
+    custom: client.CustomObjectsApi, namespace: str, name: str, problem: str
+):
+    """Issue 14: the sandbox accepted names a real apiserver rejects."""
+    code, message = refused(lambda: create_rollout(custom, rollout(name=name, namespace=namespace)))
+    assert code == 422
+    assert message == (
+        f'Rollout.canary.dev "{name}" is invalid: metadata.name: Invalid value: "{name}": {problem}'
+    )
+
+
+def test_a_long_rollout_name_with_dots_is_accepted(custom: client.CustomObjectsApi, namespace: str):
+    name = "ui.v2-" + "b" * 200
+    assert create_rollout(custom, rollout(name=name, namespace=namespace)) is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("shop.v2", "must not contain dots"),
+        (
+            "Shop",
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or "
+            "'-', and must start and end with an alphanumeric character (e.g. 'my-name',  or "
+            "'123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+        ),
+    ],
+)
+def test_a_namespace_name_is_a_dns_label(
+    custom: client.CustomObjectsApi, namespace: str, name: str, problem: str
+):
+    core = client.CoreV1Api(custom.api_client)
+    code, message = refused(lambda: core.create_namespace({"metadata": {"name": name}}))
+    assert code == 422
+    assert (
+        message
+        == f'Namespace "{name}" is invalid: metadata.name: Invalid value: "{name}": {problem}'
+    )
