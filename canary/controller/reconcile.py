@@ -132,21 +132,30 @@ class Reconciler:
         try:
             return self._reconcile(rollout, bound)
         except (MeshError, NotFoundError) as error:
-            return self._on_last_valid_spec(rollout, str(error), bound)
-        except _CannotSteerError as error:
-            return self._on_last_valid_spec(error.rollout, str(error), bound)
+            return self._held(rollout, str(error), bound)
+        except _CannotSteerError as error:  # the decision's traffic, not the current one
+            return self._held(error.rollout, str(error), bound)
 
     # ------------------------------------------------------------ the steps
 
-    def _reconcile(self, rollout: Rollout, bound: Any, spec_problem: str | None = None) -> Outcome:
+    def _reconcile(
+        self,
+        rollout: Rollout,
+        bound: Any,
+        spec_problem: str | None = None,
+        steered: bool = True,
+    ) -> Outcome:
+        """One reconcile; `steered` False (a held release whose mesh fails its checks): no
+        check and no converge, only the decision's own traffic is planned (a rollback)."""
         if not self.may_write():
             return Outcome(None, None)
         rollout = self._ensure_finalizer(rollout)
         mesh = self._read_mesh(rollout)
-        self.router.check(
-            mesh.virtual_service, mesh.destination_rule, rollout.metadata.name, rollout.spec
-        )
-        rollout, mesh = self._converge(rollout, mesh)
+        if steered:
+            self.router.check(
+                mesh.virtual_service, mesh.destination_rule, rollout.metadata.name, rollout.spec
+            )
+            rollout, mesh = self._converge(rollout, mesh)
         now = self.clock()
         canary = self._canary_state(rollout, mesh)
         observed = Observed(
@@ -165,18 +174,23 @@ class Reconciler:
             raise _CannotSteerError(str(error), rollout) from error
         return self._write(rollout, decision, plan)
 
-    def _on_last_valid_spec(self, rollout: Rollout, problem: str, bound: Any) -> Outcome:
-        """The spec cannot be used. A running release goes on, held, on its last valid spec;
-        anything else (or a last valid spec that fails too) is Invalid."""
-        last = rollout.status.last_valid_spec
-        if rollout.status.phase in RUNNING_PHASES and last is not None and last != rollout.spec:
-            held = rollout.model_copy(update={"spec": last})
-            try:
-                return self._reconcile(held, bound, spec_problem=problem)
-            except (MeshError, NotFoundError):
-                pass
-            except _CannotSteerError as error:
-                rollout = error.rollout.model_copy(update={"spec": rollout.spec})
+    def _held(self, rollout: Rollout, problem: str, bound: Any) -> Outcome:
+        """The spec (or the mesh it names) cannot be used. A running release goes on, held:
+        checks continue and can still roll it back or abort it, nothing advances. First on its
+        last valid spec (steered as usual); else on its own spec without converging the mesh,
+        which then carries only a rollback or an abort. Anything else, or a held release whose
+        mesh cannot even be read, is Invalid."""
+        if rollout.status.phase in RUNNING_PHASES:
+            last = rollout.status.last_valid_spec
+            attempts = [(last, True)] if last is not None and last != rollout.spec else []
+            for spec, steered in [*attempts, (rollout.spec, False)]:
+                try:
+                    held = rollout.model_copy(update={"spec": spec})
+                    return self._reconcile(held, bound, spec_problem=problem, steered=steered)
+                except (MeshError, NotFoundError):
+                    continue
+                except _CannotSteerError as error:
+                    rollout = error.rollout.model_copy(update={"spec": rollout.spec})
         return self._write(rollout, invalid(rollout, problem, self.clock()), None)
 
     def _read_mesh(self, rollout: Rollout) -> _Mesh:
@@ -371,7 +385,7 @@ class Reconciler:
             try:
                 return self._reconcile(on_last, bound, spec_problem=message)
             except (MeshError, NotFoundError, _CannotSteerError):
-                pass
+                return self._held(on_last, message, bound)
         if meta.get("deletionTimestamp") and FINALIZER in (meta.get("finalizers") or []):
             self._drop_finalizer(ObjectMeta.model_validate(meta))  # nothing known to hand back
             return Outcome(None, None)

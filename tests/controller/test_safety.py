@@ -375,3 +375,31 @@ def test_warning_events_are_logged_as_warnings(env: Env) -> None:
         start(env)
     invalid = [line for line in logs if line.get("reason") == "InvalidSpec"]
     assert invalid and all(line["log_level"] == "warning" for line in invalid)
+
+
+def test_a_mesh_edited_into_one_canary_cannot_steer_holds_the_release_watched(env: Env) -> None:
+    """Issue 14: a Rollout whose mesh could not be written mid-release left the mirror on and
+    flipped Invalid/Valid every tick. Here a person gives the managed route a match that the
+    header canary's contradicts: the release holds at the mirror, its checks go on, and a
+    failing canary is still rolled back."""
+    rollout = quick_rollout()
+    rollout["spec"]["stages"]["headerCanary"]["match"] = [{"uri": {"prefix": "/beta"}}]
+    start(env, rollout)
+    assert env.rollout()["status"]["stage"] == "mirror"
+    vs = env.vs()
+    managed(vs)["match"] = [{"uri": {"prefix": "/api"}}]
+    env.client.request("PUT", env.client.path_of(vs), vs)
+    for _ in range(6):
+        env.clock.advance(10)
+        env.reconcile()
+        status = env.rollout()["status"]
+        assert (phase(status), status["stage"]) == ("Progressing", "mirror"), status["message"]
+        valid = next(c for c in status["conditions"] if c["type"] == "Valid")
+        assert valid["status"] == "False" and "uri" in valid["message"]
+    assert (
+        len([e for e in env.cluster.list_events("shop", "ui") if e["reason"] == "InvalidSpec"]) == 1
+    )
+    env.metrics.verdict = Verdict.FAIL
+    status = run_until(env, lambda s: phase(s) != "Progressing")
+    assert phase(status) == "RolledBack"
+    assert "mirror" not in managed(env.vs())
