@@ -15,6 +15,7 @@ from canary.core.crd import rollout_crd
 from canary.core.durations import format_duration
 from canary.core.errors import describe_validation_error
 from canary.core.model import KIND, NoDataPolicy, Rollout, RolloutStatus
+from canary.core.objects import Obj
 from canary.core.simulate import walk
 from canary.core.traffic import Traffic, stable_only
 from canary.mesh.istio import (
@@ -26,8 +27,6 @@ from canary.mesh.istio import (
     stable_version,
 )
 from canary.metrics.promql import TemplateError, render_template, target_of
-
-Json = dict[str, Any]
 
 PLAN_START = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -124,7 +123,7 @@ def _mesh_problems(rollout: Rollout, documents: list[Document]) -> list[str]:
     return []
 
 
-def _named(documents: list[Document], kind: str, namespace: str, name: str) -> Json | None:
+def _named(documents: list[Document], kind: str, namespace: str, name: str) -> Obj | None:
     """The object of `kind` named `name` among the files; one without a namespace is taken to
     be in the Rollout's (as `kubectl apply -n` would put it)."""
     for document in documents:
@@ -136,7 +135,7 @@ def _named(documents: list[Document], kind: str, namespace: str, name: str) -> J
     return None
 
 
-def _pod_labels(deployment: Json) -> dict[str, str]:
+def _pod_labels(deployment: Obj) -> dict[str, str]:
     template = (deployment.get("spec") or {}).get("template") or {}
     labels = (template.get("metadata") or {}).get("labels") or {}
     return {str(key): str(value) for key, value in labels.items()}

@@ -21,13 +21,13 @@ from typing import Any
 import yaml
 
 from canary.cli import render, waiting
+from canary.core.objects import Obj, key_of, metadata_of, resource_version
 from canary.kube.port import (
     Cluster,
     CrdMissingError,
     ForbiddenError,
     KubeError,
     NotFoundError,
-    Obj,
     UnavailableError,
 )
 
@@ -304,13 +304,13 @@ def list_namespace(session: Session) -> str | None:
 def get_list(session: Session, output: str, watch: bool, printer: Printer) -> None:
     with explained(session, "list"):
         rollouts = session.cluster.list_rollouts(list_namespace(session))
-    rollouts = sorted(rollouts, key=object_key)
+    rollouts = sorted(rollouts, key=key_of)
     if output != "table" and not watch:
         printer.document(render.as_list(rollouts))
         return
     show_list(session, rollouts, output, printer)
     if watch:
-        watch_list(session, {object_key(r): r for r in rollouts}, output, printer)
+        watch_list(session, {key_of(r): r for r in rollouts}, output, printer)
 
 
 def show_list(session: Session, rollouts: list[Obj], output: str, printer: Printer) -> None:
@@ -331,11 +331,11 @@ def watch_list(session: Session, known: dict[str, Obj], output: str, printer: Pr
         if obj is None:
             continue
         if event_type == "DELETED":
-            known.pop(object_key(obj), None)
+            known.pop(key_of(obj), None)
         else:
-            known[object_key(obj)] = obj
+            known[key_of(obj)] = obj
         if output == "table":
-            show_list(session, sorted(known.values(), key=object_key), output, printer)
+            show_list(session, sorted(known.values(), key=key_of), output, printer)
         else:
             printer.document(obj)
 
@@ -368,7 +368,7 @@ def detail(session: Session, rollout: Obj) -> Any:
 
 def read_events(session: Session, rollout: Obj) -> list[Obj]:
     """Recent Events of the Rollout; none (rather than an error) when they cannot be read."""
-    name = str(render.metadata_of(rollout).get("name", ""))
+    name = str(metadata_of(rollout).get("name", ""))
     try:
         return session.cluster.list_events(session.namespace, name)
     except (KubeError, OSError):
@@ -422,17 +422,7 @@ def rollout_changes(session: Session, name: str | None) -> Iterator[tuple[str, O
 
 
 def object_name(obj: Obj) -> str:
-    return str(render.metadata_of(obj).get("name", ""))
-
-
-def object_key(obj: Obj) -> str:
-    metadata = render.metadata_of(obj)
-    return f"{metadata.get('namespace', '')}/{metadata.get('name', '')}"
-
-
-def resource_version(obj: Obj) -> str | None:
-    value = render.metadata_of(obj).get("resourceVersion")
-    return None if value is None else str(value)
+    return str(metadata_of(obj).get("name", ""))
 
 
 # ---------------------------------------------------------------- requests
@@ -515,7 +505,7 @@ def withdraw(
             handled = waiting.handled_request(rollout, request_id)
             if handled is not None:
                 return answered(key, handled)
-            raw = (render.metadata_of(rollout).get("annotations") or {}).get(REQUEST_ANNOTATION)
+            raw = (metadata_of(rollout).get("annotations") or {}).get(REQUEST_ANNOTATION)
             if raw is None or parse_request(raw).id != request_id:
                 return RequestOutcome(
                     2, f"{silent}, and another request has replaced it: it was not acted on"

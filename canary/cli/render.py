@@ -17,8 +17,7 @@ from rich.text import Text
 
 from canary.cli.waiting import is_current_release
 from canary.core.durations import human_age
-
-Obj = dict[str, Any]
+from canary.core.objects import Obj, metadata_of
 
 HISTORY_SHOWN = 5
 EVENTS_SHOWN = 10
@@ -102,11 +101,6 @@ def styled(value: str, style: str | None) -> Text:
 def status_of(rollout: Obj) -> Obj:
     status = rollout.get("status")
     return status if isinstance(status, dict) else {}
-
-
-def metadata_of(rollout: Obj) -> Obj:
-    metadata = rollout.get("metadata")
-    return metadata if isinstance(metadata, dict) else {}
 
 
 def split_weights(spec: Obj) -> list[int]:

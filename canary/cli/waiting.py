@@ -19,9 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from typing import Any
 
-Obj = dict[str, Any]
+from canary.core.objects import Obj
 
 FAILED_PHASES = frozenset({"RolledBack", "Aborted", "Invalid"})
 MANUAL_GATE = "manualGate"

@@ -63,10 +63,11 @@ from canary.core.model import (
     RolloutStatus,
 )
 from canary.core.notices import notices_of
+from canary.core.objects import Obj
 from canary.core.requests import pending_request_in
 from canary.core.traffic import MeshWrite, Traffic, stable_only, traffic_for, write_plan
 from canary.core.webhooks import post_release_due
-from canary.kube.port import Cluster, KubeError, Mutation, NotFoundError, Obj, WorkloadState
+from canary.kube.port import Cluster, KubeError, Mutation, NotFoundError, WorkloadState
 from canary.mesh.router import MeshError, MeshRouter
 from canary.metrics.port import MetricsSource
 from canary.notify.port import NoNotifications, NotificationSink

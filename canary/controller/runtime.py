@@ -25,31 +25,17 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from canary.common.pacing import backoff_delay
 from canary.controller.reconcile import Outcome, Reconciler
 from canary.controller.telemetry import Telemetry
 from canary.core.durations import parse_duration
-from canary.kube.port import Cluster, ConflictError, KubeError, Obj, WatchEvent
+from canary.core.objects import Obj, is_newer, key_of, resource_version
+from canary.kube.port import Cluster, ConflictError, KubeError, WatchEvent
 
 log = structlog.get_logger("canary.controller")
 
 DEFAULT_INTERVAL = timedelta(seconds=30)
 MAX_BACKOFF = 15.0  # seconds; an API that comes back is caught up with within this
-
-
-def key_of(obj: Obj) -> str:
-    meta = obj.get("metadata", {})
-    return f"{meta.get('namespace', 'default')}/{meta.get('name')}"
-
-
-def newer(candidate: Obj, current: Obj | None) -> bool:
-    """Whether `candidate` is a later version of the object than `current`."""
-    if current is None:
-        return True
-    new_rv = candidate.get("metadata", {}).get("resourceVersion", "")
-    old_rv = current.get("metadata", {}).get("resourceVersion", "")
-    if str(new_rv).isdigit() and str(old_rv).isdigit():
-        return int(new_rv) >= int(old_rv)
-    return True
 
 
 @dataclass
@@ -178,7 +164,7 @@ class Controller:
         key = key_of(obj)
         with self._guard:
             cached = self._cache.get(key)
-            if not newer(obj, cached) or _same_version(obj, cached):
+            if not is_newer(obj, cached) or _same_version(obj, cached):
                 return  # nothing new: e.g. the echo of our own status write (#8)
             self._cache[key] = obj
         self._schedule_interval(key, obj)
@@ -302,7 +288,7 @@ class Controller:
     def _remember(self, key: str, outcome: Outcome) -> None:
         if outcome.rollout is not None:
             with self._guard:
-                if newer(outcome.rollout, self._cache.get(key)):
+                if is_newer(outcome.rollout, self._cache.get(key)):
                     self._cache[key] = outcome.rollout
         if outcome.requeue_after is not None:
             self.trigger(key, outcome.requeue_after.total_seconds())
@@ -310,7 +296,7 @@ class Controller:
     def _retry_later(self, key: str, reason: str, message: str) -> None:
         failures = self._failures.get(key, 0) + 1
         self._failures[key] = failures
-        delay = min(MAX_BACKOFF, 0.5 * 2**failures) * random.uniform(0.5, 1.0)
+        delay = backoff_delay(failures, base=1.0, cap=MAX_BACKOFF)
         self._retry_at[key] = time.monotonic() + delay
         log.warning(
             "reconcile failed; retrying", rollout=key, error=message, retry_in=round(delay, 2)
@@ -337,12 +323,8 @@ class Controller:
 
 
 def _same_version(obj: Obj, cached: Obj | None) -> bool:
-    version = obj.get("metadata", {}).get("resourceVersion")
-    return (
-        cached is not None
-        and bool(version)
-        and cached.get("metadata", {}).get("resourceVersion") == version
-    )
+    version = resource_version(obj)
+    return cached is not None and bool(version) and resource_version(cached) == version
 
 
 def _only_status_changed(obj: Obj, cached: Obj | None) -> bool:

@@ -29,7 +29,10 @@ from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
+from canary.common.pacing import Backoff, TokenBucket
 from canary.core.model import GROUP, KIND, PLURAL, VERSION
+from canary.core.objects import Obj
+from canary.core.objects import resource_version as version_of
 from canary.kube import events as ev
 from canary.kube import leases
 from canary.kube.errors import (
@@ -49,12 +52,10 @@ from canary.kube.port import (
     KubeError,
     Mutation,
     NotFoundError,
-    Obj,
     WatchEvent,
     WorkloadState,
     Written,
 )
-from canary.kube.ratelimit import Backoff, TokenBucket
 from canary.kube.workloads import deployment_state
 
 ISTIO_GROUP = "networking.istio.io"
@@ -394,7 +395,7 @@ class KubeCluster:
             desired = mutate(copy.deepcopy(current))
             if desired is None:
                 return Written(current, False)
-            desired.setdefault("metadata", {})["resourceVersion"] = _resource_version(current)
+            desired.setdefault("metadata", {})["resourceVersion"] = version_of(current)
             try:
                 return Written(self._replace_istio(kind, plural, namespace, desired), True)
             except ConflictError:
@@ -695,7 +696,7 @@ class _ListWatchStream:
             self._watch = WATCH_FACTORY()
             try:
                 for raw in self._watch_call(resource_version, self._watch):
-                    resource_version = _resource_version(_event_object(raw)) or resource_version
+                    resource_version = version_of(_event_object(raw)) or resource_version
                     event = _watch_event(raw)
                     if event is not None:
                         self._backoff.reset()
@@ -741,10 +742,6 @@ def _event_object(raw: Obj) -> Obj:
     """The event's object as the server sent it (the client keeps it as `raw_object`)."""
     obj = raw.get("raw_object", raw.get("object"))
     return obj if isinstance(obj, dict) else {}
-
-
-def _resource_version(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
 def _decode(response: urllib3.BaseHTTPResponse) -> Obj:

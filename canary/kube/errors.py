@@ -11,8 +11,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
+from canary.common import pacing
+from canary.common.urls import redacted_url
 from canary.kube.port import (
     ConflictError,
     ForbiddenError,
@@ -92,12 +93,7 @@ class Request:
 
 def safe_host(url: str) -> str:
     """The API address without user-info, path or query: https://10.0.0.1:6443."""
-    parts = urlsplit(url)
-    host = parts.hostname or url
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}" if parts.scheme else url
+    return redacted_url(url, path=False)
 
 
 def unreachable(host: str) -> ServerBusyError:
@@ -156,10 +152,7 @@ def retry_after(headers: Mapping[str, str] | None, body: str | None) -> float | 
     """Seconds the server asked us to wait (Retry-After, or details.retryAfterSeconds)."""
     header = _header(headers, "Retry-After")
     if header is not None:
-        try:
-            return max(0.0, float(header))
-        except ValueError:
-            return None
+        return pacing.retry_after(header)
     details = _json_object(body).get("details")
     seconds = details.get("retryAfterSeconds") if isinstance(details, dict) else None
     return float(seconds) if isinstance(seconds, int | float) else None

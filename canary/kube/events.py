@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from canary.kube.port import Obj
+from canary.core.objects import Obj
 
 COMPONENT = "canary-controller"
 MESSAGE_LIMIT = 1024  # bytes of UTF-8

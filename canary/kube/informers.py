@@ -20,12 +20,12 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Literal
 
+from canary.core.objects import Obj, is_newer
 from canary.kube.client import KubeCluster
 from canary.kube.port import (
     ConflictError,
     KubeError,
     Mutation,
-    Obj,
     WatchEvent,
     WorkloadState,
     Written,
@@ -39,19 +39,6 @@ Key = tuple[str, str]
 def _key_of(obj: Obj) -> Key:
     meta = obj.get("metadata") or {}
     return str(meta.get("namespace") or "default"), str(meta.get("name"))
-
-
-def _version(obj: Obj) -> int | None:
-    raw = str((obj.get("metadata") or {}).get("resourceVersion") or "")
-    return int(raw) if raw.isdigit() else None
-
-
-def is_newer(candidate: Obj, current: Obj | None) -> bool:
-    """Whether `candidate` may replace `current` (unknown versions: yes)."""
-    if current is None:
-        return True
-    new, old = _version(candidate), _version(current)
-    return new is None or old is None or new >= old
 
 
 class ObjectCache:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime, timedelta
 
+from canary.core.objects import Obj
 from canary.kube.events import parse_time
-from canary.kube.port import Obj
 
 
 def micro_time(moment: datetime) -> str:

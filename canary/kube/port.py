@@ -9,9 +9,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
-Obj = dict[str, Any]
+from canary.core.objects import Obj
+
 Mutation = Callable[[Obj], Obj | None]
 """Given the object as it is now, return the object to write, or None to write nothing.
 

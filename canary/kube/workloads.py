@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from canary.kube.port import Obj, WorkloadState
+from canary.core.objects import Obj
+from canary.kube.port import WorkloadState
 
 
 def deployment_state(namespace: str, name: str, deployment: Obj | None) -> WorkloadState:

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from canary.core.model import MatchRequest, RolloutSpec
+from canary.core.objects import Obj
 from canary.core.traffic import Traffic, stable_only
 from canary.mesh.router import MeshError, MeshRouter, Planned
 
@@ -64,7 +65,6 @@ __all__ = [
     "route_index",
 ]
 
-Json = dict[str, Any]
 
 CLAIMS_ANNOTATION = "canary.dev/claims"
 LEGACY_CLAIM_PREFIX = "canary.dev/route."
@@ -266,7 +266,7 @@ class Claims:
     """The `canary.dev/claims` annotation of one object, legacy claims included."""
 
     routes: dict[str, str]
-    unnamed: dict[str, Json]  # host FQDN -> {"rollout": name, "match": the route's match}
+    unnamed: dict[str, Obj]  # host FQDN -> {"rollout": name, "match": the route's match}
     subsets: dict[str, str]
 
     def held_by(self, rollout: str) -> bool:
@@ -294,8 +294,8 @@ class Claims:
         owner = self.routes.get(name) if isinstance(name, str) else None
         return owner is not None and name == header_route_name(owner)
 
-    def wire(self) -> Json:
-        wire: Json = {}
+    def wire(self) -> Obj:
+        wire: Obj = {}
         for key, value in (
             ("routes", self.routes),
             ("subsets", self.subsets),
@@ -361,7 +361,7 @@ def _names_to_rollouts(value: Any) -> bool:
     return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
 
 
-def _write_claims(obj: Json, claims: Claims) -> None:
+def _write_claims(obj: Obj, claims: Claims) -> None:
     """Store `claims` whole; legacy claim annotations are now part of it and go."""
     for key in [k for k in _annotations(obj) if k.startswith(LEGACY_CLAIM_PREFIX)]:
         _drop_annotation(obj, key)
@@ -374,7 +374,7 @@ def _write_claims(obj: Json, claims: Claims) -> None:
         _drop_annotation(obj, ORIGINAL_SPEC_ANNOTATION)
 
 
-def _save_original_spec(desired: Json, original: Mapping[str, Any]) -> None:
+def _save_original_spec(desired: Obj, original: Mapping[str, Any]) -> None:
     if ORIGINAL_SPEC_ANNOTATION not in _annotations(desired):
         saved = json.dumps(original.get("spec"), separators=(",", ":"))
         _set_annotation(desired, ORIGINAL_SPEC_ANNOTATION, saved)
@@ -391,11 +391,11 @@ def _steering(traffic: Traffic) -> bool:
 @dataclass(frozen=True)
 class Managed:
     index: int
-    route: Json
+    route: Obj
     claim: RouteClaim
 
 
-def _http_routes(vs: Json, rollout: str, spec: RolloutSpec) -> list[Json]:
+def _http_routes(vs: Obj, rollout: str, spec: RolloutSpec) -> list[Obj]:
     body = vs.get("spec")
     routes = body.get("http") if isinstance(body, dict) else None
     if not isinstance(routes, list) or not routes or not all(isinstance(r, dict) for r in routes):
@@ -407,7 +407,7 @@ def _http_routes(vs: Json, rollout: str, spec: RolloutSpec) -> list[Json]:
 
 
 def _managed(
-    vs: Json, routes: list[Json], claims: Claims, rollout: str, spec: RolloutSpec, steering: bool
+    vs: Obj, routes: list[Obj], claims: Claims, rollout: str, spec: RolloutSpec, steering: bool
 ) -> Managed:
     """The managed route, found by the Rollout's rule and checked against every claim."""
     who = f"Rollout {_namespace(vs)}/{rollout}"
@@ -458,7 +458,7 @@ def _select(
     host: str,
     name: str | None,
     who: str,
-) -> tuple[int, Json]:
+) -> tuple[int, Obj]:
     """The route named `name`, or the only route to `host` that no Rollout created."""
     if name is not None:
         found = [i for i, r in enumerate(routes) if isinstance(r, dict) and r.get("name") == name]
@@ -505,7 +505,7 @@ def _select(
     )
 
 
-def _describe_candidate(index: int, route: Json) -> str:
+def _describe_candidate(index: int, route: Obj) -> str:
     name = route.get("name")
     label = f"http[{index}] '{name}'" if isinstance(name, str) else f"http[{index}] with no name"
     match = route.get("match")
@@ -519,7 +519,7 @@ def _shown(value: Any) -> str:
     return text
 
 
-def _route_hosts(route: Json) -> Iterator[str]:
+def _route_hosts(route: Obj) -> Iterator[str]:
     entries = route.get("route")
     for entry in entries if isinstance(entries, list) else []:
         destination = entry.get("destination") if isinstance(entry, dict) else None
@@ -528,17 +528,17 @@ def _route_hosts(route: Json) -> Iterator[str]:
             yield host
 
 
-def _delegate_ref(route: Json, namespace: str) -> str:
+def _delegate_ref(route: Obj, namespace: str) -> str:
     delegate = route["delegate"]
     return f"{delegate.get('namespace') or namespace}/{delegate.get('name')}"
 
 
-def _describe_route(kind: str, index: int, route: Json) -> str:
+def _describe_route(kind: str, index: int, route: Obj) -> str:
     name = route.get("name")
     return f"{kind} route '{name}'" if isinstance(name, str) else f"{kind}[{index}]"
 
 
-def _label(route: Json) -> str:
+def _label(route: Obj) -> str:
     """The managed route in a message: by name, or as the unnamed one."""
     name = route.get("name")
     return f"route '{name}'" if isinstance(name, str) else "route without a name"
@@ -547,7 +547,7 @@ def _label(route: Json) -> str:
 # ---------------------------------------------------------------- steering the managed route
 
 
-def _steer(vs: Json, managed: Json, rollout: str, spec: RolloutSpec, traffic: Traffic) -> Json:
+def _steer(vs: Obj, managed: Obj, rollout: str, spec: RolloutSpec, traffic: Traffic) -> Obj:
     """Set the managed route's destinations and mirror; return its stable destination."""
     stable = _stable_destination(vs, managed, rollout, spec)
     managed["route"] = _weighted(stable, spec.canary.subset, traffic.canary_weight)
@@ -556,7 +556,7 @@ def _steer(vs: Json, managed: Json, rollout: str, spec: RolloutSpec, traffic: Tr
     return stable
 
 
-def _stable_destination(vs: Json, managed: Json, rollout: str, spec: RolloutSpec) -> Json:
+def _stable_destination(vs: Obj, managed: Obj, rollout: str, spec: RolloutSpec) -> Obj:
     where = f"VirtualService {_ref(vs)} {_label(managed)}"
     who = f"Rollout {_namespace(vs)}/{rollout}"
     entries = managed.get("route")
@@ -591,8 +591,8 @@ def _stable_destination(vs: Json, managed: Json, rollout: str, spec: RolloutSpec
 
 
 def _check_destination_host(
-    vs: Json, where: str, entry: Any, rollout: str, spec: RolloutSpec
-) -> Json:
+    vs: Obj, where: str, entry: Any, rollout: str, spec: RolloutSpec
+) -> Obj:
     destination = entry.get("destination") if isinstance(entry, dict) else None
     host = destination.get("host") if isinstance(destination, dict) else None
     if not isinstance(host, str) or not _same_host(host, spec.host, _namespace(vs)):
@@ -605,7 +605,7 @@ def _check_destination_host(
     return destination
 
 
-def _weighted(stable: Json, canary_subset: str, canary_weight: int) -> list[Json]:
+def _weighted(stable: Obj, canary_subset: str, canary_weight: int) -> list[Obj]:
     if canary_weight == 0:
         alone = copy.deepcopy(stable)
         if alone.get("weight") != 100:  # keep the user's explicit `weight: 100`, drop the rest
@@ -615,14 +615,14 @@ def _weighted(stable: Json, canary_subset: str, canary_weight: int) -> list[Json
     return [{**stable, "weight": 100 - canary_weight}, {**canary, "weight": canary_weight}]
 
 
-def _with_subset(entry: Json, subset: str) -> Json:
+def _with_subset(entry: Obj, subset: str) -> Obj:
     copied = copy.deepcopy(entry)
     copied["destination"] = {**copied["destination"], "subset": subset}
     return copied
 
 
 def _release_stale_routes(
-    vs: Json, claims: Claims, rollout: str, spec: RolloutSpec, keep: RouteClaim | None
+    vs: Obj, claims: Claims, rollout: str, spec: RolloutSpec, keep: RouteClaim | None
 ) -> None:
     """Return every route this Rollout claims, other than `keep` and its header route, to
     stable alone: the route it steered before a change of spec, or all of them on deletion."""
@@ -630,7 +630,7 @@ def _release_stale_routes(
     if not isinstance(routes, list):
         return
     header = header_route_name(rollout)
-    stale: list[Json] = []
+    stale: list[Obj] = []
     for name, owner in claims.routes.items():
         if owner != rollout or name == header or (keep is not None and name == keep.name):
             continue
@@ -656,9 +656,7 @@ def _release_stale_routes(
 # ---------------------------------------------------------------- mirror
 
 
-def _set_mirror(
-    vs: Json, managed: Json, rollout: str, spec: RolloutSpec, wanted: Json | None
-) -> None:
+def _set_mirror(vs: Obj, managed: Obj, rollout: str, spec: RolloutSpec, wanted: Obj | None) -> None:
     """Give the managed route the `wanted` mirror keys, or take ours away when None."""
     ours = _mirror_is_ours(managed, spec, _namespace(vs))
     if wanted is None:
@@ -672,7 +670,7 @@ def _set_mirror(
     managed.update(wanted)
 
 
-def _check_mirror_replaceable(vs: Json, managed: Json, rollout: str, spec: RolloutSpec) -> None:
+def _check_mirror_replaceable(vs: Obj, managed: Obj, rollout: str, spec: RolloutSpec) -> None:
     if _mirror_is_ours(managed, spec, _namespace(vs)):
         return
     if "mirror" not in managed and "mirrors" not in managed:
@@ -686,7 +684,7 @@ def _check_mirror_replaceable(vs: Json, managed: Json, rollout: str, spec: Rollo
     )
 
 
-def _mirror_keys(stable: Json, canary_subset: str, percent: float) -> Json | None:
+def _mirror_keys(stable: Obj, canary_subset: str, percent: float) -> Obj | None:
     if percent == 0:
         return None
     destination = stable["destination"]
@@ -696,7 +694,7 @@ def _mirror_keys(stable: Json, canary_subset: str, percent: float) -> Json | Non
     return {"mirror": mirror, "mirrorPercentage": {"value": percent}}
 
 
-def _mirror_is_ours(managed: Json, spec: RolloutSpec, namespace: str) -> bool:
+def _mirror_is_ours(managed: Obj, spec: RolloutSpec, namespace: str) -> bool:
     mirror = managed.get("mirror")
     if not isinstance(mirror, dict) or "mirrors" in managed:
         return False
@@ -712,12 +710,12 @@ def _mirror_is_ours(managed: Json, spec: RolloutSpec, namespace: str) -> bool:
 
 
 def _check_other_routes(
-    vs: Json,
+    vs: Obj,
     claims: Claims,
     managed_index: int,
     rollout: str,
     spec: RolloutSpec,
-    dr: Json | None,
+    dr: Obj | None,
 ) -> None:
     """Refuse any route or mirror besides ours that could reach the canary's pods."""
     body = vs.get("spec")
@@ -744,7 +742,7 @@ def _check_other_routes(
                 _check_target(vs, kind, index, route, target, "mirrors", rollout, spec, dr)
 
 
-def _mirror_targets(route: Json) -> Iterator[Any]:
+def _mirror_targets(route: Obj) -> Iterator[Any]:
     if "mirror" in route:
         yield route["mirror"]
     mirrors = route.get("mirrors")
@@ -753,15 +751,15 @@ def _mirror_targets(route: Json) -> Iterator[Any]:
 
 
 def _check_target(
-    vs: Json,
+    vs: Obj,
     kind: str,
     index: int,
-    route: Json,
+    route: Obj,
     target: Any,
     verb: str,
     rollout: str,
     spec: RolloutSpec,
-    dr: Json | None,
+    dr: Obj | None,
 ) -> None:
     host = target.get("host") if isinstance(target, dict) else None
     if not isinstance(host, str) or not _same_host(host, spec.host, _namespace(vs)):
@@ -801,7 +799,7 @@ def _check_target(
         )
 
 
-def _live_version(dr: Json, spec: RolloutSpec) -> Any:
+def _live_version(dr: Obj, spec: RolloutSpec) -> Any:
     """The version the stable subset selects: the canary's version is live once it is that."""
     stable = _find_subset(dr, spec.stable.subset)
     labels = stable.get("labels") if stable is not None else None
@@ -812,10 +810,10 @@ def _live_version(dr: Json, spec: RolloutSpec) -> Any:
 
 
 def _insert_header_route(
-    vs: Json, claims: Claims, rollout: str, spec: RolloutSpec, stable: Json
+    vs: Obj, claims: Claims, rollout: str, spec: RolloutSpec, stable: Obj
 ) -> None:
     name = header_route_name(rollout)
-    routes: list[Json] = vs["spec"]["http"]
+    routes: list[Obj] = vs["spec"]["http"]
     _check_header_route_name(vs, routes, claims, rollout)
     routes[:] = [route for route in routes if route.get("name") != name]
     who = f"Rollout {_namespace(vs)}/{rollout}"
@@ -823,7 +821,7 @@ def _insert_header_route(
     routes.insert(index, _header_route(vs, managed, rollout, spec, stable))
 
 
-def _check_header_route_name(vs: Json, routes: list[Json], claims: Claims, rollout: str) -> None:
+def _check_header_route_name(vs: Obj, routes: list[Obj], claims: Claims, rollout: str) -> None:
     """The name `<rollout>-canary` is free for the header route, or already its own."""
     name = header_route_name(rollout)
     owner = claims.routes.get(name)
@@ -842,7 +840,7 @@ def _check_header_route_name(vs: Json, routes: list[Json], claims: Claims, rollo
         )
 
 
-def _remove_header_route(vs: Json, claims: Claims, rollout: str) -> None:
+def _remove_header_route(vs: Obj, claims: Claims, rollout: str) -> None:
     name = header_route_name(rollout)
     if claims.routes.get(name) != rollout:
         return
@@ -852,7 +850,7 @@ def _remove_header_route(vs: Json, claims: Claims, rollout: str) -> None:
         routes[:] = [r for r in routes if not isinstance(r, dict) or r.get("name") != name]
 
 
-def _header_route(vs: Json, managed: Json, rollout: str, spec: RolloutSpec, stable: Json) -> Json:
+def _header_route(vs: Obj, managed: Obj, rollout: str, spec: RolloutSpec, stable: Obj) -> Obj:
     canary = _with_subset(stable, spec.canary.subset)
     canary.pop("weight", None)
     inherited = {
@@ -868,7 +866,7 @@ def _header_route(vs: Json, managed: Json, rollout: str, spec: RolloutSpec, stab
     }
 
 
-def _header_matches(vs: Json, managed: Json, rollout: str, spec: RolloutSpec) -> list[Json]:
+def _header_matches(vs: Obj, managed: Obj, rollout: str, spec: RolloutSpec) -> list[Obj]:
     """The stage's matches, each ANDed with each of the managed route's own matches.
 
     Without the managed route's match the header route would also take requests that the
@@ -890,13 +888,13 @@ def _header_matches(vs: Json, managed: Json, rollout: str, spec: RolloutSpec) ->
     ]
 
 
-def _istio_match(vs: Json, rollout: str, match: MatchRequest) -> Json:
+def _istio_match(vs: Obj, rollout: str, match: MatchRequest) -> Obj:
     """Istio's HTTPMatchRequest: `clientIP` becomes a match on the first X-Forwarded-For."""
     istio = match.wire()
     client_ip = istio.pop("clientIP", None)
     if client_ip is None:
         return istio
-    headers: Json = istio.setdefault("headers", {})
+    headers: Obj = istio.setdefault("headers", {})
     if any(header.lower() == CLIENT_IP_HEADER for header in headers):
         raise MeshError(
             f"Rollout {_namespace(vs)}/{rollout} gives both clientIP and an {CLIENT_IP_HEADER} "
@@ -906,7 +904,7 @@ def _istio_match(vs: Json, rollout: str, match: MatchRequest) -> Json:
     return istio
 
 
-def _merged_match(vs: Json, where: str, rollout: str, route_match: Any, canary_match: Json) -> Json:
+def _merged_match(vs: Obj, where: str, rollout: str, route_match: Any, canary_match: Obj) -> Obj:
     if not isinstance(route_match, dict):
         raise MeshError(
             f"VirtualService {_ref(vs)} {where} has a match entry that is not an object: "
@@ -925,7 +923,7 @@ def _merged_match(vs: Json, where: str, rollout: str, route_match: Any, canary_m
     return merged
 
 
-def _contradiction(vs: Json, where: str, rollout: str, key: str) -> MeshError:
+def _contradiction(vs: Obj, where: str, rollout: str, key: str) -> MeshError:
     return MeshError(
         f"spec.stages.headerCanary.match of Rollout {_namespace(vs)}/{rollout} and {where} of "
         f"VirtualService {_ref(vs)} both match on {key} with different values: drop {key} from "
@@ -940,7 +938,7 @@ def _clashing_keys(left: Mapping[str, Any], right: Mapping[str, Any]) -> bool:
 # ---------------------------------------------------------------- destination rule
 
 
-def _check_destination_rule(dr: Json, rollout: str, spec: RolloutSpec) -> Claims:
+def _check_destination_rule(dr: Obj, rollout: str, spec: RolloutSpec) -> Claims:
     """The DestinationRule's host, both subsets, and their claims; the claims as read."""
     body = dr.get("spec")
     host = body.get("host") if isinstance(body, dict) else None
@@ -964,7 +962,7 @@ def _check_destination_rule(dr: Json, rollout: str, spec: RolloutSpec) -> Claims
     return claims
 
 
-def _find_subset(dr: Mapping[str, Any], name: str) -> Json | None:
+def _find_subset(dr: Mapping[str, Any], name: str) -> Obj | None:
     body = dr.get("spec")
     subsets = body.get("subsets") if isinstance(body, dict) else None
     for subset in subsets if isinstance(subsets, list) else []:
@@ -973,7 +971,7 @@ def _find_subset(dr: Mapping[str, Any], name: str) -> Json | None:
     return None
 
 
-def _subset(dr: Json, name: str, field_name: str, rollout: str, spec: RolloutSpec) -> Json:
+def _subset(dr: Obj, name: str, field_name: str, rollout: str, spec: RolloutSpec) -> Obj:
     subset = _find_subset(dr, name)
     if subset is not None:
         return subset
@@ -1012,14 +1010,14 @@ def _annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return annotations if isinstance(annotations, dict) else {}
 
 
-def _set_annotation(obj: Json, key: str, value: str) -> None:
+def _set_annotation(obj: Obj, key: str, value: str) -> None:
     metadata = obj.setdefault("metadata", {})
     if not isinstance(metadata.get("annotations"), dict):
         metadata["annotations"] = {}
     metadata["annotations"][key] = value
 
 
-def _drop_annotation(obj: Json, key: str) -> None:
+def _drop_annotation(obj: Obj, key: str) -> None:
     metadata = obj.get("metadata")
     if not isinstance(metadata, dict) or key not in _annotations(obj):
         return
@@ -1038,7 +1036,7 @@ def _check_traffic(traffic: Traffic) -> None:
         raise ValueError(f"mirror percent must lie in 0..100, got {traffic.mirror_percent}")
 
 
-def _planned(desired: Json, original: Mapping[str, Any]) -> Planned:
+def _planned(desired: Obj, original: Mapping[str, Any]) -> Planned:
     return Planned(obj=desired, changed=desired != dict(original))
 
 
@@ -1084,7 +1082,7 @@ def observe_traffic(
     )
 
 
-def _canary_weight(managed: Json, spec: RolloutSpec) -> int:
+def _canary_weight(managed: Obj, spec: RolloutSpec) -> int:
     entries = [e for e in managed.get("route") or [] if isinstance(e, dict)]
     to_canary = [
         e for e in entries if (e.get("destination") or {}).get("subset") == spec.canary.subset
@@ -1096,7 +1094,7 @@ def _canary_weight(managed: Json, spec: RolloutSpec) -> int:
     return sum(int(e.get("weight") or 0) for e in to_canary)
 
 
-def _mirrored_percent(managed: Json, spec: RolloutSpec, namespace: str) -> float:
+def _mirrored_percent(managed: Obj, spec: RolloutSpec, namespace: str) -> float:
     if not _mirror_is_ours(managed, spec, namespace):
         return 0.0
     percentage = managed.get("mirrorPercentage")
@@ -1111,7 +1109,7 @@ def _subset_version(dr: Mapping[str, Any], name: str, spec: RolloutSpec) -> str 
     return str(version) if version is not None else None
 
 
-def _labels(subset: Json) -> dict[str, Any]:
+def _labels(subset: Obj) -> dict[str, Any]:
     labels = subset.get("labels")
     return labels if isinstance(labels, dict) else {}
 

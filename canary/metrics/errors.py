@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
-
 
 class MetricsError(Exception):
     """A metrics backend could not answer a query; str(error) is the user-facing sentence."""
@@ -44,13 +42,3 @@ class PrometheusBadResponseError(MetricsError):
 
 class CredentialError(MetricsError):
     """A credential named in spec.prometheus.auth could not be read."""
-
-
-def redacted_url(url: str) -> str:
-    """`url` without user info, query or fragment: safe for messages and logs."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))

@@ -20,6 +20,7 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from prometheus_api_client.prometheus_connect import PrometheusConnect
 from urllib3.util.retry import Retry
 
+from canary.common.urls import redacted_url
 from canary.core.durations import format_duration
 from canary.core.model import Gate, GateResult, PrometheusAuth, PrometheusRef, Rollout
 from canary.metrics.compare import LiveCounters, measure_compare
@@ -33,7 +34,6 @@ from canary.metrics.errors import (
     PrometheusTimeoutError,
     PrometheusTLSError,
     PrometheusUnreachableError,
-    redacted_url,
 )
 from canary.metrics.promql import (
     Target,

@@ -10,14 +10,15 @@ a slow API server delays a notice, never a reconcile. URLs never reach logs or m
 from __future__ import annotations
 
 import queue
-import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import requests
 import structlog
+
+from canary.common.pacing import TokenBucket, backoff_delay, retry_after
 
 DeliveryHook = Callable[[str, str], None]
 """on_delivery(provider, outcome): outcome sent, failed, dropped or error (URL unreadable)."""
@@ -47,29 +48,19 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.cap_seconds)
-        backoff: float = min(self.cap_seconds, self.base_seconds * 2**attempt)
-        return backoff * random.uniform(0.5, 1.0)
+        return backoff_delay(attempt, self.base_seconds, self.cap_seconds)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RateLimit:
-    """A token bucket: `per_second` sustained, `burst` at once."""
+    """A receiver's limit: `per_second` sustained, `burst` at once (one token bucket each)."""
 
     per_second: float = 1.0
     burst: int = 5
-    _tokens: float = field(default=-1.0, init=False)
-    _at: float = field(default=0.0, init=False)
 
-    def wait(self, stop: threading.Event) -> None:
-        now = time.monotonic()
-        if self._tokens < 0:
-            self._tokens, self._at = float(self.burst), now
-        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.per_second)
-        self._at = now
-        if self._tokens < 1:
-            stop.wait((1 - self._tokens) / self.per_second)
-            self._tokens, self._at = 1.0, time.monotonic()
-        self._tokens -= 1
+    def bucket(self, stop: threading.Event) -> TokenBucket:
+        """The receiver's bucket; its waits end early when `stop` is set."""
+        return TokenBucket(self.per_second, self.burst, sleep=stop.wait)
 
 
 class _RetryableError(Exception):
@@ -122,7 +113,7 @@ class Dispatcher:
             return found
 
     def _work(self, deliveries: queue.Queue[Delivery]) -> None:
-        limit = self._rate()
+        limit = self._rate().bucket(self._stop)
         session = requests.Session()
         session.trust_env = False
         while not self._stop.is_set():
@@ -131,7 +122,7 @@ class Dispatcher:
             except queue.Empty:
                 continue
             try:
-                limit.wait(self._stop)
+                limit.acquire()
                 self._count(delivery.provider, self._deliver(session, delivery))
             finally:
                 deliveries.task_done()
@@ -182,7 +173,4 @@ class _RefusedError(Exception):
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    try:
-        return max(0.0, float(response.headers.get("Retry-After", "")))
-    except ValueError:
-        return None
+    return retry_after(response.headers.get("Retry-After"))

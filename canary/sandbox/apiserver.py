@@ -33,6 +33,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
+from canary.core.objects import Obj
 from canary.sandbox import discovery, errors, protobuf
 from canary.sandbox.errors import ApiError
 from canary.sandbox.faults import Faults, RequestLog, RequestRecord
@@ -42,7 +43,6 @@ from canary.sandbox.selectors import Matcher, field_selector, label_selector, su
 from canary.sandbox.store import Store, StoredEvent, WatchExpiredError, WatchHandle
 from canary.sandbox.table import as_table, wants_table
 
-JsonObj = dict[str, Any]
 CRD_DIRECTORY = Path(__file__).parent / "crds"
 WATCH_POLL_SECONDS = 0.5
 HEALTH_PATHS = ("/healthz", "/readyz", "/livez")
@@ -58,8 +58,8 @@ def bundled_crd_paths() -> list[Path]:
     return sorted(CRD_DIRECTORY.glob("*.yaml"))
 
 
-def load_yaml_documents(paths: Iterable[str | Path]) -> list[JsonObj]:
-    documents: list[JsonObj] = []
+def load_yaml_documents(paths: Iterable[str | Path]) -> list[Obj]:
+    documents: list[Obj] = []
     for path in paths:
         with open(path, encoding="utf-8") as stream:
             documents.extend(doc for doc in yaml.safe_load_all(stream) if isinstance(doc, dict))
@@ -178,7 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_json(200, document)
 
-    def _non_resource_document(self, path: str) -> JsonObj | str | bytes | None:
+    def _non_resource_document(self, path: str) -> Obj | str | bytes | None:
         registry = self.api.registry
         parts = path.strip("/").split("/")
         if path in HEALTH_PATHS:
@@ -205,7 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._openapi_document(parts[3], parts[4])
         return None
 
-    def _openapi_document(self, group: str, version: str) -> JsonObj | None:
+    def _openapi_document(self, group: str, version: str) -> Obj | None:
         if not self.api.registry.types_in(group, version):
             return None
         return discovery.openapi_document(self.api.registry, group, version)
@@ -266,7 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
         *,
         body: bytes,
         options: WriteOptions,
-    ) -> tuple[int, JsonObj]:
+    ) -> tuple[int, Obj]:
         objects = self.api.objects
         namespace = path.namespace or ""
         name = path.name or ""
@@ -309,9 +309,7 @@ class _Handler(BaseHTTPRequestHandler):
             return protobuf.decode_object(body)
         return _json(body)
 
-    def _send_resource(
-        self, code: int, rt: ResourceType, answer: JsonObj, warnings: list[str]
-    ) -> None:
+    def _send_resource(self, code: int, rt: ResourceType, answer: Obj, warnings: list[str]) -> None:
         headers = {}
         if warnings:
             headers["Warning"] = ", ".join(f"299 - {json.dumps(w)}" for w in warnings)
@@ -391,7 +389,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.flush()
 
-    def _send_chunk(self, event: JsonObj) -> None:
+    def _send_chunk(self, event: Obj) -> None:
         data = json.dumps(event).encode() + b"\n"
         self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
@@ -406,9 +404,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- plain responses -----------------------------------------------------------------
 
-    def _send_json(
-        self, code: int, document: JsonObj, headers: dict[str, str] | None = None
-    ) -> None:
+    def _send_json(self, code: int, document: Obj, headers: dict[str, str] | None = None) -> None:
         self._send_bytes(code, json.dumps(document).encode(), "application/json", headers)
 
     def _send_bytes(
@@ -451,7 +447,7 @@ def _combined(first: Matcher, second: Matcher) -> Matcher:
 
 def _translate(
     event: StoredEvent, rt: ResourceType, namespace: str | None, matches: Matcher
-) -> JsonObj | None:
+) -> Obj | None:
     """The event as this watch sees it; objects entering or leaving its selector are
     ADDED or DELETED, as with the real watch cache."""
     if event.storage_key != rt.storage_key:
@@ -566,7 +562,7 @@ class ApiServer:
     def create_namespace(self, name: str) -> None:
         ensure_namespace(self.objects, name)
 
-    def install_crds(self, crds: Iterable[JsonObj]) -> None:
+    def install_crds(self, crds: Iterable[Obj]) -> None:
         """Create or replace CustomResourceDefinitions directly (not counted in request_log)."""
         crd_type = self.registry.lookup(CRD_GROUP, "v1", CRD_PLURAL)
         assert crd_type is not None

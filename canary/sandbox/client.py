@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-Obj = dict[str, Any]
+from canary.core.objects import Obj
 
 _CORE_KINDS = {"Namespace": "namespaces", "Service": "services", "Event": "events"}
 _PLURALS = {

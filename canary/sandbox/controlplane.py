@@ -50,6 +50,7 @@ from typing import Any
 
 import yaml
 
+from canary.core.objects import Obj
 from canary.sandbox.k8s_assets import REPO, Assets, AssetsMissingError, ensure_assets
 from canary.sandbox.pki import CertificateAuthority, KeyPair, signing_key_pair
 from canary.sandbox.prometheus import free_port
@@ -76,7 +77,6 @@ KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 NODE_LEASE_SECONDS = 40
 NODE_GRACE = "2m"
 OWN_CRDS = (REPO / "crds" / "rollout.yaml",)
-JsonObj = dict[str, Any]
 
 
 class ControlPlaneError(RuntimeError):
@@ -336,7 +336,7 @@ class ControlPlane:
                 f"CRD {name} to be established", partial(self._established, name), deadline
             )
 
-    def request(self, method: str, path: str, body: JsonObj | None = None) -> JsonObj:
+    def request(self, method: str, path: str, body: Obj | None = None) -> Obj:
         """One admin request to kube-apiserver; the decoded answer (HTTPError on 4xx/5xx)."""
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
@@ -346,7 +346,7 @@ class ControlPlane:
             headers={"Content-Type": "application/json", "Accept": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=10, context=self._tls()) as response:
-            answer: JsonObj = json.loads(response.read() or b"{}")
+            answer: Obj = json.loads(response.read() or b"{}")
             return answer
 
     def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
@@ -694,12 +694,12 @@ class ControlPlane:
         ]
         return len(ready) >= self.nodes
 
-    def _etcd(self, path: str, body: JsonObj) -> JsonObj:
+    def _etcd(self, path: str, body: Obj) -> Obj:
         request = urllib.request.Request(
             f"http://{HOST}:{self.ports.etcd}{path}", data=json.dumps(body).encode(), method="POST"
         )
         with urllib.request.urlopen(request, timeout=10) as response:
-            answer: JsonObj = json.loads(response.read())
+            answer: Obj = json.loads(response.read())
             return answer
 
     def _etcd_healthy(self) -> bool:
@@ -710,7 +710,7 @@ class ControlPlane:
             return False
 
 
-def kwok_node(name: str) -> JsonObj:
+def kwok_node(name: str) -> Obj:
     """A Node that kwok plays the kubelet of (kwok's documented fake node, without its taint
     so that ordinary Pods schedule there)."""
     return {

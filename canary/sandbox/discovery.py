@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 
+from canary.core.objects import Obj
 from canary.sandbox.resources import PRESERVE_EVERYTHING, Registry, ResourceType
-
-JsonObj = dict[str, Any]
 
 KUBERNETES_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0"}
 OBJECT_META_REF = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 PATCH_CONTENT_TYPES = ("application/merge-patch+json", "application/json-patch+json")
 
 
-def version_info() -> JsonObj:
+def version_info() -> Obj:
     return {
         **KUBERNETES_VERSION,
         "gitCommit": "sandbox",
@@ -27,7 +25,7 @@ def version_info() -> JsonObj:
     }
 
 
-def api_versions(server_address: str) -> JsonObj:
+def api_versions(server_address: str) -> Obj:
     return {
         "kind": "APIVersions",
         "versions": ["v1"],
@@ -37,7 +35,7 @@ def api_versions(server_address: str) -> JsonObj:
     }
 
 
-def api_group(registry: Registry, group: str) -> JsonObj | None:
+def api_group(registry: Registry, group: str) -> Obj | None:
     versions = registry.group_versions().get(group)
     if not versions:
         return None
@@ -51,12 +49,12 @@ def api_group(registry: Registry, group: str) -> JsonObj | None:
     }
 
 
-def api_group_list(registry: Registry) -> JsonObj:
+def api_group_list(registry: Registry) -> Obj:
     groups = [api_group(registry, name) for name in sorted(registry.group_versions()) if name]
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [g for g in groups if g]}
 
 
-def api_resource_list(registry: Registry, group: str, version: str) -> JsonObj | None:
+def api_resource_list(registry: Registry, group: str, version: str) -> Obj | None:
     types = registry.types_in(group, version)
     if not types:
         return None
@@ -78,7 +76,7 @@ def _path_key(group: str, version: str) -> str:
     return f"apis/{group}/{version}" if group else f"api/{version}"
 
 
-def openapi_index(registry: Registry) -> JsonObj:
+def openapi_index(registry: Registry) -> Obj:
     paths = {}
     for group, versions in registry.group_versions().items():
         for version in versions:
@@ -96,11 +94,11 @@ def _schema_name(rt: ResourceType) -> str:
     return f"{reversed_group}.{rt.version}.{rt.kind}"
 
 
-def _gvk(rt: ResourceType) -> JsonObj:
+def _gvk(rt: ResourceType) -> Obj:
     return {"group": rt.group, "version": rt.version, "kind": rt.kind}
 
 
-def _object_schema(rt: ResourceType) -> JsonObj:
+def _object_schema(rt: ResourceType) -> Obj:
     schema = dict(rt.schema or PRESERVE_EVERYTHING)
     properties = dict(schema.get("properties", {}))
     properties["apiVersion"] = {"type": "string"}
@@ -112,7 +110,7 @@ def _object_schema(rt: ResourceType) -> JsonObj:
     return schema
 
 
-def _object_meta_schema() -> JsonObj:
+def _object_meta_schema() -> Obj:
     string_map = {"type": "object", "additionalProperties": {"type": "string"}}
     return {
         "type": "object",
@@ -133,8 +131,8 @@ def _object_meta_schema() -> JsonObj:
     }
 
 
-def _operation(rt: ResourceType, action: str, schema_ref: str, with_body: bool) -> JsonObj:
-    operation: JsonObj = {
+def _operation(rt: ResourceType, action: str, schema_ref: str, with_body: bool) -> Obj:
+    operation: Obj = {
         "operationId": f"{action}{rt.kind}",
         "parameters": [
             {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
@@ -157,7 +155,7 @@ def _operation(rt: ResourceType, action: str, schema_ref: str, with_body: bool) 
     return operation
 
 
-def _paths_for(rt: ResourceType) -> JsonObj:
+def _paths_for(rt: ResourceType) -> Obj:
     prefix = "/" + _path_key(rt.group, rt.version)
     scope = f"{prefix}/namespaces/{{namespace}}" if rt.namespaced else prefix
     ref = f"#/components/schemas/{_schema_name(rt)}"
@@ -182,10 +180,10 @@ def _paths_for(rt: ResourceType) -> JsonObj:
     return paths
 
 
-def openapi_document(registry: Registry, group: str, version: str) -> JsonObj:
+def openapi_document(registry: Registry, group: str, version: str) -> Obj:
     types = registry.types_in(group, version)
-    paths: JsonObj = {}
-    schemas: JsonObj = {OBJECT_META_REF: _object_meta_schema()}
+    paths: Obj = {}
+    schemas: Obj = {OBJECT_META_REF: _object_meta_schema()}
     for rt in sorted(types, key=lambda t: t.plural):
         paths.update(_paths_for(rt))
         schemas[_schema_name(rt)] = _object_schema(rt)

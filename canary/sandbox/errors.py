@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-JsonObj = dict[str, Any]
+from canary.core.objects import Obj
 
 
 class ApiError(Exception):
@@ -15,7 +13,7 @@ class ApiError(Exception):
         code: int,
         reason: str,
         message: str,
-        details: JsonObj | None = None,
+        details: Obj | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
@@ -25,8 +23,8 @@ class ApiError(Exception):
         self.details = details
         self.headers = headers or {}
 
-    def status(self) -> JsonObj:
-        body: JsonObj = {
+    def status(self) -> Obj:
+        body: Obj = {
             "kind": "Status",
             "apiVersion": "v1",
             "metadata": {},
@@ -101,7 +99,7 @@ def expired(message: str = "too old resource version") -> ApiError:
     return ApiError(410, "Expired", message)
 
 
-def invalid(kind: str, group: str, name: str, causes: list[JsonObj]) -> ApiError:
+def invalid(kind: str, group: str, name: str, causes: list[Obj]) -> ApiError:
     """422 Invalid with one cause per field, worded as the real server does."""
     qualified_kind = f"{kind}.{group}" if group else kind
     rendered = [f"{cause['field']}: {cause['message']}" for cause in causes]

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from canary.core.objects import Obj
 from canary.sandbox import errors, patch, schema
 from canary.sandbox.errors import ApiError
 from canary.sandbox.resources import (
@@ -32,7 +33,6 @@ from canary.sandbox.resources import (
 from canary.sandbox.selectors import field_selector, label_selector, supported_fields
 from canary.sandbox.store import Store
 
-JsonObj = dict[str, Any]
 NAMESPACES_KEY = ("", "namespaces")
 IMMUTABLE_METADATA = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
 
@@ -49,7 +49,7 @@ class WriteOptions:
     warnings: list[str] = field(default_factory=list)
 
 
-def _without_volatile(obj: JsonObj) -> JsonObj:
+def _without_volatile(obj: Obj) -> Obj:
     trimmed = copy.deepcopy(obj)
     metadata = trimmed.get("metadata", {})
     metadata.pop("resourceVersion", None)
@@ -57,7 +57,7 @@ def _without_volatile(obj: JsonObj) -> JsonObj:
     return trimmed
 
 
-def _spec_part(obj: JsonObj) -> JsonObj:
+def _spec_part(obj: Obj) -> Obj:
     """Everything that counts for `generation`: all top-level fields but metadata and status."""
     ignored = ("metadata", "status", "apiVersion", "kind")
     return {key: value for key, value in obj.items() if key not in ignored}
@@ -70,7 +70,7 @@ class ObjectService:
 
     # --- reads ---------------------------------------------------------------------------
 
-    def get(self, rt: ResourceType, namespace: str, name: str) -> JsonObj:
+    def get(self, rt: ResourceType, namespace: str, name: str) -> Obj:
         found = self.store.get(rt.storage_key, namespace, name)
         if found is None:
             raise errors.not_found(rt.group, rt.plural, name)
@@ -82,7 +82,7 @@ class ObjectService:
         namespace: str | None,
         labels: str | None = None,
         fields: str | None = None,
-    ) -> JsonObj:
+    ) -> Obj:
         label_match = label_selector(labels)
         field_match = field_selector(fields, supported_fields(rt.from_crd))
         with self.store.lock:
@@ -98,13 +98,13 @@ class ObjectService:
         }
 
     @staticmethod
-    def view(rt: ResourceType, obj: JsonObj) -> JsonObj:
+    def view(rt: ResourceType, obj: Obj) -> Obj:
         """The object as served at `rt`'s version (no conversion, like CRDs with None)."""
         return {"apiVersion": rt.api_version, "kind": rt.kind, **_without_type_meta(obj)}
 
     # --- create --------------------------------------------------------------------------
 
-    def create(self, rt: ResourceType, namespace: str, body: Any, options: WriteOptions) -> JsonObj:
+    def create(self, rt: ResourceType, namespace: str, body: Any, options: WriteOptions) -> Obj:
         obj = self._checked_body(rt, body)
         metadata = obj["metadata"]
         metadata["name"] = self._name_for_create(rt, metadata)
@@ -125,7 +125,7 @@ class ObjectService:
                 self.registry.install_crd(stored)
             return self.view(rt, stored)
 
-    def _name_for_create(self, rt: ResourceType, metadata: JsonObj) -> str:
+    def _name_for_create(self, rt: ResourceType, metadata: Obj) -> str:
         name = metadata.get("name")
         if not name and metadata.get("generateName"):
             alphabet = string.ascii_lowercase + string.digits
@@ -147,7 +147,7 @@ class ObjectService:
             raise errors.invalid(rt.kind, rt.group, str(name), [cause])
         return str(name)
 
-    def _place_in_namespace(self, rt: ResourceType, namespace: str, metadata: JsonObj) -> None:
+    def _place_in_namespace(self, rt: ResourceType, namespace: str, metadata: Obj) -> None:
         if not rt.namespaced:
             metadata.pop("namespace", None)
             return
@@ -161,7 +161,7 @@ class ObjectService:
             raise errors.not_found("", "namespaces", namespace)
 
     @staticmethod
-    def _apply_builtin_defaults(rt: ResourceType, obj: JsonObj) -> None:
+    def _apply_builtin_defaults(rt: ResourceType, obj: Obj) -> None:
         if (rt.group, rt.plural) == ("", "namespaces"):
             obj["status"] = {"phase": "Active"}
             obj.setdefault("spec", {"finalizers": ["kubernetes"]})
@@ -181,7 +181,7 @@ class ObjectService:
         *,
         subresource: str | None,
         options: WriteOptions,
-    ) -> JsonObj:
+    ) -> Obj:
         obj = self._checked_body(rt, body)
         if rt.from_crd and not obj["metadata"].get("resourceVersion"):
             cause = {
@@ -204,7 +204,7 @@ class ObjectService:
         *,
         subresource: str | None,
         options: WriteOptions,
-    ) -> tuple[JsonObj, bool]:
+    ) -> tuple[Obj, bool]:
         """Apply a patch; returns the object and whether it was created (server-side apply)."""
         document = _parse_patch(content_type, raw)
         with self.store.lock:
@@ -220,7 +220,7 @@ class ObjectService:
                 rt, found, self._checked_body(rt, patched), subresource, options
             ), False
 
-    def _current(self, rt: ResourceType, namespace: str, name: str) -> JsonObj:
+    def _current(self, rt: ResourceType, namespace: str, name: str) -> Obj:
         found = self.store.get(rt.storage_key, namespace, name)
         if found is None:
             raise errors.not_found(rt.group, rt.plural, name)
@@ -229,11 +229,11 @@ class ObjectService:
     def _update(
         self,
         rt: ResourceType,
-        current: JsonObj,
-        obj: JsonObj,
+        current: Obj,
+        obj: Obj,
         subresource: str | None,
         options: WriteOptions,
-    ) -> JsonObj:
+    ) -> Obj:
         name = current["metadata"]["name"]
         if obj["metadata"].get("name", name) != name:
             raise errors.bad_request(
@@ -261,8 +261,8 @@ class ObjectService:
     # --- delete --------------------------------------------------------------------------
 
     def delete(
-        self, rt: ResourceType, namespace: str, name: str, options: JsonObj | None
-    ) -> tuple[JsonObj, bool]:
+        self, rt: ResourceType, namespace: str, name: str, options: Obj | None
+    ) -> tuple[Obj, bool]:
         """Delete, or mark for deletion while finalizers remain; returns (object, gone)."""
         with self.store.lock:
             current = self._current(rt, namespace, name)
@@ -280,7 +280,7 @@ class ObjectService:
                 return self.view(rt, self.store.write(rt.storage_key, marked, current)), False
             return self.view(rt, self._remove(rt, current)), True
 
-    def _remove(self, rt: ResourceType, obj: JsonObj) -> JsonObj:
+    def _remove(self, rt: ResourceType, obj: Obj) -> Obj:
         final = self.store.remove(rt.storage_key, obj)
         if (rt.group, rt.plural) == (CRD_GROUP, CRD_PLURAL):
             self._remove_crd_objects(obj)
@@ -289,7 +289,7 @@ class ObjectService:
                 self.store.remove(storage_key, inner)
         return final
 
-    def _remove_crd_objects(self, crd: JsonObj) -> None:
+    def _remove_crd_objects(self, crd: Obj) -> None:
         removed = self.registry.remove_crd(crd["metadata"]["name"])
         for storage_key in {rt.storage_key for rt in removed}:
             for obj in self.store.list_objects(storage_key):
@@ -297,7 +297,7 @@ class ObjectService:
 
     # --- admission: schema, pruning, CRD checks -------------------------------------------
 
-    def _checked_body(self, rt: ResourceType, body: Any) -> JsonObj:
+    def _checked_body(self, rt: ResourceType, body: Any) -> Obj:
         if not isinstance(body, dict):
             raise errors.bad_request("the request body must be a JSON object")
         obj = copy.deepcopy(body)
@@ -320,7 +320,7 @@ class ObjectService:
             obj["metadata"] = {}
         return obj
 
-    def _admit(self, rt: ResourceType, obj: JsonObj, options: WriteOptions) -> JsonObj:
+    def _admit(self, rt: ResourceType, obj: Obj, options: WriteOptions) -> Obj:
         if rt.schema is not None and rt.from_crd:
             obj = self._prune(rt, obj, options)
             causes = schema.validate(obj, rt.schema)
@@ -335,7 +335,7 @@ class ObjectService:
         return obj
 
     @staticmethod
-    def _prune(rt: ResourceType, obj: JsonObj, options: WriteOptions) -> JsonObj:
+    def _prune(rt: ResourceType, obj: Obj, options: WriteOptions) -> Obj:
         assert rt.schema is not None
         pruned_obj, pruned_paths = schema.prune_and_default(obj, rt.schema)
         if pruned_paths and options.field_validation == "Strict":
@@ -349,13 +349,11 @@ class ObjectService:
         return pruned_obj
 
 
-def _without_type_meta(obj: JsonObj) -> JsonObj:
+def _without_type_meta(obj: Obj) -> Obj:
     return {key: value for key, value in obj.items() if key not in ("apiVersion", "kind")}
 
 
-def _merge_for_update(
-    rt: ResourceType, current: JsonObj, obj: JsonObj, subresource: str | None
-) -> JsonObj:
+def _merge_for_update(rt: ResourceType, current: Obj, obj: Obj, subresource: str | None) -> Obj:
     if subresource == "status":
         updated = copy.deepcopy(current)
         _copy_field(obj, updated, "status")
@@ -374,14 +372,14 @@ def _merge_for_update(
     return updated
 
 
-def _copy_field(source: JsonObj, target: JsonObj, key: str) -> None:
+def _copy_field(source: Obj, target: Obj, key: str) -> None:
     if key in source:
         target[key] = copy.deepcopy(source[key])
     else:
         target.pop(key, None)
 
 
-def _check_no_new_finalizers(rt: ResourceType, current: JsonObj, updated: JsonObj) -> None:
+def _check_no_new_finalizers(rt: ResourceType, current: Obj, updated: Obj) -> None:
     """Once deletion started, finalizers may only be removed (kube-apiserver's rule)."""
     if not current["metadata"].get("deletionTimestamp"):
         return
@@ -398,7 +396,7 @@ def _check_no_new_finalizers(rt: ResourceType, current: JsonObj, updated: JsonOb
         raise errors.invalid(rt.kind, rt.group, current["metadata"]["name"], [cause])
 
 
-def _check_preconditions(rt: ResourceType, current: JsonObj, preconditions: JsonObj) -> None:
+def _check_preconditions(rt: ResourceType, current: Obj, preconditions: Obj) -> None:
     metadata = current["metadata"]
     expected_version = preconditions.get("resourceVersion")
     expected_uid = preconditions.get("uid")
@@ -425,7 +423,7 @@ def _parse_patch(content_type: str, raw: bytes) -> Any:
     return document
 
 
-def _apply_patch(rt: ResourceType, content_type: str, current: JsonObj, document: Any) -> Any:
+def _apply_patch(rt: ResourceType, content_type: str, current: Obj, document: Any) -> Any:
     if content_type == patch.JSON_PATCH:
         return patch.json_patch(current, document)
     if content_type == patch.STRATEGIC_MERGE_PATCH or (

@@ -11,9 +11,9 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
+from canary.core.objects import Obj
 from canary.sandbox.errors import ApiError
 
-JsonObj = dict[str, Any]
 Fields = dict[int, list[int | bytes]]
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 MAGIC = b"k8s\x00"
@@ -65,7 +65,7 @@ def _texts(fields: Fields, number: int) -> list[str]:
     return [value.decode() for value in fields.get(number, []) if isinstance(value, bytes)]
 
 
-def _map(fields: Fields, number: int, decode: Callable[[bytes], Any]) -> JsonObj:
+def _map(fields: Fields, number: int, decode: Callable[[bytes], Any]) -> Obj:
     entries = {}
     for entry in fields.get(number, []):
         if isinstance(entry, bytes):
@@ -74,9 +74,9 @@ def _map(fields: Fields, number: int, decode: Callable[[bytes], Any]) -> JsonObj
     return entries
 
 
-def _object_meta(data: bytes) -> JsonObj:
+def _object_meta(data: bytes) -> Obj:
     fields = _fields(data)
-    metadata: JsonObj = {}
+    metadata: Obj = {}
     for number, key in ((1, "name"), (2, "generateName"), (3, "namespace")):
         text = _text(fields, number)
         if text:
@@ -94,13 +94,13 @@ def _base64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
 
-def _namespace(fields: Fields) -> JsonObj:
+def _namespace(fields: Fields) -> Obj:
     spec = _fields(_bytes(fields, 2) or b"")
     return {"spec": {"finalizers": _texts(spec, 1)}} if _texts(spec, 1) else {}
 
 
-def _config_map(fields: Fields) -> JsonObj:
-    body: JsonObj = {}
+def _config_map(fields: Fields) -> Obj:
+    body: Obj = {}
     if data := _map(fields, 2, bytes.decode):
         body["data"] = data
     if binary := _map(fields, 3, _base64):
@@ -108,8 +108,8 @@ def _config_map(fields: Fields) -> JsonObj:
     return body
 
 
-def _secret(fields: Fields) -> JsonObj:
-    body: JsonObj = {}
+def _secret(fields: Fields) -> Obj:
+    body: Obj = {}
     if data := _map(fields, 2, _base64):
         body["data"] = data
     if secret_type := _text(fields, 3):
@@ -119,14 +119,14 @@ def _secret(fields: Fields) -> JsonObj:
     return body
 
 
-DECODERS: dict[str, Callable[[Fields], JsonObj]] = {
+DECODERS: dict[str, Callable[[Fields], Obj]] = {
     "Namespace": _namespace,
     "ConfigMap": _config_map,
     "Secret": _secret,
 }
 
 
-def decode_object(data: bytes) -> JsonObj:
+def decode_object(data: bytes) -> Obj:
     """A protobuf-encoded built-in object as its JSON dict; 415 for kinds we cannot read."""
     unsupported = ApiError(
         415,

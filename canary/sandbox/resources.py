@@ -7,13 +7,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-JsonObj = dict[str, Any]
+from canary.core.objects import Obj
 
 CRD_GROUP = "apiextensions.k8s.io"
 CRD_PLURAL = "customresourcedefinitions"
 OBJECT_VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
 SUBRESOURCE_VERBS = ("get", "patch", "update")
-PRESERVE_EVERYTHING: JsonObj = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+PRESERVE_EVERYTHING: Obj = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,8 @@ class ResourceType:
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     has_status: bool = False
-    schema: JsonObj | None = field(default=None, compare=False, hash=False)
-    printer_columns: tuple[JsonObj, ...] = field(default=(), compare=False, hash=False)
+    schema: Obj | None = field(default=None, compare=False, hash=False)
+    printer_columns: tuple[Obj, ...] = field(default=(), compare=False, hash=False)
     from_crd: bool = False
 
     @property
@@ -44,8 +44,8 @@ class ResourceType:
     def list_kind(self) -> str:
         return f"{self.kind}List"
 
-    def discovery_entries(self) -> list[JsonObj]:
-        main: JsonObj = {
+    def discovery_entries(self) -> list[Obj]:
+        main: Obj = {
             "name": self.plural,
             "singularName": self.singular,
             "namespaced": self.namespaced,
@@ -135,7 +135,7 @@ def sort_versions(versions: list[str]) -> list[str]:
     return sorted(set(versions), key=_version_sort_key)
 
 
-def crd_resource_types(crd: JsonObj) -> list[ResourceType]:
+def crd_resource_types(crd: Obj) -> list[ResourceType]:
     """One ResourceType per served version of a CustomResourceDefinition object."""
     spec = crd.get("spec", {})
     names = spec.get("names", {})
@@ -164,11 +164,11 @@ def crd_resource_types(crd: JsonObj) -> list[ResourceType]:
     return types
 
 
-def crd_problems(crd: JsonObj) -> list[JsonObj]:
+def crd_problems(crd: Obj) -> list[Obj]:
     """Causes that make a CRD unacceptable (a small subset of the real checks)."""
     spec = crd.get("spec", {})
     names = spec.get("names", {})
-    causes: list[JsonObj] = []
+    causes: list[Obj] = []
 
     def require(path: str, present: Any) -> None:
         if not present:
@@ -202,7 +202,7 @@ def crd_problems(crd: JsonObj) -> list[JsonObj]:
     return causes
 
 
-def crd_status(crd: JsonObj) -> JsonObj:
+def crd_status(crd: Obj) -> Obj:
     """The status the real server converges to once a CRD is established."""
     spec = crd.get("spec", {})
     storage = [v["name"] for v in spec.get("versions", []) if v.get("storage")]
@@ -259,7 +259,7 @@ class Registry:
     def types_in(self, group: str, version: str) -> list[ResourceType]:
         return [t for t in self.all_types() if t.group == group and t.version == version]
 
-    def install_crd(self, crd: JsonObj) -> None:
+    def install_crd(self, crd: Obj) -> None:
         name = crd["metadata"]["name"]
         with self._lock:
             self._remove_locked(name)

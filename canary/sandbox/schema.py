@@ -12,7 +12,8 @@ import json
 import re
 from typing import Any
 
-JsonObj = dict[str, Any]
+from canary.core.objects import Obj
+
 Path = tuple[str | int, ...]
 
 ROOT_FIELDS_ALWAYS_KEPT = ("apiVersion", "kind", "metadata")
@@ -30,7 +31,7 @@ def render_path(path: Path) -> str:
     return text
 
 
-def prune_and_default(obj: JsonObj, schema: JsonObj) -> tuple[JsonObj, list[str]]:
+def prune_and_default(obj: Obj, schema: Obj) -> tuple[Obj, list[str]]:
     """Copy of `obj` without unknown fields, with defaults filled in; plus the pruned paths."""
     pruned: list[str] = []
     kept = {key: obj[key] for key in ROOT_FIELDS_ALWAYS_KEPT if key in obj}
@@ -43,7 +44,7 @@ def prune_and_default(obj: JsonObj, schema: JsonObj) -> tuple[JsonObj, list[str]
     return {**kept, **result}, pruned
 
 
-def _prune(value: Any, schema: JsonObj, path: Path, pruned: list[str]) -> Any:
+def _prune(value: Any, schema: Obj, path: Path, pruned: list[str]) -> Any:
     if isinstance(value, dict):
         return _prune_object(value, schema, path, pruned)
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
@@ -51,10 +52,10 @@ def _prune(value: Any, schema: JsonObj, path: Path, pruned: list[str]) -> Any:
     return value
 
 
-def _prune_object(value: JsonObj, schema: JsonObj, path: Path, pruned: list[str]) -> JsonObj:
-    properties: JsonObj = schema.get("properties", {})
+def _prune_object(value: Obj, schema: Obj, path: Path, pruned: list[str]) -> Obj:
+    properties: Obj = schema.get("properties", {})
     additional = schema.get("additionalProperties")
-    result: JsonObj = {}
+    result: Obj = {}
     for key, item in value.items():
         if key in properties:
             if item is None and "default" in properties[key]:
@@ -93,7 +94,7 @@ def has_cel_rules(schema: Any) -> bool:
     return False
 
 
-def validate(value: Any, schema: JsonObj, path: Path = ()) -> list[JsonObj]:
+def validate(value: Any, schema: Obj, path: Path = ()) -> list[Obj]:
     """All violations of `schema` by `value`, as StatusCause dicts."""
     if value is None:
         return _validate_null(schema, path)
@@ -109,7 +110,7 @@ def validate(value: Any, schema: JsonObj, path: Path = ()) -> list[JsonObj]:
     return causes
 
 
-def _cause(reason: str, path: Path, message: str) -> JsonObj:
+def _cause(reason: str, path: Path, message: str) -> Obj:
     return {"reason": reason, "message": message, "field": render_path(path)}
 
 
@@ -142,7 +143,7 @@ def _type_matches(value: Any, expected: str) -> bool:
     return actual == expected
 
 
-def _type_error(value: Any, expected: str, path: Path) -> JsonObj:
+def _type_error(value: Any, expected: str, path: Path) -> Obj:
     shown = _json_type(value)
     field = render_path(path)
     return _cause(
@@ -152,13 +153,13 @@ def _type_error(value: Any, expected: str, path: Path) -> JsonObj:
     )
 
 
-def _validate_null(schema: JsonObj, path: Path) -> list[JsonObj]:
+def _validate_null(schema: Obj, path: Path) -> list[Obj]:
     if schema.get("nullable") or schema.get(PRESERVE) or "type" not in schema:
         return []
     return [_type_error(None, str(schema["type"]), path)]
 
 
-def _validate_type(value: Any, schema: JsonObj, path: Path) -> list[JsonObj]:
+def _validate_type(value: Any, schema: Obj, path: Path) -> list[Obj]:
     if schema.get(INT_OR_STRING):
         if _json_type(value) in ("integer", "string"):
             return []
@@ -169,7 +170,7 @@ def _validate_type(value: Any, schema: JsonObj, path: Path) -> list[JsonObj]:
     return [_type_error(value, expected, path)]
 
 
-def _validate_enum(value: Any, schema: JsonObj, path: Path) -> list[JsonObj]:
+def _validate_enum(value: Any, schema: Obj, path: Path) -> list[Obj]:
     allowed = schema.get("enum")
     if allowed is None or value in allowed:
         return []
@@ -183,7 +184,7 @@ def _validate_enum(value: Any, schema: JsonObj, path: Path) -> list[JsonObj]:
     ]
 
 
-def _validate_number(value: Any, schema: JsonObj, path: Path) -> list[JsonObj]:
+def _validate_number(value: Any, schema: Obj, path: Path) -> list[Obj]:
     if _json_type(value) not in ("integer", "number"):
         return []
     field = render_path(path)
@@ -208,11 +209,11 @@ def _validate_number(value: Any, schema: JsonObj, path: Path) -> list[JsonObj]:
     ]
 
 
-def _validate_string(value: Any, schema: JsonObj, path: Path) -> list[JsonObj]:
+def _validate_string(value: Any, schema: Obj, path: Path) -> list[Obj]:
     if not isinstance(value, str):
         return []
     field = render_path(path)
-    causes: list[JsonObj] = []
+    causes: list[Obj] = []
     if "minLength" in schema and len(value) < schema["minLength"]:
         text = f"should be at least {schema['minLength']} chars long"
         causes.append(
@@ -237,9 +238,9 @@ def _validate_string(value: Any, schema: JsonObj, path: Path) -> list[JsonObj]:
     return causes
 
 
-def _validate_array(value: list[Any], schema: JsonObj, path: Path) -> list[JsonObj]:
+def _validate_array(value: list[Any], schema: Obj, path: Path) -> list[Obj]:
     field = render_path(path)
-    causes: list[JsonObj] = []
+    causes: list[Obj] = []
     if "minItems" in schema and len(value) < schema["minItems"]:
         text = f"should have at least {schema['minItems']} items"
         causes.append(
@@ -264,9 +265,9 @@ def _validate_array(value: list[Any], schema: JsonObj, path: Path) -> list[JsonO
     return causes
 
 
-def _validate_object(value: JsonObj, schema: JsonObj, path: Path) -> list[JsonObj]:
-    causes: list[JsonObj] = []
-    properties: JsonObj = schema.get("properties", {})
+def _validate_object(value: Obj, schema: Obj, path: Path) -> list[Obj]:
+    causes: list[Obj] = []
+    properties: Obj = schema.get("properties", {})
     additional = schema.get("additionalProperties")
     for key, item in value.items():
         if key in properties:
@@ -289,8 +290,8 @@ def _validate_object(value: JsonObj, schema: JsonObj, path: Path) -> list[JsonOb
     return causes
 
 
-def _validate_combinators(value: Any, schema: JsonObj, path: Path) -> list[JsonObj]:
-    causes: list[JsonObj] = []
+def _validate_combinators(value: Any, schema: Obj, path: Path) -> list[Obj]:
+    causes: list[Obj] = []
     for sub in schema.get("allOf", []):
         causes.extend(validate(value, sub, path))
     field = render_path(path) or "<root>"

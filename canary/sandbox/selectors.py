@@ -6,10 +6,10 @@ import re
 from collections.abc import Callable, Collection
 from typing import Any
 
+from canary.core.objects import Obj
 from canary.sandbox.errors import bad_request
 
-JsonObj = dict[str, Any]
-Matcher = Callable[[JsonObj], bool]
+Matcher = Callable[[Obj], bool]
 
 _SET_EXPRESSION = re.compile(r"^\s*(!?)([\w./-]+)\s+(in|notin)\s*\((.*)\)\s*$")
 _EQUALITY = re.compile(r"^\s*([\w./-]+)\s*(==|=|!=)\s*([\w./-]*)\s*$")
@@ -57,14 +57,14 @@ def label_selector(selector: str | None) -> Matcher:
         return lambda _obj: True
     terms = [_label_term(term) for term in _split_terms(selector)]
 
-    def matches(obj: JsonObj) -> bool:
+    def matches(obj: Obj) -> bool:
         labels = obj.get("metadata", {}).get("labels") or {}
         return all(term(labels) for term in terms)
 
     return matches
 
 
-def _field_value(obj: JsonObj, dotted: str) -> str:
+def _field_value(obj: Obj, dotted: str) -> str:
     current: Any = obj
     for part in dotted.split("."):
         current = current.get(part) if isinstance(current, dict) else None
@@ -99,7 +99,7 @@ def field_selector(selector: str | None, supported: Collection[str] | None = Non
             raise bad_request(f"field label not supported: {field}")
         requirements.append((field, operator != "!=", value))
 
-    def matches(obj: JsonObj) -> bool:
+    def matches(obj: Obj) -> bool:
         return all(
             (_field_value(obj, field) == value) == equal for field, equal, value in requirements
         )

@@ -12,9 +12,9 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
-JsonObj = dict[str, Any]
+from canary.core.objects import Obj
+
 StorageKey = tuple[str, str]
 ObjectKey = tuple[str, str]
 
@@ -24,8 +24,8 @@ class StoredEvent:
     type: str  # ADDED | MODIFIED | DELETED
     storage_key: StorageKey
     namespace: str
-    obj: JsonObj
-    old: JsonObj | None
+    obj: Obj
+    old: Obj | None
     resource_version: int
 
 
@@ -49,7 +49,7 @@ class Store:
         self.lock = threading.RLock()
         self._changed = threading.Condition(self.lock)
         self._resource_version = 0
-        self._objects: dict[StorageKey, dict[ObjectKey, JsonObj]] = {}
+        self._objects: dict[StorageKey, dict[ObjectKey, Obj]] = {}
         self._history: deque[StoredEvent] = deque(maxlen=history)
         self._compacted_through = 0
         self._watches: set[WatchHandle] = set()
@@ -66,12 +66,12 @@ class Store:
         with self.lock:
             return self._compacted_through
 
-    def get(self, storage_key: StorageKey, namespace: str, name: str) -> JsonObj | None:
+    def get(self, storage_key: StorageKey, namespace: str, name: str) -> Obj | None:
         with self.lock:
             found = self._objects.get(storage_key, {}).get((namespace, name))
             return copy.deepcopy(found) if found is not None else None
 
-    def list_objects(self, storage_key: StorageKey, namespace: str | None = None) -> list[JsonObj]:
+    def list_objects(self, storage_key: StorageKey, namespace: str | None = None) -> list[Obj]:
         with self.lock:
             bucket = self._objects.get(storage_key, {})
             return [
@@ -80,7 +80,7 @@ class Store:
                 if namespace is None or key[0] == namespace
             ]
 
-    def namespaces_in_use(self, namespace: str) -> list[tuple[StorageKey, JsonObj]]:
+    def namespaces_in_use(self, namespace: str) -> list[tuple[StorageKey, Obj]]:
         with self.lock:
             return [
                 (storage_key, copy.deepcopy(obj))
@@ -89,7 +89,7 @@ class Store:
                 if ns == namespace
             ]
 
-    def write(self, storage_key: StorageKey, obj: JsonObj, old: JsonObj | None) -> JsonObj:
+    def write(self, storage_key: StorageKey, obj: Obj, old: Obj | None) -> Obj:
         """Store `obj` with the next resourceVersion; ADDED if `old` is None, else MODIFIED."""
         with self.lock:
             stored = self._stamp(obj)
@@ -99,7 +99,7 @@ class Store:
             self._record(event_type, storage_key, stored, old)
             return copy.deepcopy(stored)
 
-    def remove(self, storage_key: StorageKey, obj: JsonObj) -> JsonObj:
+    def remove(self, storage_key: StorageKey, obj: Obj) -> Obj:
         """Delete the object; the DELETED event carries its last state at a new resourceVersion."""
         with self.lock:
             namespace, name = _object_key(obj)
@@ -108,13 +108,13 @@ class Store:
             self._record("DELETED", storage_key, final, obj)
             return copy.deepcopy(final)
 
-    def _stamp(self, obj: JsonObj) -> JsonObj:
+    def _stamp(self, obj: Obj) -> Obj:
         self._resource_version += 1
         stamped = copy.deepcopy(obj)
         stamped.setdefault("metadata", {})["resourceVersion"] = str(self._resource_version)
         return stamped
 
-    def _record(self, event_type: str, key: StorageKey, obj: JsonObj, old: JsonObj | None) -> None:
+    def _record(self, event_type: str, key: StorageKey, obj: Obj, old: Obj | None) -> None:
         if len(self._history) == self._history.maxlen:
             self._compacted_through = self._history[0].resource_version
         namespace = obj.get("metadata", {}).get("namespace", "")
@@ -192,6 +192,6 @@ class Store:
             self._changed.notify_all()
 
 
-def _object_key(obj: JsonObj) -> ObjectKey:
+def _object_key(obj: Obj) -> ObjectKey:
     metadata = obj.get("metadata", {})
     return (metadata.get("namespace", ""), metadata["name"])

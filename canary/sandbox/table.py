@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from canary.core.durations import human_age
+from canary.core.objects import Obj
 from canary.sandbox.resources import ResourceType
 
-JsonObj = dict[str, Any]
-AGE_COLUMN: JsonObj = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+AGE_COLUMN: Obj = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 _STEP = re.compile(r"\.([\w-]+)|\[(\d+)\]|\[\?\(@\.([\w-]+)\s*==\s*[\"']([^\"']*)[\"']\)\]")
 
 
@@ -55,11 +55,11 @@ def _cell(value: Any, column_type: str) -> Any:
     return value
 
 
-def _columns(rt: ResourceType) -> list[JsonObj]:
+def _columns(rt: ResourceType) -> list[Obj]:
     return list(rt.printer_columns) if rt.printer_columns else [AGE_COLUMN]
 
 
-def _row(obj: JsonObj, columns: list[JsonObj]) -> JsonObj:
+def _row(obj: Obj, columns: list[Obj]) -> Obj:
     metadata = obj.get("metadata", {})
     cells = [metadata.get("name", "")]
     cells.extend(
@@ -73,7 +73,7 @@ def _row(obj: JsonObj, columns: list[JsonObj]) -> JsonObj:
     return {"cells": cells, "object": partial}
 
 
-def as_table(rt: ResourceType, answer: JsonObj) -> JsonObj:
+def as_table(rt: ResourceType, answer: Obj) -> Obj:
     """A list or a single object as a meta.k8s.io/v1 Table."""
     columns = _columns(rt)
     definitions = [

@@ -11,12 +11,12 @@ import concurrent.futures
 import json
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Mapping
 
 import requests
 import structlog
 
+from canary.common.urls import redacted_url
 from canary.core.model import (
     GateResult,
     Rollout,
@@ -33,14 +33,6 @@ CallHook = Callable[[str, str], None]
 """on_call(webhook type, outcome) with outcome pass, fail or error."""
 
 log = structlog.get_logger("canary.webhooks")
-
-
-def safe_url(url: str) -> str:
-    """scheme://host[:port]/path: no user, password, query or fragment (they may be secrets)."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 class HttpWebhooks:
@@ -87,7 +79,7 @@ class HttpWebhooks:
 
     def _post(self, hook: WebhookCheck, body: object) -> GateResult:
         deadline = time.monotonic() + hook.timeout.total_seconds()
-        url = safe_url(hook.url)
+        url = redacted_url(hook.url)
         try:
             code, text = _post_within(self._session(), hook.url, body, deadline)
         except requests.Timeout:

@@ -13,7 +13,8 @@ from controller_support import Env
 
 from canary.controller.runtime import Controller
 from canary.controller.telemetry import Telemetry
-from canary.kube.port import Obj, WatchEvent
+from canary.core.objects import Obj
+from canary.kube.port import WatchEvent
 from canary.sandbox.stack import example_release
 
 KEY = "shop/ui"

@@ -13,8 +13,8 @@ import threading
 import pytest
 from cluster_helpers import NAMESPACE
 
+from canary.common.pacing import Backoff, TokenBucket
 from canary.kube.client import KubeCluster
-from canary.kube.ratelimit import Backoff, TokenBucket
 from canary.sandbox.apiserver import ApiServer
 
 pytest_plugins = ["cluster_fixtures"]

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 from metrics_helpers import reply, rollout, tiny_server
 
+from canary.common.urls import redacted_url
 from canary.core.model import PrometheusRef, Verdict
-from canary.metrics.errors import redacted_url
 from canary.metrics.prometheus import PrometheusSource, tls_verify_setting
 
 

@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from canary.common.urls import redacted_url
 from canary.core.model import Rollout, Verdict, WebhookCheck
 from canary.sandbox.receiver import Receiver
 from canary.sandbox.stack import example_release
-from canary.webhooks.http import MAX_MESSAGE, HttpWebhooks, safe_url
+from canary.webhooks.http import MAX_MESSAGE, HttpWebhooks
 
 
 def rollout(*hooks: dict[str, Any]) -> Rollout:
@@ -84,8 +85,13 @@ def test_outcomes_are_counted_by_type() -> None:
     assert counted == [("gate", "fail")]
 
 
+def test_an_ipv6_webhook_url_keeps_its_brackets() -> None:
+    """Issue 20: the webhooks' own copy of URL redaction gave http://::1:8080/."""
+    assert redacted_url("http://[::1]:8080/check?t=1") == "http://[::1]:8080/check"
+
+
 def test_urls_in_messages_carry_no_credentials_or_query() -> None:
-    assert safe_url("https://user:pw@hooks.example:8443/x/y?token=abc#f") == (
+    assert redacted_url("https://user:pw@hooks.example:8443/x/y?token=abc#f") == (
         "https://hooks.example:8443/x/y"
     )
 

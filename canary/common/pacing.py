@@ -1,9 +1,10 @@
-"""A client-side token bucket, like client-go's QPS/Burst limiter.
+"""How fast the adapters go and how long they wait: one token bucket, one back-off, one reading
+of Retry-After, for the Kubernetes client, the notification dispatcher and the controller's
+retries alike.
 
-Every request the Kubernetes adapter sends takes one token first. The bucket holds at most
-`burst` tokens and refills at `qps` tokens per second. A caller that finds it empty reserves
-the next token under the lock and sleeps outside it, so concurrent callers queue up fairly
-and never sleep while holding the lock.
+The token bucket is client-go's QPS/Burst limiter: it holds at most `burst` tokens and refills
+at `qps` tokens per second. A caller that finds it empty reserves the next token under the lock
+and sleeps outside it, so concurrent callers queue up fairly and never sleep while holding it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from collections.abc import Callable
 
 Clock = Callable[[], float]
-Sleep = Callable[[float], None]
+Sleep = Callable[[float], object]  # what it returns is ignored (Event.wait returns a bool)
 
 
 class TokenBucket:
@@ -61,6 +62,25 @@ class TokenBucket:
         self._tokens = min(float(self.burst), self._tokens + elapsed * self.qps)
 
 
+def backoff_delay(
+    attempt: int, base: float, cap: float, jitter: Callable[[], float] = random.random
+) -> float:
+    """The delay before retry `attempt` (0 first): base * 2**attempt, capped, with equal
+    jitter (between half of it and all of it)."""
+    delay = min(cap, base * 2.0**attempt)
+    return delay / 2 + jitter() * delay / 2
+
+
+def retry_after(header: str | None) -> float | None:
+    """The seconds a Retry-After header asks for (the delta-seconds form); None without one."""
+    if header is None:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        return None
+
+
 class Backoff:
     """Exponential delays with equal jitter: base, 2*base, 4*base ... capped; reset on success."""
 
@@ -73,9 +93,9 @@ class Backoff:
         self._attempt = 0
 
     def next_delay(self) -> float:
-        delay = min(self.cap, self.base * 2.0**self._attempt)
+        delay = backoff_delay(self._attempt, self.base, self.cap, self._jitter)
         self._attempt += 1
-        return delay / 2 + self._jitter() * delay / 2
+        return delay
 
     def reset(self) -> None:
         self._attempt = 0

@@ -1,0 +1,38 @@
+"""Kubernetes objects as the API serves them (plain dicts, camelCase), and the few questions
+every layer asks of one: its key, its resourceVersion, which of two versions is newer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Obj = dict[str, Any]
+
+
+def metadata_of(obj: Obj) -> Obj:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, dict) else {}
+
+
+def key_of(obj: Obj) -> str:
+    """namespace/name (a namespaced object without a namespace is in `default`)."""
+    meta = metadata_of(obj)
+    return f"{meta.get('namespace') or 'default'}/{meta.get('name')}"
+
+
+def resource_version(obj: Obj) -> str:
+    """The object's resourceVersion; "" when it has none."""
+    return str(metadata_of(obj).get("resourceVersion") or "")
+
+
+def is_newer(candidate: Obj, current: Obj | None) -> bool:
+    """Whether `candidate` may replace `current`: not older (unknown versions: yes).
+
+    resourceVersions are opaque to clients; comparing them as numbers is what every cache here
+    does, and it holds for kube-apiserver (etcd revisions) and the sandbox alike.
+    """
+    if current is None:
+        return True
+    new, old = resource_version(candidate), resource_version(current)
+    if new.isdigit() and old.isdigit():
+        return int(new) >= int(old)
+    return True
