@@ -18,8 +18,13 @@ Three rules hold whatever the observations are:
 - a Rollout that cannot be steered at all is `Invalid`, and still answers every request: an
   abort is recorded at once and carried out when the mesh can be written again.
 
-The one phase change outside `TRANSITIONS`: leaving `Invalid` returns to the phase it
-suspended (`_leave_invalid`), as h11's one hand-coded transition does.
+Every phase change is an entry of `TRANSITIONS`, fired by `fire` and listed in
+`Decision.transitions`, but one, documented here as h11 documents its one hand-coded
+transition: an `Invalid` Rollout keeps the phase it suspended (`suspendedPhase`); leaving
+`Invalid` returns to it (`_leave_invalid`), and a request answered while `Invalid` (an abort)
+acts on it. Rules about the moment rather than the phase (no promotion before the canary is
+ready, no resume past a manual gate, none while the spec cannot be used) refuse a request
+with `RequestRefusedError` and change nothing.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ class Trigger(StrEnum):
     GATES_FAILED = "gatesFailed"
     PAUSE = "pause"
     RESUME = "resume"
+    RESUME_WAITING = "resume-waiting"  # a release paused before its canary was ready
     PROMOTE = "promote"
     PROMOTE_FULL = "promote-full"
     ABORT = "abort"
@@ -94,6 +100,7 @@ TRANSITIONS: Mapping[tuple[Phase | None, Trigger], Phase] = {
     (Phase.PENDING, Trigger.PAUSE): Phase.PAUSED,
     (Phase.PROGRESSING, Trigger.PAUSE): Phase.PAUSED,
     (Phase.PAUSED, Trigger.RESUME): Phase.PROGRESSING,
+    (Phase.PAUSED, Trigger.RESUME_WAITING): Phase.PENDING,
     (Phase.PROGRESSING, Trigger.PROMOTE): Phase.PROGRESSING,
     (Phase.PAUSED, Trigger.PROMOTE): Phase.PROGRESSING,
     (Phase.PROGRESSING, Trigger.PROMOTE_FULL): Phase.PROGRESSING,
@@ -149,11 +156,21 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Transition:
+    """One entry of TRANSITIONS, as a reconcile fired it."""
+
+    source: Phase | None
+    trigger: Trigger
+    target: Phase
+
+
+@dataclass(frozen=True)
 class Decision:
     status: RolloutStatus
     traffic: Traffic | None
     events: tuple[Event, ...] = ()
     requeue_after: timedelta | None = None
+    transitions: tuple[Transition, ...] = ()  # in the order fired
 
 
 @dataclass(frozen=True)
@@ -300,6 +317,7 @@ class _Edit:
     now: datetime
     events: list[Event] = field(default_factory=list)
     moved: bool = False  # a position change happened in this reconcile
+    transitions: list[Transition] = field(default_factory=list)
 
     def update(self, **changes: Any) -> None:
         self.status = self.status.model_copy(update=changes)
@@ -309,6 +327,7 @@ class _Edit:
 
     def transition(self, trigger: Trigger, message: str, **changes: Any) -> None:
         phase = fire(self.status.phase, trigger)
+        self.transitions.append(Transition(self.status.phase, trigger, phase))
         self.update(phase=phase, message=message, **changes)
 
 
@@ -351,6 +370,7 @@ def advance(rollout: Rollout, observed: Observed, now: datetime) -> Decision:
         traffic=traffic_for(rollout.spec, step.status),
         events=tuple(step.events),
         requeue_after=step.requeue_after,
+        transitions=tuple(step.transitions),
     )
 
 
@@ -388,9 +408,11 @@ def invalid_status(
     _handle_request(edit, request, _INVALID_HANDLERS, refusal=f"the Rollout is invalid: {message}")
     if edit.status.phase not in RUNNING_PHASES:
         edit.update(last_valid_spec=None)
+    source = status.phase if status.phase is Phase.INVALID else edit.status.phase
+    now_invalid = fire(source, Trigger.INVALID)
     changed = edit.status.model_copy(
         update={
-            "phase": fire(status.phase, Trigger.INVALID),
+            "phase": now_invalid,
             "message": message,
             "suspended_phase": edit.status.phase,
         }
@@ -402,6 +424,7 @@ def invalid_status(
         status=_bookkeeping(changed, status, now, generation),
         traffic=None,
         events=events,
+        transitions=(*edit.transitions, Transition(source, Trigger.INVALID, now_invalid)),
     )
 
 
@@ -502,10 +525,11 @@ def _request_pause(step: _Step) -> str:
 
 def _request_resume(step: _Step) -> str:
     if step.status.paused_reason is PauseReason.MANUAL_GATE:
-        raise IllegalTransitionError("waiting for promotion")
-    step.transition(Trigger.RESUME, "resumed", paused_reason=None)
-    if step.status.stage is Stage.WAITING:
-        step.update(phase=Phase.PENDING)
+        raise RequestRefusedError(
+            "the release waits at a manual gate: `canary promote` lets it through"
+        )
+    trigger = Trigger.RESUME_WAITING if step.status.stage is Stage.WAITING else Trigger.RESUME
+    step.transition(trigger, "resumed", paused_reason=None)
     return "resumed"
 
 
@@ -515,7 +539,7 @@ def _ensure_promotable(step: _Step) -> None:
     status = step.status
     waiting = status.stage in (None, Stage.WAITING)
     if waiting and status.paused_reason is not PauseReason.MANUAL_GATE:
-        raise IllegalTransitionError("the canary is not ready yet")
+        raise RequestRefusedError("the release has not started: its canary is not ready yet")
     if step.held_by is not None:
         raise RequestRefusedError(f"{step.held_by}; fix the spec before promoting")
     if status.stage is not Stage.RELEASE and not step.observed.canary_ready:
@@ -582,7 +606,7 @@ def _follow_version(step: _Step, observed: Observed) -> None:
     status = step.status
     if status.stable_version is None:
         live = observed.stable_version  # `advance` made sure it is known
-        step.update(phase=None, stable_version=live, canary_version=live)
+        step.update(stable_version=live, canary_version=live)
         step.transition(Trigger.INITIALISED, f"{live} is live")
         step.emit("Normal", "Initialised", f"{live} is the stable version")
         status = step.status

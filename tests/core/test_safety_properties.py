@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_properties import spec_data
 
-from canary.core.machine import Observed, advance, analysis_due
-from canary.core.model import RUNNING_PHASES, Rollout, Stage, Verdict
+from canary.core.machine import TRANSITIONS, Observed, advance, analysis_due, invalid
+from canary.core.model import RUNNING_PHASES, Phase, Rollout, Stage, Verdict
 from canary.core.requests import Action
 from canary.core.traffic import Traffic, exposure, write_plan
 
@@ -155,3 +155,42 @@ def test_no_write_order_sends_requests_to_a_version_neither_position_sends_them_
         after.canary_version,
     )
     assert {write.target for write in plan} == {"destinationRule", "virtualService"}
+
+
+@SETTINGS
+@given(data=spec_data(), choices=st.data())
+def test_every_phase_change_is_an_entry_of_the_table(
+    data: dict[str, Any], choices: st.DataObject
+) -> None:
+    """Issue 20: a reconcile changes the phase only through TRANSITIONS, each fired transition
+    starting where the previous one ended; the one exception (documented in machine.py) is an
+    Invalid Rollout's suspended phase, which leaving Invalid or a request answered then uses."""
+    rollout, now = make(data), T0
+    actions = st.sampled_from(list(Action))
+    for i in range(60):
+        if choices.draw(st.integers(0, 6), label="request?") == 0:
+            rollout = with_request(rollout, choices.draw(actions, label="action"), f"r{i}")
+        if choices.draw(st.integers(0, 12), label="invalid?") == 0:
+            decision = invalid(rollout, "a problem", now)
+        else:
+            due = analysis_due(rollout, now)
+            verdicts = st.sampled_from(list(Verdict))
+            readings = gates(rollout, choices.draw(verdicts, label="v")) if due else None
+            ready = choices.draw(st.booleans(), label="ready")
+            observed = Observed(canary_ready=ready, stable_version=STABLE, gates=readings)
+            decision = advance(rollout, observed, now)
+        stored = rollout.status.phase
+        # The exception: an Invalid Rollout's suspended phase takes its requests.
+        phase = rollout.status.suspended_phase if stored is Phase.INVALID else stored
+        for transition in decision.transitions:
+            assert TRANSITIONS[(transition.source, transition.trigger)] is transition.target
+            if transition.source is Phase.INVALID and stored is Phase.INVALID:
+                continue  # it stays Invalid, its suspended phase as the chain left it
+            assert transition.source == phase, (phase, transition)
+            phase = transition.target
+        if decision.status.phase is Phase.INVALID:
+            assert phase is Phase.INVALID or decision.status.suspended_phase == phase
+        else:
+            assert decision.status.phase == phase, (stored, decision.transitions)
+        rollout = written(rollout, decision, now)
+        now += decision.requeue_after or timedelta(seconds=choices.draw(st.integers(1, 60)))

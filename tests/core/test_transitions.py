@@ -22,6 +22,7 @@ from core_builders import (
     status_at,
     tick,
     with_request,
+    with_status,
 )
 
 from canary.core.machine import (
@@ -143,6 +144,10 @@ def drive(phase: Phase | None, trigger: Trigger) -> Decision:
         # A promotion sends the canary more traffic: it needs a ready canary.
         promotes = trigger in (Trigger.PROMOTE, Trigger.PROMOTE_FULL)
         return tick(rollout, NOW, ready=promotes)[1]
+    if trigger is Trigger.RESUME_WAITING:
+        waiting = _at(phase, stage=Stage.WAITING, step_index=0, canary_weight=0)
+        waiting = with_status(waiting, waiting.status.model_copy(update={"paused_reason": "user"}))
+        return tick(with_request(waiting, Action.RESUME, "req-1"), NOW, ready=False)[1]
     if trigger is Trigger.INVALID:
         return invalid(_at(phase), "spec.stages.split.steps must strictly increase", NOW)
     raise AssertionError(f"no driver for {trigger}")
@@ -160,7 +165,7 @@ def test_every_transition_of_the_table(
 ) -> None:
     decision = drive(phase, trigger)
     assert decision.status.phase is target, decision.status.message
-    if trigger in REQUEST_OF:
+    if trigger in (*REQUEST_OF, Trigger.RESUME_WAITING):
         handled = decision.status.handled_request
         assert handled is not None
         assert handled.id == "req-1"
