@@ -147,11 +147,25 @@ class NoDataPolicy(StrEnum):
     PASS = "pass"
 
 
-class StageName(StrEnum):
+class Stage(StrEnum):
+    """Where a release is: waiting for its canary to be ready, then the four release stages."""
+
+    WAITING = "waiting"  # for the canary workload to be ready
     MIRROR = "mirror"
     HEADER_CANARY = "headerCanary"
     SPLIT = "split"
     RELEASE = "release"
+
+    def __repr__(self) -> str:  # what validation messages show: 'mirror', not <Stage.MIRROR: ...>
+        return repr(self.value)
+
+
+ReleaseStage = Literal[Stage.MIRROR, Stage.HEADER_CANARY, Stage.SPLIT, Stage.RELEASE]
+"""A stage a user names (in `manualBefore`, a webhook's `stage`): any but waiting."""
+
+# The two steps of the release stage: the canary takes all the traffic, then the stable subset
+# is moved to the new version (and, once settled, the stable subset takes it all back).
+RELEASE_CANARY_FULL, RELEASE_SUBSET_MOVED = 0, 1
 
 
 class VirtualServiceRef(WireModel):
@@ -416,7 +430,7 @@ class WebhookCheck(WireModel):
     name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
     type: WebhookType
     url: str = Field(pattern=r"^https?://")
-    stage: StageName | None = Field(
+    stage: ReleaseStage | None = Field(
         default=None, description="For pre-stage and confirm-promotion: the stage it precedes."
     )
     timeout: PositiveDuration = timedelta(seconds=5)
@@ -522,7 +536,7 @@ class PrometheusRef(WireModel):
 
 
 class Promotion(WireModel):
-    manual_before: list[StageName] = Field(default_factory=list)
+    manual_before: list[ReleaseStage] = Field(default_factory=list)
     settle_delay: Duration = Field(
         default=timedelta(seconds=10),
         description="After the stable subset moves to the new version, wait this long "
@@ -615,23 +629,6 @@ TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.ABORTED})
 RUNNING_PHASES = (Phase.PENDING, Phase.PROGRESSING, Phase.PAUSED)
 
 
-class Stage(StrEnum):
-    WAITING = "waiting"  # for the canary workload to be ready
-    MIRROR = "mirror"
-    HEADER_CANARY = "headerCanary"
-    SPLIT = "split"
-    RELEASE = "release"
-
-
-STAGE_NAME_OF = {
-    Stage.MIRROR: StageName.MIRROR,
-    Stage.HEADER_CANARY: StageName.HEADER_CANARY,
-    Stage.SPLIT: StageName.SPLIT,
-    Stage.RELEASE: StageName.RELEASE,
-}
-"""The name a user writes (in `manualBefore`, a webhook's `stage`) for each release stage."""
-
-
 class Verdict(StrEnum):
     PASS = "pass"
     FAIL = "fail"
@@ -697,7 +694,6 @@ class RolloutStatus(WireModel):
     canary_weight: int = Field(default=0, ge=0, le=100)
     mirror_percent: float = Field(default=0.0, ge=0, le=100)
     header_route: bool = False
-    stable_subset_moved: bool = False
     stable_subset_moved_at: datetime | None = Field(
         default=None,
         description="When the controller's DestinationRule write moved the stable subset to the "
@@ -733,6 +729,11 @@ class RolloutStatus(WireModel):
         description="The spec the running release last ran on: if the spec turns invalid "
         "mid-release, checks go on against this one and a failure still rolls back.",
     )
+
+    @property
+    def stable_subset_moved(self) -> bool:
+        """Whether the release has moved the stable subset to the new version."""
+        return self.stage is Stage.RELEASE and self.step_index == RELEASE_SUBSET_MOVED
 
 
 # ---------------------------------------------------------------- the resource

@@ -22,7 +22,6 @@ from typing import Any
 
 from canary.core.model import (
     RUNNING_PHASES,
-    STAGE_NAME_OF,
     TERMINAL_PHASES,
     GateResult,
     Rollout,
@@ -39,8 +38,7 @@ THRESHOLD = "2xx"
 
 def before_stage(spec: RolloutSpec, type_: WebhookType, stage: Stage) -> tuple[WebhookCheck, ...]:
     """The webhooks of `type_` that run before `stage` starts."""
-    name = STAGE_NAME_OF.get(stage)
-    return tuple(w for w in spec.analysis.webhooks_of(type_) if w.stage is name)
+    return tuple(w for w in spec.analysis.webhooks_of(type_) if w.stage is stage)
 
 
 def gate_webhooks(spec: RolloutSpec) -> tuple[WebhookCheck, ...]:

@@ -272,7 +272,7 @@ def test_a_crash_before_the_subset_moves_does_not_cut_the_settle(env: Env) -> No
     run_until(env, lambda s: s.get("stage") == "release")
     env.api.faults.fail_next(20, code=500, resource="destinationrules", writes_only=True)
     status = env.rollout()["status"]
-    while not status.get("stableSubsetMoved"):
+    while (status.get("stage"), status.get("stepIndex")) != ("release", 1):  # subset moved
         env.clock.advance(1)
         with pytest.raises(UnavailableError):
             env.reconcile()

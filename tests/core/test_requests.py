@@ -145,7 +145,6 @@ def test_promote_during_the_release_sequence_never_goes_backwards() -> None:
         stage=Stage.RELEASE,
         step=1,
         weight=100,
-        stable_subset_moved=True,
         stable_subset_moved_at=T0,
     )
     rollout = make(status=status)

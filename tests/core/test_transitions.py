@@ -129,7 +129,6 @@ def drive(phase: Phase | None, trigger: Trigger) -> Decision:
             stage=Stage.RELEASE,
             step_index=1,
             canary_weight=100,
-            stable_subset_moved=True,
             stable_subset_moved_at=T0,
         )
         return tick(rollout, T0 + rollout.spec.promotion.settle_delay)[1]
