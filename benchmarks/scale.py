@@ -427,13 +427,13 @@ class FailingOnCue:
     """Gates that pass until told to fail; remembers when it last answered."""
 
     def __init__(self) -> None:
-        from canary.core.model import Verdict
+        from canary.core.status import Verdict
 
         self.verdict = Verdict.PASS
         self.answered = 0.0
 
     def evaluate(self, rollout: Any) -> tuple[Any, ...]:
-        from canary.core.model import GateResult
+        from canary.core.status import GateResult
 
         results = tuple(
             GateResult(name=g.name, verdict=self.verdict, value=50.0, threshold=">= 99.0%")
@@ -447,7 +447,7 @@ def one_rollback() -> float:
     from datetime import UTC, datetime
 
     from canary.controller.reconcile import Reconciler
-    from canary.core.model import Verdict
+    from canary.core.status import Verdict
     from canary.kube.client import KubeCluster
     from canary.kube.informers import CachedCluster
     from canary.mesh.istio import IstioRouter

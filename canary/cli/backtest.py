@@ -132,7 +132,7 @@ def read_rollout(path: str) -> Rollout:
 def fetch(
     subject: Rollout, url: str | None, start: str, end: str, stable_version: str | None
 ) -> Recording:
-    from canary.core.model import PrometheusRef
+    from canary.core.spec import PrometheusRef
     from canary.metrics.errors import MetricsError
     from canary.metrics.prometheus import PrometheusClient
     from canary.metrics.recording import parse_time, record

@@ -20,18 +20,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from canary.core.model import (
-    RUNNING_PHASES,
-    TERMINAL_PHASES,
-    GateResult,
-    Rollout,
-    RolloutSpec,
-    RolloutStatus,
-    Stage,
-    Verdict,
-    WebhookCheck,
-    WebhookType,
-)
+from canary.core.model import Rollout
+from canary.core.spec import RolloutSpec, Stage, WebhookCheck, WebhookType
+from canary.core.status import RUNNING_PHASES, TERMINAL_PHASES, GateResult, RolloutStatus, Verdict
 
 THRESHOLD = "2xx"
 

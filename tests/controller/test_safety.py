@@ -20,8 +20,9 @@ from datetime import timedelta
 import pytest
 from controller_support import Env, managed, quick_rollout, run_until, start, weights
 
-from canary.core.model import REQUEST_ANNOTATION, Rollout, Verdict
+from canary.core.model import REQUEST_ANNOTATION, Rollout
 from canary.core.requests import Action, encode_request
+from canary.core.status import Verdict
 from canary.core.traffic import exposure
 from canary.kube.port import ConflictError, UnavailableError
 from canary.mesh.istio import observe_traffic

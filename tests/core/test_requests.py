@@ -33,8 +33,10 @@ from core_builders import (
 )
 
 from canary.core.machine import Decision, invalid
-from canary.core.model import HISTORY_LIMIT, PauseReason, Phase, Rollout, Stage, Verdict
+from canary.core.model import Rollout
 from canary.core.requests import Action, parse_request
+from canary.core.spec import Stage
+from canary.core.status import HISTORY_LIMIT, PauseReason, Phase, Verdict
 from canary.core.traffic import Traffic
 
 INTERVAL = timedelta(seconds=30)

@@ -33,15 +33,10 @@ from canary.core.machine import (
     fire,
     invalid,
 )
-from canary.core.model import (
-    PauseReason,
-    Phase,
-    Rollout,
-    RolloutStatus,
-    Stage,
-    Verdict,
-)
+from canary.core.model import Rollout
 from canary.core.requests import Action
+from canary.core.spec import Stage
+from canary.core.status import PauseReason, Phase, RolloutStatus, Verdict
 
 PHASES: list[Phase | None] = [None, *Phase]
 NOW = T0 + timedelta(minutes=1)
