@@ -7,6 +7,7 @@ table in canary.cli.commands, which is also where every command's summary below 
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -40,7 +41,6 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 @app.command("crd")
 def crd() -> None:
-    """Print the Rollout CustomResourceDefinition (generated from the models)."""
     from canary.cli.offline import crd_yaml
 
     typer.echo(crd_yaml(), nl=False)
@@ -50,9 +50,7 @@ def crd() -> None:
 def lint(
     files: Annotated[list[str], typer.Argument(help="YAML files with Rollouts ('-' = stdin).")],
 ) -> None:
-    """Check Rollout files offline: exit 0 when valid, 1 with one line per problem.
-
-    Give the VirtualService, DestinationRule and canary Deployment too (in the same or other
+    """Give the VirtualService, DestinationRule and canary Deployment too (in the same or other
     files) to have them checked as the controller checks them. Warnings (settings that switch
     a protection off) are printed without failing.
     """
@@ -82,7 +80,6 @@ def plan(
         typer.Option("--version", help="Plan the release of this version (default: the spec's)."),
     ] = None,
 ) -> None:
-    """Print, step by step, the VirtualService and DestinationRule the controller would write."""
     from canary.cli.documents import DocumentError
     from canary.cli.offline import plan as make_plan
     from canary.cli.offline import render_plan
@@ -163,7 +160,6 @@ def get(
         bool, typer.Option("-w", "--watch", help="Keep updating until the release ends.")
     ] = False,
 ) -> None:
-    """List Rollouts, or show one in detail: stage, weight, gates, history and events."""
     from canary.cli import online
 
     def body() -> None:
@@ -212,7 +208,6 @@ def promote(
     timeout: RequestTimeoutOption = "10s",
     no_wait: NoWaitOption = False,
 ) -> None:
-    """Move the release to its next step (past a manual gate), or with --full to release."""
     action = "promote-full" if full else "promote"
     send(
         action=action,
@@ -225,7 +220,7 @@ def promote(
     )
 
 
-def _request_command(action: str, summary: str) -> Callable[..., None]:
+def _request_command(action: str) -> Callable[..., None]:
     """A command that sends one request with no options of its own (pause, resume, ...)."""
 
     def command(
@@ -247,12 +242,11 @@ def _request_command(action: str, summary: str) -> Callable[..., None]:
             no_wait=no_wait,
         )
 
-    command.__doc__ = summary
     return command
 
 
 for _action in ("pause", "resume", "retry", "abort"):
-    app.command(_action)(_request_command(_action, dict(COMMANDS)[_action]))
+    app.command(_action)(_request_command(_action))
 
 
 @app.command("wait")
@@ -276,9 +270,7 @@ def wait(
     context: ContextOption = None,
     kubeconfig: KubeconfigOption = None,
 ) -> None:
-    """Block until the release of one version ends: a GitOps pipeline step.
-
-    Exit codes:
+    """Exit codes:
       0  that version is live (or paused for promotion, with --paused-ok)
       1  its release rolled back, was aborted or superseded, or the Rollout is invalid
       2  timeout
@@ -327,7 +319,9 @@ _register_backtesting()
 
 
 def _summaries_from_table() -> None:
-    """Give every command its one-line summary from COMMANDS; the two must list the same names.
+    """Give every command its one-line summary from COMMANDS, the one place summaries are
+    written (a command's docstring holds only what its help says after the summary); the two
+    must list the same names.
 
     The fast top-level help (canary.cli.entry) prints COMMANDS without importing this module:
     a command registered here but missing there would be invisible, so that fails at import.
@@ -340,7 +334,9 @@ def _summaries_from_table() -> None:
             f"same order): registered {registered}, listed {listed}"
         )
     for info, (_, summary) in zip(app.registered_commands, COMMANDS, strict=True):
+        details = inspect.getdoc(info.callback) if info.callback is not None else None
         info.short_help = summary
+        info.help = f"{summary}\n\n{details}" if details else summary
 
 
 _summaries_from_table()

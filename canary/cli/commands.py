@@ -24,7 +24,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("resume", "Carry on with a release paused by `canary pause`."),
     ("retry", "Start a rolled-back or aborted release again from its first stage."),
     ("abort", "Stop the release now: all traffic back to stable, no mirror, no header route."),
-    ("wait", "Block until the Rollout's current release ends: a GitOps pipeline step."),
+    ("wait", "Block until the release of one version ends: a GitOps pipeline step."),
     ("controller", "Run the controller: watch Rollouts and drive their releases."),
     (
         "sandbox",

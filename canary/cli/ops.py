@@ -57,7 +57,6 @@ def controller(
         ),
     ] = False,
 ) -> None:
-    """Run the controller: watch Rollouts and drive their releases."""
     from canary.controller.main import ControllerOptions, run
     from canary.notify.config import ConfigError, load_config
 
@@ -94,7 +93,6 @@ def sandbox(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8001,
     kubeconfig: Annotated[str | None, typer.Option(help="Write a kubeconfig here.")] = None,
 ) -> None:
-    """Run the local Kubernetes API emulator (with the Istio and Rollout CRDs) until stopped."""
     import tempfile
 
     import yaml
@@ -119,7 +117,6 @@ def simulate_traffic(
     ] = None,
     route: Annotated[str, typer.Option(help="The managed http route's name.")] = "primary",
 ) -> None:
-    """Serve Istio-standard metrics for simulated services (steer them with /control)."""
     from canary.sandbox.traffic import ServiceSpec, serve
 
     serve(
@@ -140,7 +137,6 @@ def demo(
         bool, typer.Option(help="Use a real Prometheus when one is installed.")
     ] = True,
 ) -> None:
-    """A whole release (v1 -> v2) and an automatic rollback (v2 -> v3) on a local sandbox."""
     from canary.cli.demo import DemoError, run_demo
 
     try:
