@@ -93,7 +93,8 @@ def plan(
 
 
 # ---------------------------------------------------------------- online commands (a cluster)
-# Bodies live in canary.cli.online, imported inside each command: `--help` stays fast.
+# Bodies live in canary.cli.session, get, requests and wait, imported inside each command:
+# `--help` stays fast.
 
 
 class Format(StrEnum):
@@ -126,7 +127,7 @@ NoWaitOption = Annotated[
 
 def run_online(body: Callable[[], int | None]) -> None:
     """Run a command body; a UserError becomes one sentence on stderr and its exit code."""
-    from canary.cli.online import UserError
+    from canary.cli.errors import UserError
 
     try:
         code = body()
@@ -142,7 +143,7 @@ def target_of(
     kubeconfig: str | None,
     all_namespaces: bool = False,
 ) -> Any:
-    from canary.cli.online import Target
+    from canary.cli.session import Target
 
     return Target(kubeconfig, context, namespace, all_namespaces)
 
@@ -160,12 +161,13 @@ def get(
         bool, typer.Option("-w", "--watch", help="Keep updating until the release ends.")
     ] = False,
 ) -> None:
-    from canary.cli import online
+    from canary.cli import get as getting
+    from canary.cli.session import open_session
 
     def body() -> None:
-        session = online.open_session(target_of(namespace, context, kubeconfig, all_namespaces))
-        printer = online.Printer(output.value, typer.echo, online.make_console())
-        online.get(session, name, output.value, watch, printer)
+        session = open_session(target_of(namespace, context, kubeconfig, all_namespaces))
+        printer = getting.Printer(output.value, typer.echo, getting.make_console())
+        getting.get(session, name, output.value, watch, printer)
 
     run_online(body)
 
@@ -180,15 +182,17 @@ def send(
     timeout: str,
     no_wait: bool,
 ) -> None:
-    from canary.cli import online
+    from canary.cli.errors import UserError, parse_timeout
+    from canary.cli.requests import RequestOptions, send_request
+    from canary.cli.session import open_session
     from canary.core.requests import Action
 
     def body() -> int:
-        options = online.RequestOptions(timeout=online.parse_timeout(timeout), wait=not no_wait)
-        session = online.open_session(target_of(namespace, context, kubeconfig))
-        outcome = online.send_request(session, name, Action(action), options)
+        options = RequestOptions(timeout=parse_timeout(timeout), wait=not no_wait)
+        session = open_session(target_of(namespace, context, kubeconfig))
+        outcome = send_request(session, name, Action(action), options)
         if outcome.code:
-            raise online.UserError(outcome.message, outcome.code)
+            raise UserError(outcome.message, outcome.code)
         typer.echo(outcome.message)
         return 0
 
@@ -281,19 +285,22 @@ def wait(
     the controller has picked it up, the status still describes the previous
     release: wait keeps waiting instead of reading it.
     """
-    from canary.cli import online
+    from canary.cli.errors import parse_timeout
+    from canary.cli.session import open_session
+    from canary.cli.wait import ProgressLog, WaitOptions
+    from canary.cli.wait import wait as wait_for_version
 
     def body() -> int:
-        options = online.WaitOptions(
+        options = WaitOptions(
             wait_for=wait_for,
-            timeout=online.parse_timeout(timeout),
-            interval=online.parse_timeout(interval, "--interval"),
+            timeout=parse_timeout(timeout),
+            interval=parse_timeout(interval, "--interval"),
             paused_ok=paused_ok,
             timeout_text=timeout,
             version=version,
         )
-        session = online.open_session(target_of(namespace, context, kubeconfig))
-        outcome = online.wait(session, name, options, online.ProgressLog(typer.echo))
+        session = open_session(target_of(namespace, context, kubeconfig))
+        outcome = wait_for_version(session, name, options, ProgressLog(typer.echo))
         typer.echo(outcome.message, err=outcome.code != 0)
         return int(outcome.code)
 

@@ -24,7 +24,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from canary.cli.app import app
-from canary.cli.online import Target, resolve
+from canary.cli.session import Target, resolve
 from canary.core.model import API_VERSION, KIND, REQUEST_ANNOTATION
 from canary.kube.client import KubeCluster
 from canary.sandbox.apiserver import ApiServer, bundled_crd_paths
