@@ -37,7 +37,7 @@ from canary.core.spec import Gate
 from canary.core.status import Verdict
 from canary.metrics.compare import judge_compare
 from canary.metrics.verdicts import Measurement, Series, judge
-from canary.sandbox.sampling import binomial
+from canary_sandbox.sampling import binomial
 
 STABLE_SHARE = 9  # stable serves 9 requests for every canary request (10 % canary)
 FAILURE_LIMIT = 2

@@ -156,7 +156,7 @@ def objects(
 
 
 def populate(api_url: str, prometheus_url: str, options: argparse.Namespace) -> None:
-    from canary.sandbox.client import SandboxClient
+    from canary_sandbox.client import SandboxClient
 
     client = SandboxClient(api_url)
     for index in range(NAMESPACES):
@@ -451,7 +451,7 @@ def one_rollback() -> float:
     from canary.kube.client import KubeCluster
     from canary.kube.informers import CachedCluster
     from canary.mesh.istio import IstioRouter
-    from canary.sandbox.stack import example_release, sandbox_with_example
+    from canary_sandbox.stack import example_release, sandbox_with_example
 
     metrics, now, acknowledged = FailingOnCue(), [time.time()], [0.0]
     with (

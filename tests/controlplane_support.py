@@ -1,6 +1,6 @@
 """The real control plane under the tests: one per pytest session, a namespace per test.
 
-- `control_plane` (session): a started `canary.sandbox.controlplane.ControlPlane` (etcd,
+- `control_plane` (session): a started `canary_sandbox.controlplane.ControlPlane` (etcd,
   kube-apiserver with TLS and RBAC, kube-controller-manager, kube-scheduler, kwok Nodes) with
   crds/, Istio's and Gateway API's CRDs installed. Started on first use only, so a session that
   needs none starts none; stopped at the end of the session whatever happened. Missing binaries
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 from binary_support import require_control_plane
 
-from canary.sandbox.controlplane import ControlPlane
+from canary_sandbox.controlplane import ControlPlane
 
 _numbers = itertools.count(1)
 

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 
 from binary_support import require_binary
 
-from canary.sandbox.prometheus import PrometheusProcess
-from canary.sandbox.traffic import TrafficSimulator
+from canary_sandbox.prometheus import PrometheusProcess
+from canary_sandbox.traffic import TrafficSimulator
 
 
 @dataclass(frozen=True)

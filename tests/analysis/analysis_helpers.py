@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from canary.core.model import Rollout
-from canary.sandbox.traffic import Split, TrafficSimulator
+from canary_sandbox.traffic import Split, TrafficSimulator
 
 NAMESPACE = "shop"
 ERROR_RATE = {

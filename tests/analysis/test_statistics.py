@@ -28,7 +28,7 @@ from canary.core.statistics import (
     histogram_quantile,
     log_evidence_worse,
 )
-from canary.sandbox.sampling import binomial
+from canary_sandbox.sampling import binomial
 
 ISTIO_BUCKETS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 

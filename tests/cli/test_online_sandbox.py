@@ -1,6 +1,6 @@
 """The sandbox every online CLI test runs against, and the connection problems a user can hit.
 
-Aspects: a real HTTP API server (canary.sandbox) with the Rollout and Istio CRDs, a kubeconfig in
+Aspects: a real HTTP API server (canary_sandbox) with the Rollout and Istio CRDs, a kubeconfig in
 tmp_path, the CLI through typer's CliRunner; stand-ins for the controller that answer through the
 status subresource exactly as the real one does. Tests in this module: kubeconfig resolution, and
 one-sentence errors for invalid kubeconfigs, a closed port, missing CRDs and RBAC.
@@ -27,10 +27,10 @@ from canary.cli.app import app
 from canary.cli.session import Target, resolve
 from canary.core.model import API_VERSION, KIND, REQUEST_ANNOTATION
 from canary.kube.client import KubeCluster
-from canary.sandbox.apiserver import ApiServer, bundled_crd_paths
-from canary.sandbox.client import SandboxClient
-from canary.sandbox.objects import WriteOptions
-from canary.sandbox.stack import example_release
+from canary_sandbox.apiserver import ApiServer, bundled_crd_paths
+from canary_sandbox.client import SandboxClient
+from canary_sandbox.objects import WriteOptions
+from canary_sandbox.stack import example_release
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLLOUT_CRD = ROOT / "crds" / "rollout.yaml"

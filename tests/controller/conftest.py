@@ -13,8 +13,8 @@ from controller_support import Env
 from canary.controller.reconcile import Reconciler
 from canary.kube.client import KubeCluster
 from canary.mesh.istio import IstioRouter
-from canary.sandbox.doubles import FixedVerdicts, ManualClock
-from canary.sandbox.stack import sandbox_with_example
+from canary.testing import FixedVerdicts, ManualClock
+from canary_sandbox.stack import sandbox_with_example
 
 
 @pytest.fixture

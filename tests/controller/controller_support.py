@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from canary.controller.reconcile import Reconciler
 from canary.kube.client import KubeCluster
-from canary.sandbox.apiserver import ApiServer
-from canary.sandbox.client import SandboxClient
-from canary.sandbox.doubles import FixedVerdicts, ManualClock
-from canary.sandbox.stack import example_release
+from canary.testing import FixedVerdicts, ManualClock
+from canary_sandbox.apiserver import ApiServer
+from canary_sandbox.client import SandboxClient
+from canary_sandbox.stack import example_release
 
 
 @dataclass

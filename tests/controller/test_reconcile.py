@@ -160,7 +160,7 @@ def test_deleting_aexample_rollout_hands_the_route_back_to_stable(env: Env) -> N
     assert [r.get("name") for r in vs["spec"]["http"]] == ["health", "primary"]
     assert managed(vs)["route"] == [{"destination": {"host": "ui", "subset": "stable"}}]
     assert not any(k.startswith("canary.dev/route") for k in vs["metadata"].get("annotations", {}))
-    from canary.sandbox.client import SandboxError
+    from canary_sandbox.client import SandboxError
 
     with pytest.raises(SandboxError):
         env.rollout()

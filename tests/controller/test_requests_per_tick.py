@@ -25,7 +25,7 @@ from canary.core.path import CHECK_HEARTBEAT
 from canary.core.status import Verdict
 from canary.kube.informers import CachedCluster
 from canary.mesh.istio import IstioRouter
-from canary.sandbox.stack import example_release
+from canary_sandbox.stack import example_release
 
 READ_VERBS = ("get", "list")
 

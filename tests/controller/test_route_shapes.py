@@ -17,7 +17,7 @@ from typing import Any
 
 from controller_support import Env
 
-from canary.sandbox.stack import example_release
+from canary_sandbox.stack import example_release
 
 ROLLOUT = ("canary.dev/v1alpha1", "Rollout")
 

@@ -26,8 +26,8 @@ from canary.core.status import Verdict
 from canary.core.traffic import exposure
 from canary.kube.port import ConflictError, UnavailableError
 from canary.mesh.istio import observe_traffic
-from canary.sandbox.recorder import StoreRecorder
-from canary.sandbox.stack import deploy_version
+from canary_sandbox.recorder import StoreRecorder
+from canary_sandbox.stack import deploy_version
 
 ROLLOUT = ("canary.dev/v1alpha1", "Rollout", "shop", "ui")
 

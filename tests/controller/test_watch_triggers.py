@@ -15,7 +15,7 @@ from canary.controller.runtime import Controller
 from canary.controller.telemetry import Telemetry
 from canary.core.objects import Obj
 from canary.kube.port import WatchEvent
-from canary.sandbox.stack import example_release
+from canary_sandbox.stack import example_release
 
 
 def stored(env: Env) -> Obj:

@@ -22,8 +22,8 @@ import pytest
 from binary_support import require_binary
 from e2e_support import Env, Stack, reset_sandbox
 
-from canary.sandbox.prometheus import PrometheusProcess
-from canary.sandbox.stack import (
+from canary_sandbox.prometheus import PrometheusProcess
+from canary_sandbox.stack import (
     sandbox_with_example,
     simulated_traffic,
 )

@@ -13,11 +13,11 @@ from kubernetes import client
 
 from canary.core.model import GROUP, PLURAL, VERSION
 from canary.kube.port import WatchEvent
-from canary.sandbox.stack import example_release
+from canary_sandbox.stack import example_release
 
 if TYPE_CHECKING:
-    from canary.sandbox.apiserver import ApiServer
-    from canary.sandbox.controlplane import ControlPlane
+    from canary_sandbox.apiserver import ApiServer
+    from canary_sandbox.controlplane import ControlPlane
 
 REPO = Path(__file__).resolve().parents[2]
 ROLLOUT_CRD = REPO / "crds" / "rollout.yaml"
@@ -132,7 +132,7 @@ class Collector:
 
 def store_rollout(server: Any, body: dict[str, Any]) -> None:
     """Create a Rollout inside the sandbox, not over HTTP: works while it refuses requests."""
-    from canary.sandbox.objects import WriteOptions
+    from canary_sandbox.objects import WriteOptions
 
     resource_type = server.registry.lookup(GROUP, VERSION, PLURAL)
     server.objects.create(resource_type, body["metadata"]["namespace"], body, WriteOptions())

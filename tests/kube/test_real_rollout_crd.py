@@ -28,8 +28,8 @@ from pydantic import BaseModel
 from canary.core.model import Rollout
 from canary.core.status import RolloutStatus
 from canary.kube.client import KubeCluster
-from canary.sandbox.controlplane import ControlPlane
-from canary.sandbox.stack import example_release
+from canary_sandbox.controlplane import ControlPlane
+from canary_sandbox.stack import example_release
 
 pytest_plugins = ["cluster_fixtures"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from metrics_helpers import NAMESPACE
 
-from canary.sandbox.traffic import Split, TrafficSimulator
+from canary_sandbox.traffic import Split, TrafficSimulator
 
 INJECTION = 'ui"} or vector(1) #'
 

@@ -15,7 +15,7 @@ from scraped_support import Sandbox
 
 from canary.core.status import Verdict
 from canary.metrics.prometheus import PrometheusSource
-from canary.sandbox.prometheus import PrometheusProcess
+from canary_sandbox.prometheus import PrometheusProcess
 
 TOKEN = "s3cr3t-token-value"
 

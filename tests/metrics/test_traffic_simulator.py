@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from metrics_helpers import reply, tiny_server
 
-from canary.sandbox.traffic import (
+from canary_sandbox.traffic import (
     ISTIO_DURATION_BUCKETS_MS,
     KubeRouting,
     Split,

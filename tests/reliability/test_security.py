@@ -23,8 +23,8 @@ import pytest
 import yaml
 from binary_support import require_binary
 
-from canary.sandbox.client import SandboxClient
-from canary.sandbox.stack import ControllerProcess, example_release, sandbox_with_example
+from canary_sandbox.client import SandboxClient
+from canary_sandbox.stack import ControllerProcess, example_release, sandbox_with_example
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "s3cr3t-token-4f9a1c"

@@ -20,11 +20,11 @@ from typing import Any
 import yaml
 
 from canary.core.crd import rollout_crd
-from canary.sandbox.apiserver import ApiServer, bundled_crd_paths
-from canary.sandbox.client import SandboxClient
-from canary.sandbox.traffic import KubeRouting, TrafficSimulator
+from canary_sandbox.apiserver import ApiServer, bundled_crd_paths
+from canary_sandbox.client import SandboxClient
+from canary_sandbox.traffic import KubeRouting, TrafficSimulator
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ui"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ui"
 NAMESPACE, SERVICE = "shop", "ui"
 
 

@@ -10,7 +10,7 @@ Kubernetes API URL, so what the controller writes changes what Prometheus sees.
 Time is simulated: a background ticker advances it in fixed steps (100 ms by default) and a
 seeded RNG draws every request, so a run is repeatable up to thread scheduling.
 
-Run it with `python -m canary.sandbox.traffic --service shop/ui:v1,v2`.
+Run it with `python -m canary_sandbox.traffic --service shop/ui:v1,v2`.
 """
 
 from __future__ import annotations
@@ -774,7 +774,7 @@ def serve(
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m canary.sandbox.traffic",
+        prog="python -m canary_sandbox.traffic",
         description="Serve simulated Istio metrics on /metrics; steer them with /control.",
     )
     parser.add_argument(

@@ -21,8 +21,8 @@ waits until every component is healthy, the Nodes are Ready, the CRDs are establ
 `default` ServiceAccount exists. `stop()` ends every process (children are also sent SIGKILL
 by the kernel when the process that started them dies: `setpriv --pdeathsig`).
 
-Binaries and third-party CRDs come from `canary.sandbox.k8s_assets`.
-`python -m canary.sandbox.controlplane` runs one for a person until Ctrl-C (`./dev cluster`).
+Binaries and third-party CRDs come from `canary_sandbox.k8s_assets`.
+`python -m canary_sandbox.controlplane` runs one for a person until Ctrl-C (`./dev cluster`).
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ from typing import Any
 import yaml
 
 from canary.core.objects import Obj
-from canary.sandbox.k8s_assets import REPO, Assets, AssetsMissingError, ensure_assets
-from canary.sandbox.pki import CertificateAuthority, KeyPair, signing_key_pair
-from canary.sandbox.prometheus import free_port
+from canary_sandbox.k8s_assets import REPO, Assets, AssetsMissingError, ensure_assets
+from canary_sandbox.pki import CertificateAuthority, KeyPair, signing_key_pair
+from canary_sandbox.prometheus import free_port
 
 HOST = "127.0.0.1"
 SERVICE_CIDR = "10.96.0.0/16"
