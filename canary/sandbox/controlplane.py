@@ -51,6 +51,7 @@ from typing import Any
 import yaml
 
 from canary.core.objects import Obj
+from canary.sandbox.client import SandboxClient
 from canary.sandbox.k8s_assets import REPO, Assets, AssetsMissingError, ensure_assets
 from canary.sandbox.pki import CertificateAuthority, KeyPair, signing_key_pair
 from canary.sandbox.prometheus import free_port
@@ -348,6 +349,10 @@ class ControlPlane:
         with urllib.request.urlopen(request, timeout=10, context=self._tls()) as response:
             answer: Obj = json.loads(response.read() or b"{}")
             return answer
+
+    def client(self) -> SandboxClient:
+        """The tests' small JSON client (`canary.sandbox.client`), as the admin over TLS."""
+        return SandboxClient(self.url, timeout=30, context=self._tls())
 
     def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
         self.request(

@@ -58,6 +58,28 @@ def fast_rollout(interval: float, prometheus_url: str) -> dict[str, Any]:
     return rollout
 
 
+EXAMPLE_OBJECTS = ("service", "deployment-v1", "deployment-v2", "destinationrule", "virtualservice")
+
+
+def example_objects(namespace: str = NAMESPACE) -> list[dict[str, Any]]:
+    """examples/ui's Service, Deployments ui-v1 and ui-v2, DestinationRule and VirtualService
+    (not its Namespace or Rollout), in `namespace`."""
+    objects = [example(name) for name in EXAMPLE_OBJECTS]
+    for obj in objects:
+        obj["metadata"]["namespace"] = namespace
+    return objects
+
+
+def version_deployment(version: str, namespace: str = NAMESPACE) -> dict[str, Any]:
+    """A Deployment ui-<version> like examples/ui's ui-v2 (pods labelled version=<version>)."""
+    text = yaml.safe_dump(example("deployment-v2"))
+    body: dict[str, Any] = yaml.safe_load(
+        text.replace("v2", version).replace("2.0.0", f"{version}.0")
+    )
+    body["metadata"]["namespace"] = namespace
+    return body
+
+
 @contextlib.contextmanager
 def sandbox_with_example(workdir: Path) -> Iterator[tuple[ApiServer, SandboxClient]]:
     """The API server with the CRDs and examples/ui (v1 and v2 ready), and a kubeconfig."""
@@ -65,10 +87,9 @@ def sandbox_with_example(workdir: Path) -> Iterator[tuple[ApiServer, SandboxClie
         api.install_crd_files(bundled_crd_paths())
         api.install_crds([rollout_crd()])
         client = SandboxClient(api.url)
-        for name in ("00-namespace", "service", "deployment-v1", "deployment-v2"):
-            client.apply(example(name))
-        for name in ("destinationrule", "virtualservice"):
-            client.apply(example(name))
+        client.apply(example("00-namespace"))
+        for obj in example_objects():
+            client.apply(obj)
         for version in ("v1", "v2"):
             client.set_deployment_ready(NAMESPACE, f"ui-{version}")
         api.write_kubeconfig(workdir / "kubeconfig")
@@ -77,8 +98,7 @@ def sandbox_with_example(workdir: Path) -> Iterator[tuple[ApiServer, SandboxClie
 
 def deploy_version(client: SandboxClient, version: str, ready: bool = True) -> None:
     """A Deployment ui-<version> like ui-v2, reported ready (or not)."""
-    text = yaml.safe_dump(example("deployment-v2"))
-    client.apply(yaml.safe_load(text.replace("v2", version).replace("2.0.0", f"{version}.0")))
+    client.apply(version_deployment(version))
     client.set_deployment_ready(NAMESPACE, f"ui-{version}", ready)
 
 
