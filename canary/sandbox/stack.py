@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -173,18 +174,28 @@ class ControllerProcess:
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum of the samples of `name` whose labels include `labels` (0 when none)."""
+        return sum(
+            value
+            for sample, value in self.samples(name)
+            if all(sample.get(key) == wanted for key, wanted in labels.items())
+        )
+
+    def samples(self, name: str) -> list[tuple[dict[str, str], float]]:
+        """Every sample of `name` on /metrics now: (its labels, its value); [] before start-up."""
         address = self.metrics_address()
         if address is None:
-            return 0.0
+            return []
         with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:
             text = response.read().decode()
-        wanted = [f'{key}="{value}"' for key, value in labels.items()]
-        total = 0.0
+        found = []
         for line in text.splitlines():
             sample, _, value = line.rpartition(" ")
-            if sample.split("{")[0] == name and all(label in sample for label in wanted):
-                total += float(value)
-        return total
+            metric, _, rest = sample.partition("{")
+            if metric != name:
+                continue
+            labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', rest))
+            found.append((labels, float(value)))
+        return found
 
     def __enter__(self) -> ControllerProcess:
         return self.start()

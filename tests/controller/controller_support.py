@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controlplane_support import wait_until
-
 from canary.controller.reconcile import Reconciler
 from canary.kube.client import KubeCluster
 from canary.sandbox.apiserver import ApiServer
@@ -36,8 +34,6 @@ ROLLOUT_API = "canary.dev/v1alpha1"
 ISTIO_API = "networking.istio.io/v1beta1"
 # A nodeSelector that no kwok Node matches: the Deployment's Pods stay Pending, never Ready.
 NO_NODE = {"canary.dev/test-node": "none-has-this-label"}
-# Polls of 25 ms for the real Deployment controller, scheduler and kwok (60 s at most).
-WORKLOAD_ATTEMPTS = 2400
 
 
 @dataclass
@@ -138,24 +134,8 @@ class Env:
         controller has observed the spec and its Pods are all ready (or none is)."""
         if self.plane is None:
             self.client.set_deployment_ready(self.namespace, name, ready)
-            return
-
-        def settled() -> bool:
-            deployment = self.get("apps/v1", "Deployment", name)
-            status = deployment.get("status") or {}
-            observed = int(status.get("observedGeneration") or 0)
-            if observed < int(deployment["metadata"]["generation"]):
-                return False
-            replicas = int(deployment["spec"]["replicas"])
-            counts = [int(status.get(f) or 0) for f in ("updatedReplicas", "availableReplicas")]
-            if ready:
-                return (
-                    counts == [replicas, replicas] and int(status.get("replicas") or 0) == replicas
-                )
-            return counts[1] == 0 and int(status.get("readyReplicas") or 0) == 0
-
-        wait_until(settled, f"Deployment {self.namespace}/{name} {'ready' if ready else 'unready'}",
-                   attempts=WORKLOAD_ATTEMPTS)  # fmt: skip
+        else:
+            self.plane.wait_for_deployment(self.namespace, name, ready)
 
 
 class MeshRecorder:
@@ -215,6 +195,15 @@ class MeshRecorder:
         with self._lock:
             self._lock.wait_for(arrived, 30)
             return sorted(self._seen, key=lambda obj: int(obj["metadata"]["resourceVersion"]))
+
+
+def turn_invalid(env: Env) -> str:
+    """Edit the Rollout into a spec that the CRD lets through, on the real apiserver too (its
+    CEL rules refuse most invalid specs), and the controller's models refuse: two gates of one
+    name. What the models say of it."""
+    gates = env.rollout()["spec"]["analysis"]["gates"]
+    env.patch(env.rollout(), {"spec": {"analysis": {"gates": [*gates, gates[0]]}}})
+    return f"gate name {gates[0]['name']!r} is used twice"
 
 
 def managed(vs: dict) -> dict:

@@ -24,6 +24,7 @@ from controller_support import (
     managed,
     sent,
     start,
+    turn_invalid,
     weights,
     writes,
 )
@@ -149,12 +150,11 @@ def test_an_invalid_spec_is_one_sentence_and_no_traffic_change(env: Env) -> None
     rollout = example_rollout(env)
     env.apply(rollout)
     vs_before = env.vs()
-    # The CRD schema lets this through; the models do not (strictly increasing steps).
-    env.patch(rollout, {"spec": {"stages": {"split": {"steps": [50, 10]}}}})
+    problem = turn_invalid(env)  # the CRD lets it through, the models do not
     env.reconcile()
     status = env.rollout()["status"]
     assert status["phase"] == "Invalid"
-    assert "spec.stages.split.steps: steps must strictly increase" in status["message"]
+    assert f"spec.analysis.gates: {problem}" in status["message"]
     assert env.vs()["spec"] == vs_before["spec"]
 
 

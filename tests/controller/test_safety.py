@@ -30,6 +30,7 @@ from controller_support import (
     quick_rollout,
     run_until,
     start,
+    turn_invalid,
     weights,
 )
 from controlplane_support import ON_BOTH
@@ -153,13 +154,13 @@ def test_a_stable_subset_without_the_version_label_is_invalid(env: Env, labels: 
 @ON_BOTH
 def test_a_spec_turned_invalid_mid_release_still_rolls_back_a_failing_canary(env: Env) -> None:
     to_split_25(env)
-    env.patch(env.rollout(), {"spec": {"stages": {"split": {"steps": [50, 25]}}}})
+    problem = turn_invalid(env)
     env.clock.advance(10)
     env.reconcile()
     status = env.rollout()["status"]
     assert phase(status) == "Progressing" and status["canaryWeight"] == 25
     valid = next(c for c in status["conditions"] if c["type"] == "Valid")
-    assert valid["status"] == "False" and "steps must strictly increase" in valid["message"]
+    assert valid["status"] == "False" and problem in valid["message"]
     env.metrics.verdict = Verdict.FAIL
     status = run_until(env, lambda s: phase(s) != "Progressing")
     assert phase(status) == "RolledBack"
@@ -169,7 +170,7 @@ def test_a_spec_turned_invalid_mid_release_still_rolls_back_a_failing_canary(env
 @ON_BOTH
 def test_a_spec_turned_invalid_mid_release_never_advances(env: Env) -> None:
     to_split_25(env)
-    env.patch(env.rollout(), {"spec": {"stages": {"split": {"steps": [50, 25]}}}})
+    turn_invalid(env)
     for _ in range(6):
         env.clock.advance(10)
         env.reconcile()
@@ -180,7 +181,7 @@ def test_a_spec_turned_invalid_mid_release_never_advances(env: Env) -> None:
 @ON_BOTH
 def test_abort_is_answered_while_the_spec_is_invalid(env: Env) -> None:
     to_split_25(env)
-    env.patch(env.rollout(), {"spec": {"stages": {"split": {"steps": [50, 25]}}}})
+    turn_invalid(env)
     request(env, Action.ABORT, "abort-1")
     env.reconcile()
     status = env.rollout()["status"]
