@@ -8,7 +8,8 @@
 - `real_namespace`: a fresh namespace for one test (its `default` ServiceAccount exists), whose
   deletion is requested afterwards; the namespace controller finishes it in the background.
 - `ON_BOTH`: runs a test once against the sandbox and once against the real control plane,
-  through the tier's own `backend` fixture (tests/kube's and tests/controller's conftest.py).
+  through the tier's own `backend` fixture (tests/kube's and tests/controller's conftest.py);
+  `ON_REAL` only against the real one.
 - `wait_until`: bounded polling for state another process or thread produces.
 
 Every tier may use them: tests/conftest.py loads this module as a plugin.
@@ -31,6 +32,8 @@ _numbers = itertools.count(1)
 # Runs a test once against the sandbox and once against the real control plane (the `backend`
 # fixture of the tier): for tests about Kubernetes semantics, which the sandbox must get right.
 ON_BOTH = pytest.mark.parametrize("backend", ["sandbox", "real"], indirect=True)
+# Only against the real control plane, for what the sandbox does not emulate (its controllers).
+ON_REAL = pytest.mark.parametrize("backend", ["real"], indirect=True)
 
 
 def wait_until(condition: Callable[[], object], what: str, attempts: int = 400) -> None:

@@ -32,6 +32,7 @@ from controlplane_support import ON_BOTH
 
 from canary.core.model import Verdict
 from canary.kube.port import UnavailableError
+from canary.sandbox.client import SandboxError
 
 
 @ON_BOTH
@@ -171,21 +172,29 @@ def test_a_secondexample_rollout_on_the_same_route_is_invalid(env: Env) -> None:
 
 
 @ON_BOTH
-def test_deleting_aexample_rollout_hands_the_route_back_to_stable(env: Env) -> None:
+def test_deleting_a_rollout_mid_split_hands_the_route_back_then_it_is_gone(env: Env) -> None:
+    """The finalizer: the VirtualService as it was before the release, both subsets on the
+    stable version, every claim removed; then the finalizer goes and the apiserver removes the
+    object (on the real one: a DELETE answered 200 with a deletionTimestamp, until then)."""
+    vs_before = env.vs()
     start(env)
-    for _ in range(2):
+    for _ in range(2):  # mirror -> header canary -> split 10 %
         env.clock.advance(10)
         env.reconcile()
+    assert weights(env.vs()) == {"stable": 90, "canary": 10}
     env.delete(env.rollout())
+    deleting = env.rollout()
+    assert deleting["metadata"]["deletionTimestamp"]
+    assert deleting["metadata"]["finalizers"] == ["canary.dev/finalizer"]
     env.reconcile()
-    vs = env.vs()
-    assert [r.get("name") for r in vs["spec"]["http"]] == ["health", "primary"]
-    assert managed(vs)["route"] == [{"destination": {"host": "ui", "subset": "stable"}}]
-    assert not any(k.startswith("canary.dev/route") for k in vs["metadata"].get("annotations", {}))
-    from canary.sandbox.client import SandboxError
-
-    with pytest.raises(SandboxError):
+    vs, dr = env.vs(), env.dr()
+    assert vs["spec"] == vs_before["spec"]
+    assert [s["labels"] for s in dr["spec"]["subsets"]] == [{"version": "v1"}] * 2
+    for obj in (vs, dr):
+        assert not any(k.startswith("canary.dev/") for k in obj["metadata"].get("annotations", {}))
+    with pytest.raises(SandboxError) as gone:
         env.rollout()
+    assert gone.value.code == 404
 
 
 @ON_BOTH

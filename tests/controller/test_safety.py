@@ -96,6 +96,65 @@ def test_a_release_after_a_succeeded_one_waits_for_its_canary(env: Env, workload
     assert "ui-v" in status["message"]
 
 
+def assert_no_canary_traffic(versions: list[dict]) -> None:
+    """No stored VirtualService mirrors to the canary subset or routes requests to it."""
+    for vs in (obj for obj in versions if obj["kind"] == "VirtualService"):
+        assert "ui-canary" not in [r.get("name") for r in vs["spec"]["http"]]
+        assert "mirror" not in managed(vs) and weights(vs) == {"stable": 100}
+
+
+@ON_BOTH
+def test_a_waiting_release_goes_on_once_its_canary_becomes_ready(env: Env) -> None:
+    """On the real control plane: ui-v3's Pods fit no Node until its nodeSelector goes, then
+    kwok runs them and the Deployment controller reports them ready."""
+    release_v2(env)
+    env.deploy_version("v3", ready=False)
+    with MeshRecorder(env) as recorder:
+        bump(env, "v3")
+        for _ in range(3):
+            env.clock.advance(10)
+            env.reconcile()
+            status = env.rollout()["status"]
+            assert (phase(status), status["stage"]) == ("Pending", "waiting")
+        assert f"Deployment {env.namespace}/ui-v3 has 0 of 2 replicas ready" in status["message"]
+        while_unready = recorder.versions
+    assert_no_canary_traffic(while_unready)
+    env.set_ready("ui-v3")
+    env.clock.advance(10)
+    env.reconcile()
+    status = env.rollout()["status"]
+    assert (phase(status), status["stage"], status["canaryVersion"]) == (
+        "Progressing",
+        "mirror",
+        "v3",
+    )
+    assert managed(env.vs())["mirror"] == {"host": "ui", "subset": "canary"}
+
+
+@ON_BOTH
+@pytest.mark.parametrize("workload", ["unready", "missing"])
+def test_a_canary_never_ready_rolls_back_after_ready_timeout(env: Env, workload: str) -> None:
+    """A canary whose Pods never fit a Node, or a workloadRef to a Deployment that does not
+    exist: the release waits, then fails at readyTimeout; no traffic ever reached it."""
+    release_v2(env)
+    if workload == "unready":
+        env.deploy_version("v3", ready=False)
+    with MeshRecorder(env) as recorder:
+        bump(env, "v3", workload="ui-v3" if workload == "unready" else "ui-v9")
+        env.patch(env.rollout(), {"spec": {"canary": {"readyTimeout": "1m"}}})
+        env.reconcile()
+        assert phase(env.rollout()["status"]) == "Pending"
+        status = run_until(env, lambda s: phase(s) not in ("Pending", "Progressing"))
+        versions = recorder.versions
+    assert phase(status) == "RolledBack"
+    assert status["stableVersion"] == "v2"
+    assert "not ready within" in status["message"]
+    assert ("does not exist" if workload == "missing" else "0 of 2 replicas ready") in status[
+        "message"
+    ]
+    assert_no_canary_traffic(versions)
+
+
 @ON_BOTH
 def test_a_canary_with_no_pods_is_never_released_even_with_no_data_pass(env: Env) -> None:
     release_v2(env)
