@@ -16,6 +16,7 @@ namespace, and for the namespaced install another namespace and the cluster scop
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import threading
@@ -392,7 +393,7 @@ def answered(install: Install, request_id: str, phase: str) -> Callable[[], bool
     return done
 
 
-def a_whole_release(install: Install, controller: ControllerProcess) -> None:
+def a_whole_release(install: Install) -> None:
     """v2 released (paused, resumed, promoted), then v3 started and aborted (rolled back),
     then the Rollout deleted; the controller's metrics show it all happened."""
     client = install.plane.client()
@@ -473,21 +474,35 @@ def assert_refused(result: subprocess.CompletedProcess[str], verb: str, resource
 def test_on_the_real_apiserver_a_whole_release_gets_no_403(
     install: Install, tmp_path: Path
 ) -> None:
-    """With leader election, requests (pause, resume, promote), a rollback (abort) and the
-    Rollout's deletion, every request of the controller's token is allowed by deploy/, and
-    each verb it used is one deploy/ grants (NEEDED)."""
-    controller = ControllerProcess(
-        install.kubeconfig, tmp_path / "controller.log", extra_args=install.controller_args()
-    )
-    with controller:
-        a_whole_release(install, controller)
-        counted = answers(controller)
+    """Two controllers on the token, as deploy/'s Deployment runs them (replicas: 2, leader
+    election on): with requests (pause, resume, promote), a rollback (abort) and the Rollout's
+    deletion, every request either sent is allowed by deploy/, and each verb used is one
+    deploy/ grants (NEEDED); the standby's share is its informers and the Lease reads."""
+    replicas = next(o for o in install.objects if o["kind"] == "Deployment")["spec"]["replicas"]
+    controllers = [
+        ControllerProcess(install.kubeconfig, tmp_path / f"controller-{n}.log",
+                          extra_args=install.controller_args())
+        for n in range(replicas)
+    ]  # fmt: skip
+    with contextlib.ExitStack() as running:
+        for controller in controllers:
+            running.enter_context(controller)
+        a_whole_release(install)
+        counted = [answers(controller) for controller in controllers]
         lease = install.plane.client().get(
             "coordination.k8s.io/v1", "Lease", install.system, "canary-controller"
         )
-    assert "--leader-elect" in install.controller_args()
+    merged: dict[tuple[str, str, str], float] = {}
+    for each in counted:
+        for key, value in each.items():
+            merged[key] = merged.get(key, 0) + value
+    assert replicas == 2 and "--leader-elect" in install.controller_args()
     assert lease["spec"]["holderIdentity"]
-    assert_within_rbac(counted, controller.logs())
+    leaders = [c for c in counted if c.get(("patch", "rollouts/status", "200"))]
+    assert len(leaders) == 1, counted
+    standby = next(c for c in counted if c is not leaders[0])
+    assert standby.get(("get", "leases", "200")), standby
+    assert_within_rbac(merged, "".join(controller.logs() for controller in controllers))
 
 
 @pytest.mark.parametrize("install", ["deploy", "deploy/namespaced"], indirect=True)
