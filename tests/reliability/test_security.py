@@ -8,10 +8,12 @@ those grant nothing beyond that list; the namespace-scoped variant grants the sa
 namespace; the Deployment runs as non-root with a read-only root filesystem; a Prometheus
 bearer token the controller uses never appears in its logs, Events or the Rollout's status.
 On the real control plane, with deploy/ (then deploy/namespaced) applied and the controller
-running on its ServiceAccount's token: a whole release (leader election, pause, resume,
+running on its ServiceAccount's token (two of them, as deploy/ runs them): a whole release
+(leader election, pause, resume,
 promote, an abort, the deletion) gets no 401 or 403, every verb it used is granted; what deploy/
 does not grant is refused (listing Secrets, creating or patching Deployments, Leases outside its
-namespace, and for the namespaced install another namespace and the cluster scope).
+namespace, and for the namespaced install another namespace and the cluster scope, whose
+Rollout the running namespaced controller never touches).
 """
 
 from __future__ import annotations
@@ -434,7 +436,9 @@ def answers(controller: ControllerProcess) -> dict[tuple[str, str, str], float]:
     }
 
 
-def assert_within_rbac(counted: dict[tuple[str, str, str], float], logs: str) -> None:
+def assert_within_rbac(
+    counted: dict[tuple[str, str, str], float], logs: str, whole_release: bool = True
+) -> None:
     refused = {key: n for key, n in counted.items() if key[2] in ("401", "403")}
     assert not refused, refused
     assert "may not" not in logs and "forbidden" not in logs.lower()
@@ -443,6 +447,8 @@ def assert_within_rbac(counted: dict[tuple[str, str, str], float], logs: str) ->
         if resource == "discovery":  # which Istio version is served: system:discovery's
             continue
         assert verb in allowed[(RESOURCE_GROUPS[resource], resource)], (verb, resource)
+    if not whole_release:
+        return
     succeeded = {(verb, resource) for verb, resource, code in counted if code.startswith("2")}
     assert {
         ("patch", "rollouts"),  # the finalizer, added and removed
@@ -527,7 +533,7 @@ def test_on_the_real_apiserver_what_deploy_does_not_grant_is_refused(install: In
 
 @pytest.mark.parametrize("install", ["deploy/namespaced"], indirect=True)
 def test_on_the_real_apiserver_the_namespaced_install_is_refused_elsewhere(
-    install: Install,
+    install: Install, tmp_path: Path
 ) -> None:
     other = f"{install.app}-other"[:63]
     install.plane.create_namespace(other)
@@ -541,5 +547,26 @@ def test_on_the_real_apiserver_the_namespaced_install_is_refused_elsewhere(
             assert_refused(refused, verb, resource, other, install)
         everywhere = install.as_controller("get", "rollouts.canary.dev", "--all-namespaces")
         assert everywhere.returncode != 0 and "at the cluster scope" in everywhere.stderr
+        assert_releases_in_its_namespace_only(install, other, tmp_path)
     finally:
         install.plane.delete_namespace(other)
+
+
+def assert_releases_in_its_namespace_only(install: Install, other: str, tmp_path: Path) -> None:
+    """The namespaced controller, running, takes its namespace's Rollout over and never
+    touches one in `other` (no finalizer, no status)."""
+    client = install.plane.client()
+    for namespace in (other, install.app):
+        rollout = example_release()
+        rollout["metadata"]["namespace"] = namespace
+        rollout["spec"]["prometheus"] = {"url": "http://127.0.0.1:9", "timeout": "1s"}
+        client.apply(rollout)
+    controller = ControllerProcess(
+        install.kubeconfig, tmp_path / "controller.log", extra_args=install.controller_args()
+    )
+    with controller:
+        wait_for(lambda: real_status(install).get("stage") == "mirror", timeout=60)
+        counted = answers(controller)
+    untouched = client.get("canary.dev/v1alpha1", "Rollout", other, "ui")
+    assert not untouched.get("status") and not untouched["metadata"].get("finalizers")
+    assert_within_rbac(counted, controller.logs(), whole_release=False)
