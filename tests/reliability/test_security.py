@@ -9,9 +9,8 @@ namespace; the Deployment runs as non-root with a read-only root filesystem; a P
 bearer token the controller uses never appears in its logs, Events or the Rollout's status.
 On the real control plane, with deploy/ (then deploy/namespaced) applied and the controller
 running on its ServiceAccount's token (two of them, as deploy/ runs them): a whole release
-(leader election, pause, resume,
-promote, an abort, the deletion) gets no 401 or 403, every verb it used is granted; what deploy/
-does not grant is refused (listing Secrets, creating or patching Deployments, Leases outside its
+(leader election, pause, resume, promote, an abort, the deletion) gets no 401 or 403, every
+verb it used is granted; what deploy/ does not grant is refused (listing Secrets, creating or patching Deployments, Leases outside its
 namespace, and for the namespaced install another namespace and the cluster scope, whose
 Rollout the running namespaced controller never touches).
 """
