@@ -10,9 +10,10 @@ bearer token the controller uses never appears in its logs, Events or the Rollou
 On the real control plane, with deploy/ (then deploy/namespaced) applied and the controller
 running on its ServiceAccount's token (two of them, as deploy/ runs them): a whole release
 (leader election, pause, resume, promote, an abort, the deletion) gets no 401 or 403, every
-verb it used is granted; what deploy/ does not grant is refused (listing Secrets, creating or patching Deployments, Leases outside its
-namespace, and for the namespaced install another namespace and the cluster scope, whose
-Rollout the running namespaced controller never touches).
+verb it used is granted; what deploy/ does not grant is refused (listing Secrets, creating or
+patching Deployments, Leases outside its namespace, and for the namespaced install another
+namespace and the cluster scope, whose Rollout the running namespaced controller never
+touches).
 """
 
 from __future__ import annotations
@@ -418,10 +419,14 @@ def a_whole_release(install: Install) -> None:
              and real_status(install).get("stage") == "mirror", timeout=60)  # fmt: skip
     real_request(install, "abort", "abort-1")
     wait_for(answered(install, "abort-1", "Aborted"))
-    vs = client.get("networking.istio.io/v1beta1", "VirtualService", install.app, "ui")
-    primary = next(r for r in vs["spec"]["http"] if r.get("name") == "primary")
-    assert primary["route"] == [{"destination": {"host": "ui", "subset": "stable"}}]
-    assert "mirror" not in primary
+
+    def rolled_back() -> bool:  # the status is written first, then the traffic
+        vs = client.get("networking.istio.io/v1beta1", "VirtualService", install.app, "ui")
+        primary = next(r for r in vs["spec"]["http"] if r.get("name") == "primary")
+        stable = [{"destination": {"host": "ui", "subset": "stable"}}]
+        return primary["route"] == stable and "mirror" not in primary
+
+    wait_for(rolled_back)
     client.delete(path)
     listed = client.path("canary.dev/v1alpha1", "Rollout", install.app)
     wait_for(lambda: not client.request("GET", listed)["items"])
@@ -493,6 +498,11 @@ def test_on_the_real_apiserver_a_whole_release_gets_no_403(
         for controller in controllers:
             running.enter_context(controller)
         a_whole_release(install)
+
+        def renewed() -> bool:  # the release may end before the leader's first renewal
+            return any(answers(c).get(("update", "leases", "200")) for c in controllers)
+
+        wait_for(renewed, timeout=60)
         counted = [answers(controller) for controller in controllers]
         lease = install.plane.client().get(
             "coordination.k8s.io/v1", "Lease", install.system, "canary-controller"
