@@ -397,10 +397,20 @@ def answered(install: Install, request_id: str, phase: str) -> Callable[[], bool
 
 def a_whole_release(install: Install) -> None:
     """v2 released (paused, resumed, promoted), then v3 started and aborted (rolled back),
-    then the Rollout deleted; the controller's metrics show it all happened."""
+    then the Rollout deleted; with a notification whose receiver's URL is in a Secret."""
     client = install.plane.client()
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "ui-hooks"},
+        "stringData": {"address": "http://127.0.0.1:9/hook"},  # read by `get`, never listed
+    }
+    client.request("POST", f"/api/v1/namespaces/{install.app}/secrets", secret)
     rollout = example_release()
     rollout["metadata"]["namespace"] = install.app
+    rollout["spec"]["notifications"] = [
+        {"name": "hook", "provider": "webhook", "secretRef": {"name": "ui-hooks"}}
+    ]
     rollout["spec"]["analysis"]["interval"] = "1s"
     rollout["spec"]["promotion"]["settleDelay"] = "1s"
     rollout["spec"]["prometheus"] = {"url": "http://127.0.0.1:9", "timeout": "1s"}
@@ -461,6 +471,7 @@ def assert_within_rbac(
         ("update", "destinationrules"),
         ("watch", "deployments"),
         ("create", "events"),
+        ("get", "secrets"),  # the notification receiver's URL
         ("create", "leases"),
         ("update", "leases"),
     } <= succeeded, sorted(succeeded)
