@@ -1,12 +1,15 @@
 """A tiny JSON client for the sandbox API server, for the demo and tests' set-up steps.
 
-It speaks plain HTTP with urllib: the controller and CLI use the real `kubernetes` client
-through `canary.kube`; this only seeds and pokes the sandbox the way a user's kubectl would.
+It speaks HTTP with urllib: the controller and CLI use the real `kubernetes` client through
+`canary.kube`; this only seeds and pokes the sandbox the way a user's kubectl would. Given a TLS
+context that authenticates (`ControlPlane.client()`), it pokes a real kube-apiserver the same
+way, so that a test's set-up steps mean the same on both.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.request
 from typing import Any
@@ -31,9 +34,12 @@ class SandboxError(Exception):
 
 
 class SandboxClient:
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, timeout: float = 10.0, context: ssl.SSLContext | None = None
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.context = context
 
     # ------------------------------------------------------------ paths
 
@@ -53,7 +59,9 @@ class SandboxClient:
         headers = {"Content-Type": content_type or "application/json", "Accept": "application/json"}
         request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(
+                request, timeout=self.timeout, context=self.context
+            ) as response:
                 answer: Obj = json.load(response)
                 return answer
         except urllib.error.HTTPError as error:

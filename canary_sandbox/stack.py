@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -58,6 +59,28 @@ def fast_rollout(interval: float, prometheus_url: str) -> dict[str, Any]:
     return rollout
 
 
+EXAMPLE_OBJECTS = ("service", "deployment-v1", "deployment-v2", "destinationrule", "virtualservice")
+
+
+def example_objects(namespace: str = NAMESPACE) -> list[dict[str, Any]]:
+    """examples/ui's Service, Deployments ui-v1 and ui-v2, DestinationRule and VirtualService
+    (not its Namespace or Rollout), in `namespace`."""
+    objects = [example(name) for name in EXAMPLE_OBJECTS]
+    for obj in objects:
+        obj["metadata"]["namespace"] = namespace
+    return objects
+
+
+def version_deployment(version: str, namespace: str = NAMESPACE) -> dict[str, Any]:
+    """A Deployment ui-<version> like examples/ui's ui-v2 (pods labelled version=<version>)."""
+    text = yaml.safe_dump(example("deployment-v2"))
+    body: dict[str, Any] = yaml.safe_load(
+        text.replace("v2", version).replace("2.0.0", f"{version}.0")
+    )
+    body["metadata"]["namespace"] = namespace
+    return body
+
+
 @contextlib.contextmanager
 def sandbox_with_example(workdir: Path) -> Iterator[tuple[ApiServer, SandboxClient]]:
     """The API server with the CRDs and examples/ui (v1 and v2 ready), and a kubeconfig."""
@@ -65,10 +88,9 @@ def sandbox_with_example(workdir: Path) -> Iterator[tuple[ApiServer, SandboxClie
         api.install_crd_files(bundled_crd_paths())
         api.install_crds([rollout_crd()])
         client = SandboxClient(api.url)
-        for name in ("00-namespace", "service", "deployment-v1", "deployment-v2"):
-            client.apply(example(name))
-        for name in ("destinationrule", "virtualservice"):
-            client.apply(example(name))
+        client.apply(example("00-namespace"))
+        for obj in example_objects():
+            client.apply(obj)
         for version in ("v1", "v2"):
             client.set_deployment_ready(NAMESPACE, f"ui-{version}")
         api.write_kubeconfig(workdir / "kubeconfig")
@@ -77,8 +99,7 @@ def sandbox_with_example(workdir: Path) -> Iterator[tuple[ApiServer, SandboxClie
 
 def deploy_version(client: SandboxClient, version: str, ready: bool = True) -> None:
     """A Deployment ui-<version> like ui-v2, reported ready (or not)."""
-    text = yaml.safe_dump(example("deployment-v2"))
-    client.apply(yaml.safe_load(text.replace("v2", version).replace("2.0.0", f"{version}.0")))
+    client.apply(version_deployment(version))
     client.set_deployment_ready(NAMESPACE, f"ui-{version}", ready)
 
 
@@ -153,18 +174,28 @@ class ControllerProcess:
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum of the samples of `name` whose labels include `labels` (0 when none)."""
+        return sum(
+            value
+            for sample, value in self.samples(name)
+            if all(sample.get(key) == wanted for key, wanted in labels.items())
+        )
+
+    def samples(self, name: str) -> list[tuple[dict[str, str], float]]:
+        """Every sample of `name` on /metrics now: (its labels, its value); [] before start-up."""
         address = self.metrics_address()
         if address is None:
-            return 0.0
+            return []
         with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:
             text = response.read().decode()
-        wanted = [f'{key}="{value}"' for key, value in labels.items()]
-        total = 0.0
+        found = []
         for line in text.splitlines():
             sample, _, value = line.rpartition(" ")
-            if sample.split("{")[0] == name and all(label in sample for label in wanted):
-                total += float(value)
-        return total
+            metric, _, rest = sample.partition("{")
+            if metric != name:
+                continue
+            labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', rest))
+            found.append((labels, float(value)))
+        return found
 
     def __enter__(self) -> ControllerProcess:
         return self.start()
