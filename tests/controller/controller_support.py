@@ -199,11 +199,11 @@ class MeshRecorder:
 
 def turn_invalid(env: Env) -> str:
     """Edit the Rollout into a spec that the CRD lets through, on the real apiserver too (its
-    CEL rules refuse most invalid specs), and the controller's models refuse: two gates of one
-    name. What the models say of it."""
-    gates = env.rollout()["spec"]["analysis"]["gates"]
-    env.patch(env.rollout(), {"spec": {"analysis": {"gates": [*gates, gates[0]]}}})
-    return f"gate name {gates[0]['name']!r} is used twice"
+    CEL rules refuse most invalid specs), and the controller's models refuse: a webhook whose
+    timeout is over 60 s. What the models say of it."""
+    slow = {"name": "slow", "type": "gate", "url": "http://127.0.0.1:9/", "timeout": "90s"}
+    env.patch(env.rollout(), {"spec": {"analysis": {"webhooks": [slow]}}})
+    return "webhook 'slow': timeout must be between 0s and 60s"
 
 
 def managed(vs: dict) -> dict:
