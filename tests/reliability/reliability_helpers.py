@@ -1,11 +1,14 @@
-"""Helpers for the reliability tests: an in-process controller with gates the test sets, and
-a recorder of every stored version of the VirtualService read straight from the sandbox's store
-(so HTTP faults aimed at the controller never blind the test)."""
+"""Helpers for the reliability tests: an in-process controller with gates the test sets, a
+recorder of every stored version of the VirtualService read straight from the sandbox's store
+(so HTTP faults aimed at the controller never blind the test), a controller process's readiness,
+and the checks of a release attributed to its positions (from every stored Rollout version)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +22,7 @@ from canary.mesh.istio import IstioRouter
 from canary.metrics.port import MetricsSource
 from canary.sandbox.apiserver import ApiServer
 from canary.sandbox.recorder import StoreRecorder, named
+from canary.sandbox.stack import ControllerProcess
 
 Obj = dict[str, Any]
 
@@ -74,3 +78,45 @@ def distinct(states: list[Any]) -> list[Any]:
 def stored_rollout(api: ApiServer, name: str = "ui", namespace: str = "shop") -> Obj:
     """The Rollout as stored, read past the HTTP layer (and so past injected faults)."""
     return api.store.get(("canary.dev", "rollouts"), namespace, name) or {}
+
+
+def position(status: dict[str, Any]) -> tuple[str, str | None, int]:
+    return status.get("phase", ""), status.get("stage"), int(status.get("stepIndex", 0))
+
+
+def checks_by_position(versions: list[dict[str, Any]]) -> dict[tuple[Any, ...], list[str]]:
+    """Each analysis record, attributed to the position in force when the check ran."""
+    by_position: dict[tuple[Any, ...], list[str]] = {}
+    previous: dict[str, Any] = {}
+    seen: set[str] = set()
+    for obj in versions:
+        status = obj.get("status", {})
+        record = status.get("lastAnalysis") or {}
+        moment = record.get("time")
+        if moment and moment not in seen:
+            seen.add(moment)
+            where = position(previous)[1:]
+            by_position.setdefault(where, []).append(record["countedAs"])
+        previous = status
+    return by_position
+
+
+def wait_until_ready(controller: ControllerProcess) -> None:
+    """Until the controller's /readyz answers 200 (its Rollout cache is synced)."""
+
+    def address() -> str | None:
+        for line in controller.logs().splitlines():
+            if '"metrics_addr"' in line:
+                return str(json.loads(line)["metrics_addr"])
+        return None
+
+    base = wait_for(address, 60, "the controller to start")
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{base}/readyz", timeout=1) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False
+
+    wait_for(ready, 60, "the controller to be ready")
