@@ -165,15 +165,16 @@ class EtcdRecorder:
 
     def caught_up(self) -> bool:
         """Whether every watch has delivered every write etcd holds under its prefix."""
-        for prefix, after in self._next_of.items():
-            key = prefix.encode()
-            # keys only: etcd's `count` is taken before the revision filter
-            body = {"key": _b64(key), "range_end": _b64(_prefix_end(key)), "keys_only": True,
-                    "min_mod_revision": after}  # fmt: skip
-            answer = json.loads(self._post("/v3/kv/range", body, timeout=5).read())
-            if answer.get("kvs"):
-                return False
-        return True
+        return not any(self._changed_since(p, after) for p, after in self._next_of.items())
+
+    def _changed_since(self, prefix: str, revision: int) -> bool:
+        """Whether a key under `prefix` was written at `revision` or later."""
+        key = prefix.encode()
+        # keys only: etcd's `count` is taken before the revision filter
+        body = {"key": _b64(key), "range_end": _b64(_prefix_end(key)), "keys_only": True,
+                "min_mod_revision": revision}  # fmt: skip
+        answer = json.loads(self._post("/v3/kv/range", body, timeout=5).read())
+        return bool(answer.get("kvs"))
 
     # ------------------------------------------------------------ the watch
 
@@ -206,15 +207,24 @@ class EtcdRecorder:
                     continue
                 result = json.loads(line).get("result") or {}
                 if result.get("compact_revision"):
-                    self.lost = (
-                        f"etcd compacted revision {self._next_of[prefix]} of {prefix} before "
-                        f"the recorder read it (compacted up to {result['compact_revision']})"
-                    )
-                    self._stop.set()
+                    self._skip_compacted(prefix, int(result["compact_revision"]))
                     return
                 self._add(prefix, result.get("events") or [])
         finally:
             response.close()
+
+    def _skip_compacted(self, prefix: str, compacted: int) -> None:
+        """Reopened from a revision etcd has compacted away: harmless when no key under the
+        prefix changed since (the watch was quiet), else revisions are lost for good. (A key
+        deleted in between would go unnoticed: deletions are not what the recorder is for.)"""
+        if self._changed_since(prefix, self._next_of[prefix]):
+            self.lost = (
+                f"etcd compacted revision {self._next_of[prefix]} of {prefix} before the "
+                f"recorder read it (compacted up to {compacted})"
+            )
+            self._stop.set()
+        else:
+            self._next_of[prefix] = compacted
 
     def _add(self, prefix: str, events: list[dict[str, Any]]) -> None:
         now = time.monotonic()

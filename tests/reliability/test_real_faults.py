@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import threading
 import time
 import urllib.error
 from collections.abc import Callable, Iterator
@@ -37,7 +38,13 @@ import pytest
 import yaml
 from binary_support import require_binary
 from controlplane_support import namespace_name
-from reliability_helpers import checks_by_position, position, wait_until_ready
+from reliability_helpers import (
+    StallingProxy,
+    checks_by_position,
+    position,
+    wait_for,
+    wait_until_ready,
+)
 from reliability_helpers import distinct as collapse
 
 from canary.cli.offline import load_rollout
@@ -283,11 +290,17 @@ def at_split_25(status: Obj) -> bool:
     return status.get("stage") == "split" and int(status.get("canaryWeight", 0)) == 25
 
 
-def held(release: RealRelease, fault_began: float) -> float:
-    """Seconds from the fault's start to the first Rollout write after it."""
-    after = [r.at for r in release.writes_after(fault_began) if r.kind[1] == "rollouts"]
-    assert after, "nothing was written after the fault"
-    return min(after) - fault_began
+def held(release: RealRelease, began: float, back: float) -> str:
+    """How long the fault that lasted from `began` to `back` (time.monotonic()) held the
+    release: from the last Rollout write before the fault was over to the first one after."""
+    during = (began + back) / 2  # a moment when nothing can be written
+    writes = [r.at for r in release.recorder.recorded() if r.kind[1] == "rollouts"]
+    before = max(at for at in writes if at < during)
+    after = min(at for at in writes if at > during)
+    return (
+        f"release held {after - before:.2f} s (fault {back - began:.2f} s; the release moved "
+        f"on {after - back:.2f} s after the fault ended)"
+    )
 
 
 def leader_events(controller: ControllerProcess) -> list[tuple[datetime, str]]:
@@ -360,19 +373,69 @@ def test_the_standby_takes_over_a_killed_leader_within_the_lease(release: RealRe
     takeover = (acquired - killed_at).total_seconds()
     release.wait_for_success()
 
+    takeover_mono = killed_mono + takeover
     print(
-        f"\nleader takeover: {takeover:.2f} s after SIGKILL "
-        f"(lease {LEASE_SECONDS:g} s, retry {RETRY_SECONDS:g} s); release held "
-        f"{held(release, killed_mono + 0.5):.2f} s"
+        f"\nleader takeover: {takeover:.2f} s after SIGKILL (lease {LEASE_SECONDS:g} s, "
+        f"retry {RETRY_SECONDS:g} s); {held(release, killed_mono, takeover_mono)}"
     )
     assert lease["holderIdentity"] == identity_of(standby)
     assert int(lease["leaseTransitions"]) == 1
     assert takeover <= LEASE_SECONDS + RETRY_SECONDS
     # nothing is written between the kill (what the killed one had sent, if anything, has landed
     # by then) and the standby holding the Lease
-    takeover_mono = killed_mono + takeover
     assert [r for r in release.writes_after(killed_mono + 0.5) if r.at < takeover_mono] == []
     release.assert_as_planned()
+
+
+def test_a_leader_whose_connection_hangs_stops_writing_before_another_leads(
+    own_plane: ControlPlane, tmp_path: Path
+) -> None:
+    """The leader's connection goes dead (no RST, no FIN: a partition): its lease renewal hangs
+    in the client's timeouts and retries for far longer than the Lease lasts. It must stop
+    writing before the Lease can expire for the other candidate, which then takes over; at no
+    moment may both write. (Before the fix it went on writing until the hanging call gave up,
+    ~40 s, while the other led from ~15 s.)"""
+    namespace = namespace_name("hanging-leader")
+    own_plane.create_namespace(namespace)
+    proxy = StallingProxy(("127.0.0.1", own_plane.ports.apiserver)).start()
+    kubeconfig = own_plane.write_kubeconfig(tmp_path / "through-proxy")
+    config = yaml.safe_load(kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    stop = threading.Event()
+
+    def candidate(path: Path) -> LeaderElection:
+        election = LeaderElection(KubeCluster.from_kubeconfig(str(path), qps=0), namespace)
+        threading.Thread(target=election.run, args=(stop,), daemon=True).start()
+        return election
+
+    try:
+        first = candidate(kubeconfig)
+        wait_for(first.is_leading, 60, "the first candidate to lead")
+        second = candidate(own_plane.kubeconfig)
+        stalled = time.monotonic()
+        proxy.stall()
+        stopped_at = None
+        while not second.is_leading():
+            if stopped_at is None and not first.is_leading():
+                stopped_at = time.monotonic()
+            assert time.monotonic() - stalled < 3 * LEASE_SECONDS, "the second never led"
+            time.sleep(0.02)
+        took_over = time.monotonic()
+        for _ in range(100):  # and the first stays out while its call still hangs
+            assert not first.is_leading()
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        proxy.close()
+        own_plane.delete_namespace(namespace)
+
+    assert stopped_at is not None
+    print(
+        f"\nleader's connection dead: it stopped writing {stopped_at - stalled:.2f} s after, "
+        f"the other led {took_over - stalled:.2f} s after (lease {LEASE_SECONDS:g} s)"
+    )
+    assert stopped_at < took_over
 
 
 # ---------------------------------------------------------------- faults of the real thing
@@ -389,10 +452,7 @@ def test_kube_apiserver_killed_and_restarted_mid_release(release: RealRelease) -
     back = time.monotonic()
     release.wait_for_success()
 
-    print(
-        f"\nkube-apiserver SIGKILLed, down {back - began:.1f} s: release held "
-        f"{held(release, began):.2f} s"
-    )
+    print(f"\nkube-apiserver SIGKILLed and started again: {held(release, began, back)}")
     release.assert_as_planned()
 
 
@@ -407,10 +467,7 @@ def test_etcd_stopped_for_20_seconds_mid_release(release: RealRelease) -> None:
     back = time.monotonic()
     release.wait_for_success()
 
-    print(
-        f"\netcd stopped {back - began:.1f} s: release held {held(release, began):.2f} s "
-        f"({held(release, began) - (back - began):.2f} s after etcd was back)"
-    )
+    print(f"\netcd stopped {ETCD_DOWN_SECONDS:g} s and started: {held(release, began, back)}")
     release.assert_as_planned()
     assert_never_two_leaders(controllers)
 
@@ -429,13 +486,14 @@ def test_watches_expired_by_a_compaction_make_the_informers_list_again(
     began = time.monotonic()
     release.plane.compact_etcd()
     release.plane.restart_apiserver()  # its watch cache starts from the compacted history
+    back = time.monotonic()
     release.wait_for_success()
     lists_after = {
         resource: controller.metric("canary_kube_api_requests_total", verb="list", resource=r)
         for resource, r in _LISTED.items()
     }
 
-    print(f"\netcd compacted, kube-apiserver restarted: release held {held(release, began):.2f} s")
+    print(f"\netcd compacted, kube-apiserver restarted: {held(release, began, back)}")
     assert all(lists_after[r] > lists_before[r] for r in _LISTED), (lists_before, lists_after)
     release.assert_as_planned()
 
