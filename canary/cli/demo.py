@@ -66,7 +66,7 @@ def run_demo(interval: float, error_rate: float, output: str, use_prometheus: bo
     with tempfile.TemporaryDirectory(prefix="canary-demo-") as workdir, _stack() as stack:
         say = _narrator(console)
         client = stack.enter_context(_sandbox(Path(workdir), say))
-        simulator = stack.enter_context(_traffic(client.url, say))
+        simulator = stack.enter_context(_traffic(Path(workdir) / "kubeconfig", say))
         metrics_url, source = stack.enter_context(
             _metrics(simulator, say) if use_prometheus else _simulator_directly(simulator, say)
         )
@@ -107,8 +107,8 @@ def _sandbox(workdir: Path, say: Callable[[str], None]) -> Iterator[SandboxClien
 
 
 @contextlib.contextmanager
-def _traffic(api_url: str, say: Callable[[str], None]) -> Iterator[TrafficSimulator]:
-    with simulated_traffic(api_url) as simulator:
+def _traffic(kubeconfig: Path, say: Callable[[str], None]) -> Iterator[TrafficSimulator]:
+    with simulated_traffic(kubeconfig) as simulator:
         say(f"traffic simulator on {simulator.url}: 60 req/s to ui, 20% carry `version: beta`")
         yield simulator
 

@@ -114,8 +114,9 @@ def simulate_traffic(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 for /metrics.")] = 9100,
     rps: Annotated[float, typer.Option(help="Requests per second per service.")] = 50.0,
     header_share: Annotated[float, typer.Option(help="Share of requests with the header.")] = 0.05,
-    kube_api: Annotated[
-        str | None, typer.Option(help="Follow each service's VirtualService at this API URL.")
+    kubeconfig: Annotated[
+        str | None,
+        typer.Option(help="Follow each service's VirtualService on this kubeconfig's API server."),
     ] = None,
     route: Annotated[str, typer.Option(help="The managed http route's name.")] = "primary",
 ) -> None:
@@ -127,7 +128,7 @@ def simulate_traffic(
         port=port,
         rps=rps,
         header_share=header_share,
-        kube_api=kube_api,
+        kubeconfig=kubeconfig,
         route=route,
     )
 

@@ -84,13 +84,18 @@ def deploy_version(client: SandboxClient, version: str, ready: bool = True) -> N
 
 @contextlib.contextmanager
 def simulated_traffic(
-    api_url: str, versions: Sequence[str] = ("v1", "v2", "v3"), rps: float = 60.0, seed: int = 7
+    kubeconfig: str | Path,
+    versions: Sequence[str] = ("v1", "v2", "v3"),
+    rps: float = 60.0,
+    seed: int = 7,
+    namespace: str = NAMESPACE,
 ) -> Iterator[TrafficSimulator]:
-    """The simulator, routing `ui` the way its VirtualService in the sandbox says."""
-    routing = KubeRouting(api_url, NAMESPACE, SERVICE, SERVICE).start()
+    """The simulator, routing `ui` in `namespace` the way its VirtualService says on the API
+    server `kubeconfig` names (the sandbox's, or a real kube-apiserver's)."""
+    routing = KubeRouting.from_kubeconfig(kubeconfig, namespace, SERVICE).start()
     simulator = TrafficSimulator(seed=seed)
     simulator.add_service(
-        SERVICE, NAMESPACE, versions=tuple(versions), rps=rps, header_share=0.2, routing=routing
+        SERVICE, namespace, versions=tuple(versions), rps=rps, header_share=0.2, routing=routing
     )
     simulator.start()
     try:

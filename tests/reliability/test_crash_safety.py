@@ -113,7 +113,7 @@ def test_thirty_kills_never_skip_repeat_or_rush_a_step(
     kills = 0
     with contextlib.ExitStack() as stack:
         api, client = stack.enter_context(sandbox_with_example(tmp_path))
-        simulator = stack.enter_context(simulated_traffic(api.url))
+        simulator = stack.enter_context(simulated_traffic(tmp_path / "kubeconfig"))
         prometheus = stack.enter_context(
             PrometheusProcess(targets=[simulator.address], scrape_interval="1s")
         )
