@@ -30,7 +30,7 @@ from e2e_helpers import (
 )
 from e2e_support import CANARY, Env
 
-from canary.sandbox.stack import NAMESPACE, SERVICE, ControllerProcess
+from canary.sandbox.stack import SERVICE, ControllerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -160,14 +160,14 @@ def test_pause_holds_the_weight_and_resume_finishes(env: Env) -> None:
 
 def test_retry_after_a_rollback_starts_from_the_first_stage(env: Env) -> None:
     version = env.new_version()
-    env.stack.simulator.set_version(NAMESPACE, SERVICE, version, error_rate=0.5)
+    env.stack.simulator.set_version(env.namespace, SERVICE, version, error_rate=0.5)
     env.start_controller()
     env.release(version)
     assert "RolledBack" in ok(env.canary("wait", SERVICE, "--timeout", "60s"), 1)
     rolled_back = env.status()
     assert rolled_back["phase"] == "RolledBack"
 
-    env.stack.simulator.set_version(NAMESPACE, SERVICE, version, error_rate=0.0)
+    env.stack.simulator.set_version(env.namespace, SERVICE, version, error_rate=0.0)
     env.wait_for(
         lambda: errors_in_window(env.stack.prometheus.url, version) == 0,
         what="the 5xx to leave Prometheus's window",
@@ -225,12 +225,14 @@ def test_kubectl_finds_the_plugin(env: Env) -> None:
         )
 
     assert "kubectl-canary" in ok(kubectl_run("plugin", "list"))
-    table = ok(kubectl_run("canary", "get", "-n", NAMESPACE))
+    table = ok(kubectl_run("canary", "get", "-n", env.namespace))
     assert SERVICE in table and "Succeeded" in table
-    shown = json.loads(ok(kubectl_run("canary", "get", SERVICE, "-n", NAMESPACE, "-o", "json")))
+    shown = json.loads(ok(kubectl_run("canary", "get", SERVICE, "-n", env.namespace, "-o", "json")))
     assert shown["status"] == env.rollout()["status"]
     explicit = ok(
-        kubectl_run("canary", "get", SERVICE, "-n", NAMESPACE, "--kubeconfig", str(env.kubeconfig))
+        kubectl_run(
+            "canary", "get", SERVICE, "-n", env.namespace, "--kubeconfig", str(env.kubeconfig)
+        )
     )
     assert "Succeeded" in explicit
 
