@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -140,13 +141,29 @@ def demo(
     prometheus: Annotated[
         bool, typer.Option(help="Use a real Prometheus when one is installed.")
     ] = True,
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(
+            help="Run on this kubeconfig's cluster (e.g. `./dev cluster --kubeconfig FILE`) "
+            "instead of the embedded sandbox."
+        ),
+    ] = None,
+    namespace: Annotated[
+        str, typer.Option("-n", "--namespace", help="With --kubeconfig: where examples/ui goes.")
+    ] = "shop",
 ) -> None:
-    """A whole release (v1 -> v2) and an automatic rollback (v2 -> v3) on a local sandbox."""
+    """A whole release (v1 -> v2) and an automatic rollback (v2 -> v3) on a local sandbox, or on
+    a cluster with --kubeconfig."""
     from canary.cli.demo import DemoError, run_demo
 
     try:
         ok = run_demo(
-            interval=interval, error_rate=error_rate, output=output, use_prometheus=prometheus
+            interval=interval,
+            error_rate=error_rate,
+            output=output,
+            use_prometheus=prometheus,
+            kubeconfig=kubeconfig,
+            namespace=namespace,
         )
     except DemoError as error:
         typer.echo(f"error: {error}", err=True)
