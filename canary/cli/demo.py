@@ -27,7 +27,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from canary.core.model import TERMINAL_PHASES
+from canary.core.model import API_VERSION, KIND
+from canary.core.status import TERMINAL_PHASES
 from canary.sandbox.client import SandboxClient, SandboxError
 from canary.sandbox.prometheus import PrometheusProcess, find_prometheus
 from canary.sandbox.stack import (
@@ -217,7 +218,7 @@ def _follow(
     deadline = time.monotonic() + RELEASE_TIMEOUT
     last = None
     while time.monotonic() < deadline:
-        status = client.get("canary.dev/v1alpha1", "Rollout", namespace, SERVICE).get("status", {})
+        status = client.get(API_VERSION, KIND, namespace, SERVICE).get("status", {})
         line = _position_line(status) if status else None
         if line is not None and line != last:
             say(line)

@@ -58,7 +58,6 @@ def controller(
         ),
     ] = False,
 ) -> None:
-    """Run the controller: watch Rollouts and drive their releases."""
     from canary.controller.main import ControllerOptions, run
     from canary.notify.config import ConfigError, load_config
 
@@ -95,7 +94,6 @@ def sandbox(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8001,
     kubeconfig: Annotated[str | None, typer.Option(help="Write a kubeconfig here.")] = None,
 ) -> None:
-    """Run the local Kubernetes API emulator (with the Istio and Rollout CRDs) until stopped."""
     import tempfile
 
     import yaml
@@ -121,7 +119,6 @@ def simulate_traffic(
     ] = None,
     route: Annotated[str, typer.Option(help="The managed http route's name.")] = "primary",
 ) -> None:
-    """Serve Istio-standard metrics for simulated services (steer them with /control)."""
     from canary.sandbox.traffic import ServiceSpec, serve
 
     serve(
@@ -152,8 +149,6 @@ def demo(
         str, typer.Option("-n", "--namespace", help="With --kubeconfig: where examples/ui goes.")
     ] = "shop",
 ) -> None:
-    """A whole release (v1 -> v2) and an automatic rollback (v2 -> v3) on a local sandbox, or on
-    a cluster with --kubeconfig."""
     from canary.cli.demo import DemoError, run_demo
 
     try:

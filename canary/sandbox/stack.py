@@ -21,13 +21,13 @@ from typing import Any
 import yaml
 
 from canary.core.crd import rollout_crd
+from canary.core.model import API_VERSION, KIND
 from canary.sandbox.apiserver import ApiServer, bundled_crd_paths
 from canary.sandbox.client import SandboxClient, SandboxError
 from canary.sandbox.traffic import KubeRouting, TrafficSimulator
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ui"
 NAMESPACE, SERVICE = "shop", "ui"
-GROUP_VERSION = "canary.dev/v1alpha1"
 READY_TIMEOUT = 120.0  # a guard against a control plane that never schedules, not a figure
 UNSCHEDULABLE = "canary.dev/no-such-node"  # a node-selector label no Node has
 
@@ -121,7 +121,7 @@ def install_example(
 
 def remove_rollout(client: SandboxClient, namespace: str = NAMESPACE) -> None:
     """Rollout `ui` deleted at once, its finalizer dropped (no controller need be running)."""
-    path = client.path(GROUP_VERSION, "Rollout", namespace, SERVICE)
+    path = client.path(API_VERSION, KIND, namespace, SERVICE)
     with contextlib.suppress(SandboxError):
         client.merge_patch(path, {"metadata": {"finalizers": None}})
         client.delete(path)

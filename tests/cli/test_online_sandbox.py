@@ -34,7 +34,7 @@ from binary_support import require_binary
 from typer.testing import CliRunner
 
 from canary.cli.app import app
-from canary.cli.online import Target, resolve
+from canary.cli.session import Target, resolve
 from canary.core.model import API_VERSION, KIND, REQUEST_ANNOTATION
 from canary.kube.client import KubeCluster
 from canary.sandbox.apiserver import ApiServer, bundled_crd_paths

@@ -29,8 +29,9 @@ import pytest
 from binary_support import require_binary
 from reliability_helpers import distinct, store_recorder, stored_rollout, traffic_state, wait_for
 
-from canary.core.machine import required_checks
-from canary.core.model import Rollout, Stage
+from canary.core.model import Rollout
+from canary.core.path import required_checks
+from canary.core.spec import Stage
 from canary.sandbox.prometheus import PrometheusProcess
 from canary.sandbox.stack import (
     ControllerProcess,
