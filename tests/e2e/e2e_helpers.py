@@ -265,11 +265,14 @@ def logged(text: str, event: str) -> list[Obj]:
     return [r for r in log_records(text) if r.get("event") == event]
 
 
-def errors_in_window(prometheus_url: str, version: str, window: str = "15s") -> float:
-    """5xx answers of `version` that Prometheus saw in the last `window` (0 when none)."""
+def errors_in_window(
+    prometheus_url: str, version: str, window: str = "15s", namespace: str = NAMESPACE
+) -> float:
+    """5xx answers of `version` in `namespace` that Prometheus saw in the last `window` (0 when
+    none)."""
     selector = (
         f'reporter="destination", destination_service_name="{SERVICE}", '
-        f'destination_workload_namespace="{NAMESPACE}", destination_version="{version}", '
+        f'destination_workload_namespace="{namespace}", destination_version="{version}", '
         'response_code=~"5.."'
     )
     query = f"sum(increase(istio_requests_total{{{selector}}}[{window}]))"

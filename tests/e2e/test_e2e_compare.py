@@ -186,8 +186,8 @@ def test_a_canary_with_stables_error_rate_is_released_at_low_traffic(
     assert not env.events("AnalysisFailed")
     # the gate compared versions that both failed requests, as Prometheus saw them
     prometheus = env.stack.prometheus.url
-    assert errors_in_window(prometheus, version, "5m") > 0
-    assert errors_in_window(prometheus, "v1", "5m") > 0
+    assert errors_in_window(prometheus, version, "5m", env.namespace) > 0
+    assert errors_in_window(prometheus, "v1", "5m", env.namespace) > 0
 
 
 def test_the_fixed_99_percent_gate_rolls_the_same_traffic_back(

@@ -100,10 +100,12 @@ def test_every_provider_hears_a_healthy_release_and_a_rollback_in_order(env: Env
         assert gate["name"] == "success-rate" and gate["value"] < 99.0
         assert gate["threshold"].startswith(">= 99")
         assert [s["attachments"][0]["title"] for s in slack.bodies()] == [
-            f"shop/ui: {e}" for e in expected
+            f"{env.namespace}/ui: {e}" for e in expected
         ]
         assert slack.bodies()[-1]["attachments"][0]["color"] == "danger"
-        assert [t["title"] for t in teams.bodies()] == [f"shop/ui: {e}" for e in expected]
+        assert [t["title"] for t in teams.bodies()] == [
+            f"{env.namespace}/ui: {e}" for e in expected
+        ]
 
 
 def test_failing_and_hanging_receivers_leave_the_release_unchanged(env: Env) -> None:
