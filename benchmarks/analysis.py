@@ -32,7 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from canary.core.model import Gate, Rollout, Verdict
+from canary.core.model import Rollout
+from canary.core.spec import Gate
+from canary.core.status import Verdict
 from canary.metrics.compare import judge_compare
 from canary.metrics.verdicts import Measurement, Series, judge
 

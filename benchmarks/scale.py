@@ -195,8 +195,8 @@ class TickRecorder:
         self.collections: list[float] = []  # seconds of each full (generation 2) collection
         self._collecting = 0.0
         self.measuring = threading.Event()
-        self._tick = controller._tick
-        controller._tick = self.timed_tick
+        self._reconcile_once = controller._reconcile_once
+        controller._reconcile_once = self.timed_reconcile
         controller.scheduler.add_listener(self.submitted, EVENT_JOB_SUBMITTED)
         controller.scheduler.add_listener(self.skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
 
@@ -218,40 +218,39 @@ class TickRecorder:
         elif self.measuring.is_set():
             self.collections.append(time.perf_counter() - self._collecting)
 
-    def timed_tick(self, key: str) -> None:
+    def timed_reconcile(self, key: str, obj: Any) -> None:
+        """The lag of an interval tick is from its scheduled time to its reconcile's start (the
+        tick job only adds the key to the work queue)."""
         at = self.scheduled.pop(f"{key}#tick", None)  # one-off (watch, requeue) runs find none
         if self.measuring.is_set() and at is not None:
             self.lags.append(max(0.0, time.time() - at))
-        self._tick(key)
+        self._reconcile_once(key, obj)
 
 
 def build_controller(options: argparse.Namespace, stop: threading.Event) -> tuple[Any, Any, Any]:
-    """The controller of `canary controller` with the mode's switches; (controller, kube,
-    query counter)."""
-    from canary.controller.main import ControllerOptions, _cached, _metrics
-    from canary.controller.reconcile import Reconciler
-    from canary.controller.runtime import Controller
+    """The controller of `canary controller` (`compose`) with the mode's switches;
+    (controller, kube, query counter)."""
+    from canary.controller.main import ControllerOptions, compose
     from canary.controller.telemetry import Telemetry
-    from canary.kube.client import KubeCluster
-    from canary.mesh.istio import IstioRouter
 
     optimized = options.mode == "optimized"
     settings = ControllerOptions(
-        kubeconfig=options.kubeconfig, informers=optimized, batch_queries=optimized
+        kubeconfig=options.kubeconfig,
+        qps=options.qps,
+        burst=options.qps * 2,
+        informers=optimized,
+        batch_queries=optimized,
+        store_every_check=not optimized,
+        workers=options.workers,
     )
-    telemetry = Telemetry()
-    kube = KubeCluster.from_kubeconfig(options.kubeconfig, qps=options.qps, burst=options.qps * 2)
+    composition = compose(settings, stop, Telemetry())
+    controller = composition.controller
     queries: Counter[str] = Counter()
-    cluster = _cached(settings, kube, stop)
-    metrics = _metrics(settings, telemetry)
+    metrics = controller.reconciler.metrics
     for source in (metrics, getattr(metrics, "_unbatched", None)):
         if source is not None:
             wrap_counting(source, queries)
-    reconciler = Reconciler(
-        cluster=cluster, router=IstioRouter(), metrics=metrics, store_every_check=not optimized
-    )
-    controller = Controller(cluster, reconciler, telemetry=telemetry, workers=options.workers)
-    return controller, kube, queries
+    return controller, composition.kube, queries
 
 
 def run_mode(options: argparse.Namespace) -> dict[str, Any]:
@@ -316,8 +315,8 @@ def warm_up(controller: Any, options: argparse.Namespace) -> None:
     measured ticks are the steady state, all alike."""
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
-        cache = dict(controller._cache)
-        if sum(1 for obj in cache.values() if checked_in_split(obj)) >= options.rollouts:
+        rollouts = controller.rollouts.objects()
+        if sum(1 for obj in rollouts if checked_in_split(obj)) >= options.rollouts:
             break
         time.sleep(0.5)
     time.sleep(options.interval)
@@ -428,13 +427,13 @@ class FailingOnCue:
     """Gates that pass until told to fail; remembers when it last answered."""
 
     def __init__(self) -> None:
-        from canary.core.model import Verdict
+        from canary.core.status import Verdict
 
         self.verdict = Verdict.PASS
         self.answered = 0.0
 
     def evaluate(self, rollout: Any) -> tuple[Any, ...]:
-        from canary.core.model import GateResult
+        from canary.core.status import GateResult
 
         results = tuple(
             GateResult(name=g.name, verdict=self.verdict, value=50.0, threshold=">= 99.0%")
@@ -448,7 +447,7 @@ def one_rollback() -> float:
     from datetime import UTC, datetime
 
     from canary.controller.reconcile import Reconciler
-    from canary.core.model import Verdict
+    from canary.core.status import Verdict
     from canary.kube.client import KubeCluster
     from canary.kube.informers import CachedCluster
     from canary.mesh.istio import IstioRouter

@@ -3,11 +3,14 @@
 by all of them, e.g. `from binary_support import require_binary`. Its only fixtures are the real
 control plane's (`controlplane_support`), loaded as a plugin so that every tier can use them."""
 
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
 pytest_plugins = ["controlplane_support"]
 
 # Tests assert behaviour, never wall-clock time: a property that takes longer than hypothesis's
-# default 200 ms deadline on a loaded machine is not a failure.
-settings.register_profile("canary", deadline=None)
+# default 200 ms deadline, or whose examples are slow to generate, on a loaded machine is not a
+# failure. Every property test runs with this profile; a test's own settings add to it.
+settings.register_profile(
+    "canary", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
 settings.load_profile("canary")

@@ -7,6 +7,7 @@ table in canary.cli.commands, which is also where every command's summary below 
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -40,7 +41,6 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 @app.command("crd")
 def crd() -> None:
-    """Print the Rollout CustomResourceDefinition (generated from the models)."""
     from canary.cli.offline import crd_yaml
 
     typer.echo(crd_yaml(), nl=False)
@@ -50,9 +50,7 @@ def crd() -> None:
 def lint(
     files: Annotated[list[str], typer.Argument(help="YAML files with Rollouts ('-' = stdin).")],
 ) -> None:
-    """Check Rollout files offline: exit 0 when valid, 1 with one line per problem.
-
-    Give the VirtualService, DestinationRule and canary Deployment too (in the same or other
+    """Give the VirtualService, DestinationRule and canary Deployment too (in the same or other
     files) to have them checked as the controller checks them. Warnings (settings that switch
     a protection off) are printed without failing.
     """
@@ -82,7 +80,6 @@ def plan(
         typer.Option("--version", help="Plan the release of this version (default: the spec's)."),
     ] = None,
 ) -> None:
-    """Print, step by step, the VirtualService and DestinationRule the controller would write."""
     from canary.cli.documents import DocumentError
     from canary.cli.offline import plan as make_plan
     from canary.cli.offline import render_plan
@@ -96,7 +93,8 @@ def plan(
 
 
 # ---------------------------------------------------------------- online commands (a cluster)
-# Bodies live in canary.cli.online, imported inside each command: `--help` stays fast.
+# Bodies live in canary.cli.session, get, requests and wait, imported inside each command:
+# `--help` stays fast.
 
 
 class Format(StrEnum):
@@ -129,7 +127,7 @@ NoWaitOption = Annotated[
 
 def run_online(body: Callable[[], int | None]) -> None:
     """Run a command body; a UserError becomes one sentence on stderr and its exit code."""
-    from canary.cli.online import UserError
+    from canary.cli.errors import UserError
 
     try:
         code = body()
@@ -145,7 +143,7 @@ def target_of(
     kubeconfig: str | None,
     all_namespaces: bool = False,
 ) -> Any:
-    from canary.cli.online import Target
+    from canary.cli.session import Target
 
     return Target(kubeconfig, context, namespace, all_namespaces)
 
@@ -163,13 +161,13 @@ def get(
         bool, typer.Option("-w", "--watch", help="Keep updating until the release ends.")
     ] = False,
 ) -> None:
-    """List Rollouts, or show one in detail: stage, weight, gates, history and events."""
-    from canary.cli import online
+    from canary.cli import get as getting
+    from canary.cli.session import open_session
 
     def body() -> None:
-        session = online.open_session(target_of(namespace, context, kubeconfig, all_namespaces))
-        printer = online.Printer(output.value, typer.echo, online.make_console())
-        online.get(session, name, output.value, watch, printer)
+        session = open_session(target_of(namespace, context, kubeconfig, all_namespaces))
+        printer = getting.Printer(output.value, typer.echo, getting.make_console())
+        getting.get(session, name, output.value, watch, printer)
 
     run_online(body)
 
@@ -184,15 +182,17 @@ def send(
     timeout: str,
     no_wait: bool,
 ) -> None:
-    from canary.cli import online
+    from canary.cli.errors import UserError, parse_timeout
+    from canary.cli.requests import RequestOptions, send_request
+    from canary.cli.session import open_session
     from canary.core.requests import Action
 
     def body() -> int:
-        options = online.RequestOptions(timeout=online.parse_timeout(timeout), wait=not no_wait)
-        session = online.open_session(target_of(namespace, context, kubeconfig))
-        outcome = online.send_request(session, name, Action(action), options)
+        options = RequestOptions(timeout=parse_timeout(timeout), wait=not no_wait)
+        session = open_session(target_of(namespace, context, kubeconfig))
+        outcome = send_request(session, name, Action(action), options)
         if outcome.code:
-            raise online.UserError(outcome.message, outcome.code)
+            raise UserError(outcome.message, outcome.code)
         typer.echo(outcome.message)
         return 0
 
@@ -212,7 +212,6 @@ def promote(
     timeout: RequestTimeoutOption = "10s",
     no_wait: NoWaitOption = False,
 ) -> None:
-    """Move the release to its next step (past a manual gate), or with --full to release."""
     action = "promote-full" if full else "promote"
     send(
         action=action,
@@ -225,7 +224,7 @@ def promote(
     )
 
 
-def _request_command(action: str, summary: str) -> Callable[..., None]:
+def _request_command(action: str) -> Callable[..., None]:
     """A command that sends one request with no options of its own (pause, resume, ...)."""
 
     def command(
@@ -247,12 +246,11 @@ def _request_command(action: str, summary: str) -> Callable[..., None]:
             no_wait=no_wait,
         )
 
-    command.__doc__ = summary
     return command
 
 
 for _action in ("pause", "resume", "retry", "abort"):
-    app.command(_action)(_request_command(_action, dict(COMMANDS)[_action]))
+    app.command(_action)(_request_command(_action))
 
 
 @app.command("wait")
@@ -276,9 +274,7 @@ def wait(
     context: ContextOption = None,
     kubeconfig: KubeconfigOption = None,
 ) -> None:
-    """Block until the release of one version ends: a GitOps pipeline step.
-
-    Exit codes:
+    """Exit codes:
       0  that version is live (or paused for promotion, with --paused-ok)
       1  its release rolled back, was aborted or superseded, or the Rollout is invalid
       2  timeout
@@ -289,19 +285,22 @@ def wait(
     the controller has picked it up, the status still describes the previous
     release: wait keeps waiting instead of reading it.
     """
-    from canary.cli import online
+    from canary.cli.errors import parse_timeout
+    from canary.cli.session import open_session
+    from canary.cli.wait import ProgressLog, WaitOptions
+    from canary.cli.wait import wait as wait_for_version
 
     def body() -> int:
-        options = online.WaitOptions(
+        options = WaitOptions(
             wait_for=wait_for,
-            timeout=online.parse_timeout(timeout),
-            interval=online.parse_timeout(interval, "--interval"),
+            timeout=parse_timeout(timeout),
+            interval=parse_timeout(interval, "--interval"),
             paused_ok=paused_ok,
             timeout_text=timeout,
             version=version,
         )
-        session = online.open_session(target_of(namespace, context, kubeconfig))
-        outcome = online.wait(session, name, options, online.ProgressLog(typer.echo))
+        session = open_session(target_of(namespace, context, kubeconfig))
+        outcome = wait_for_version(session, name, options, ProgressLog(typer.echo))
         typer.echo(outcome.message, err=outcome.code != 0)
         return int(outcome.code)
 
@@ -327,7 +326,9 @@ _register_backtesting()
 
 
 def _summaries_from_table() -> None:
-    """Give every command its one-line summary from COMMANDS; the two must list the same names.
+    """Give every command its one-line summary from COMMANDS, the one place summaries are
+    written (a command's docstring holds only what its help says after the summary); the two
+    must list the same names.
 
     The fast top-level help (canary.cli.entry) prints COMMANDS without importing this module:
     a command registered here but missing there would be invisible, so that fails at import.
@@ -340,7 +341,9 @@ def _summaries_from_table() -> None:
             f"same order): registered {registered}, listed {listed}"
         )
     for info, (_, summary) in zip(app.registered_commands, COMMANDS, strict=True):
+        details = inspect.getdoc(info.callback) if info.callback is not None else None
         info.short_help = summary
+        info.help = f"{summary}\n\n{details}" if details else summary
 
 
 _summaries_from_table()

@@ -45,7 +45,6 @@ def record_command(
     prometheus: PrometheusOption = None,
     stable_version: StableOption = None,
 ) -> None:
-    """Save the range data a Rollout's gates need (one JSON file) for `canary backtest`."""
     try:
         subject = read_rollout(rollout)
         recording = fetch(subject, prometheus, start, end, stable_version)
@@ -70,10 +69,7 @@ def backtest_command(
     stable_version: StableOption = None,
     output: Annotated[str, typer.Option("-o", "--output", help="text or json")] = "text",
 ) -> None:
-    """Replay a release on recorded metrics with the controller's own code; print each check.
-
-    Exit codes: 0 the release would have succeeded, 1 rolled back, 2 still running at the end.
-    """
+    """Exit codes: 0 the release would have succeeded, 1 rolled back, 2 still running at the end."""
     try:
         subject = read_rollout(rollout)
         recording = _recording_for(subject, recording_file, prometheus, start, end, stable_version)
@@ -132,7 +128,7 @@ def read_rollout(path: str) -> Rollout:
 def fetch(
     subject: Rollout, url: str | None, start: str, end: str, stable_version: str | None
 ) -> Recording:
-    from canary.core.model import PrometheusRef
+    from canary.core.spec import PrometheusRef
     from canary.metrics.errors import MetricsError
     from canary.metrics.prometheus import PrometheusClient
     from canary.metrics.recording import parse_time, record

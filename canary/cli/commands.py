@@ -24,7 +24,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("resume", "Carry on with a release paused by `canary pause`."),
     ("retry", "Start a rolled-back or aborted release again from its first stage."),
     ("abort", "Stop the release now: all traffic back to stable, no mirror, no header route."),
-    ("wait", "Block until the Rollout's current release ends: a GitOps pipeline step."),
+    ("wait", "Block until the release of one version ends: a GitOps pipeline step."),
     ("controller", "Run the controller: watch Rollouts and drive their releases."),
     (
         "sandbox",
@@ -34,7 +34,11 @@ COMMANDS: tuple[tuple[str, str], ...] = (
         "simulate-traffic",
         "Serve Istio-standard metrics for simulated services (steer them with /control).",
     ),
-    ("demo", "A whole release (v1 -> v2) and an automatic rollback (v2 -> v3) on a local sandbox."),
+    (
+        "demo",
+        "A whole release (v1 -> v2) and an automatic rollback (v2 -> v3) on a local sandbox "
+        "(or on a cluster: --kubeconfig).",
+    ),
     ("record", "Save the range data a Rollout's gates need (one JSON file) for `canary backtest`."),
     (
         "backtest",

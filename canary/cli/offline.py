@@ -14,9 +14,11 @@ from canary.cli.documents import Document, DocumentError, read_documents, read_o
 from canary.core.crd import rollout_crd
 from canary.core.durations import format_duration
 from canary.core.errors import describe_validation_error
-from canary.core.model import KIND, NoDataPolicy, Rollout, RolloutStatus
+from canary.core.model import KIND, Rollout
 from canary.core.objects import Obj
 from canary.core.simulate import walk
+from canary.core.spec import NoDataPolicy
+from canary.core.status import RolloutStatus
 from canary.core.traffic import Traffic, stable_only
 from canary.mesh.istio import (
     MeshError,

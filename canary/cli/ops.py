@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -57,7 +58,6 @@ def controller(
         ),
     ] = False,
 ) -> None:
-    """Run the controller: watch Rollouts and drive their releases."""
     from canary.controller.main import ControllerOptions, run
     from canary.notify.config import ConfigError, load_config
 
@@ -94,7 +94,6 @@ def sandbox(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8001,
     kubeconfig: Annotated[str | None, typer.Option(help="Write a kubeconfig here.")] = None,
 ) -> None:
-    """Run the local Kubernetes API emulator (with the Istio and Rollout CRDs) until stopped."""
     import tempfile
 
     import yaml
@@ -114,12 +113,12 @@ def simulate_traffic(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 for /metrics.")] = 9100,
     rps: Annotated[float, typer.Option(help="Requests per second per service.")] = 50.0,
     header_share: Annotated[float, typer.Option(help="Share of requests with the header.")] = 0.05,
-    kube_api: Annotated[
-        str | None, typer.Option(help="Follow each service's VirtualService at this API URL.")
+    kubeconfig: Annotated[
+        str | None,
+        typer.Option(help="Follow each service's VirtualService on this kubeconfig's API server."),
     ] = None,
     route: Annotated[str, typer.Option(help="The managed http route's name.")] = "primary",
 ) -> None:
-    """Serve Istio-standard metrics for simulated services (steer them with /control)."""
     from canary.sandbox.traffic import ServiceSpec, serve
 
     serve(
@@ -127,7 +126,7 @@ def simulate_traffic(
         port=port,
         rps=rps,
         header_share=header_share,
-        kube_api=kube_api,
+        kubeconfig=kubeconfig,
         route=route,
     )
 
@@ -139,13 +138,27 @@ def demo(
     prometheus: Annotated[
         bool, typer.Option(help="Use a real Prometheus when one is installed.")
     ] = True,
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(
+            help="Run on this kubeconfig's cluster (e.g. `./dev cluster --kubeconfig FILE`) "
+            "instead of the embedded sandbox."
+        ),
+    ] = None,
+    namespace: Annotated[
+        str, typer.Option("-n", "--namespace", help="With --kubeconfig: where examples/ui goes.")
+    ] = "shop",
 ) -> None:
-    """A whole release (v1 -> v2) and an automatic rollback (v2 -> v3) on a local sandbox."""
     from canary.cli.demo import DemoError, run_demo
 
     try:
         ok = run_demo(
-            interval=interval, error_rate=error_rate, output=output, use_prometheus=prometheus
+            interval=interval,
+            error_rate=error_rate,
+            output=output,
+            use_prometheus=prometheus,
+            kubeconfig=kubeconfig,
+            namespace=namespace,
         )
     except DemoError as error:
         typer.echo(f"error: {error}", err=True)

@@ -12,7 +12,7 @@ import structlog
 from canary.controller import integrations
 from canary.controller.logs import configure_logging
 from canary.controller.reconcile import Reconciler
-from canary.controller.runtime import Controller, LeaderElection
+from canary.controller.runtime import Controller, LeaderElection, WriteGuard
 from canary.controller.telemetry import Telemetry, serve_http
 from canary.kube.client import KubeCluster
 from canary.kube.informers import CachedCluster
@@ -22,6 +22,7 @@ from canary.metrics.batched import BatchedPrometheusSource
 from canary.metrics.port import MetricsSource
 from canary.metrics.prometheus import PrometheusSource
 from canary.metrics.scrape import ScrapeSource
+from canary.notify.notifier import Notifier
 
 
 @dataclass(frozen=True)
@@ -43,15 +44,25 @@ class ControllerOptions:
     batch_queries: bool = True  # one grouped PromQL query per gate kind and time bucket
     query_bucket_seconds: float = 1.0  # how long a grouped answer is shared
     store_every_check: bool = False  # also store checks that repeat the stored one
+    workers: int = 8  # reconciles in parallel (of different Rollouts)
 
 
-def run(options: ControllerOptions, stop: threading.Event | None = None) -> None:
-    configure_logging(options.log_level, options.log_json)
-    log = structlog.get_logger("canary.controller")
-    stop = stop or threading.Event()
-    telemetry = Telemetry()
-    cluster = _cached(options, _cluster(options, telemetry), stop)
+@dataclass(frozen=True)
+class Composition:
+    """The controller of `canary controller`, wired; the benchmarks build the same one."""
+
+    controller: Controller
+    kube: KubeCluster  # the API client under any caches
+    notifier: Notifier
+
+
+def compose(options: ControllerOptions, stop: threading.Event, telemetry: Telemetry) -> Composition:
+    """Every adapter, the Reconciler and the runtime, each given its callbacks here, once."""
+    kube = _cluster(options, telemetry)
+    cluster = _cached(options, kube, stop)
     notifier = integrations.notifier(cluster, telemetry, options.notifications)
+    leader = LeaderElection(cluster, options.lease_namespace) if options.leader_elect else None
+    may_write = WriteGuard(telemetry, leader, stopping=stop)
     reconciler = Reconciler(
         cluster=cluster,
         router=IstioRouter(),
@@ -59,11 +70,28 @@ def run(options: ControllerOptions, stop: threading.Event | None = None) -> None
         webhooks=integrations.webhooks(telemetry),
         notifier=notifier,
         store_every_check=options.store_every_check,
+        may_write=may_write,
+        on_decision=telemetry.observe_decision,
     )
-    leader = LeaderElection(cluster, options.lease_namespace) if options.leader_elect else None
     controller = Controller(
-        cluster, reconciler, telemetry=telemetry, namespace=options.namespace, leader=leader
+        cluster,
+        reconciler,
+        telemetry=telemetry,
+        namespace=options.namespace,
+        leader=leader,
+        may_write=may_write,
+        workers=options.workers,
     )
+    return Composition(controller, kube, notifier)
+
+
+def run(options: ControllerOptions, stop: threading.Event | None = None) -> None:
+    configure_logging(options.log_level, options.log_json)
+    log = structlog.get_logger("canary.controller")
+    stop = stop or threading.Event()
+    telemetry = Telemetry()
+    composition = compose(options, stop, telemetry)
+    controller, notifier = composition.controller, composition.notifier
     server = serve_http(
         options.metrics_addr, telemetry, controller.healthy, controller.synced.is_set
     )

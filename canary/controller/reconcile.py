@@ -46,25 +46,18 @@ from canary.core.machine import (
     Event,
     Observed,
     advance,
-    analysis_due,
     invalid,
     invalid_status,
-    repeats_stored_check,
     subset_moved,
     traffic_restored,
-    webhooks_due,
 )
-from canary.core.model import (
-    KIND,
-    RUNNING_PHASES,
-    ObjectMeta,
-    Rollout,
-    RolloutSpec,
-    RolloutStatus,
-)
+from canary.core.model import KIND, ObjectMeta, Rollout
 from canary.core.notices import notices_of
 from canary.core.objects import Obj
+from canary.core.path import analysis_due, repeats_stored_check, webhooks_due
 from canary.core.requests import pending_request_in
+from canary.core.spec import RolloutSpec
+from canary.core.status import RUNNING_PHASES, RolloutStatus
 from canary.core.traffic import MeshWrite, Traffic, stable_only, traffic_for, write_plan
 from canary.core.webhooks import post_release_due
 from canary.kube.port import Cluster, KubeError, Mutation, NotFoundError, WorkloadState

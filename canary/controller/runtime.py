@@ -1,16 +1,16 @@
-"""The controller process: a watch-fed cache, one scheduled job per Rollout, leader election.
+"""The controller process: a watch-fed cache of Rollouts, one work queue, leader election.
 
-Watch events trigger an immediate reconcile; an apscheduler interval job per Rollout ticks at
-its analysis interval (coalesced, one instance at a time); a reconcile may ask to run again
-sooner (`requeue_after`). A per-Rollout lock makes sure two reconciles of one Rollout never
-overlap: a trigger that finds it busy marks it dirty and the running one goes round again.
+Everything that wants a Rollout reconciled adds its key to one `WorkQueue` (workqueue.py), and
+a pool of workers reconciles what the queue hands out, one reconcile per Rollout at a time:
+watch events that bring news (not the echo of our own status write), the Rollout's analysis
+interval (an apscheduler interval job per Rollout, which only adds the key), a reconcile that
+asks to run again sooner (`requeue_after`), and retries after a failure (the queue's back-off).
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import queue
 import random
 import threading
 import time
@@ -25,11 +25,12 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from canary.common.pacing import backoff_delay
 from canary.controller.reconcile import Outcome, Reconciler
 from canary.controller.telemetry import Telemetry
+from canary.controller.workqueue import WorkQueue
 from canary.core.durations import parse_duration
-from canary.core.objects import Obj, is_newer, key_of, resource_version
+from canary.core.objects import Obj, key_of, resource_version
+from canary.kube.informers import ObjectCache
 from canary.kube.port import Cluster, ConflictError, KubeError, WatchEvent
 
 log = structlog.get_logger("canary.controller")
@@ -47,7 +48,6 @@ class LeaderElection:
     lease_seconds: int = 15
     retry_seconds: float = 2.0
     leading: threading.Event = field(default_factory=threading.Event)
-    on_elected: Callable[[], None] = lambda: None
     # time.monotonic() when the last successful renewal began: the Lease's renewTime is no
     # earlier than that, so it holds until at least then + lease_seconds
     renewed_at: float | None = field(default=None, init=False)
@@ -69,7 +69,7 @@ class LeaderElection:
             and time.monotonic() - renewed < self.renew_deadline
         )
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, on_elected: Callable[[], None] = lambda: None) -> None:
         while not stop.is_set():
             attempt = time.monotonic()
             try:
@@ -86,12 +86,27 @@ class LeaderElection:
                 if not self.leading.is_set():
                     log.info("became leader", identity=self.identity)
                     self.leading.set()
-                    self.on_elected()
+                    on_elected()
             elif self.leading.is_set():
                 log.warning("lost the leader lease; writing stops", identity=self.identity)
                 self.leading.clear()
             stop.wait(self.retry_seconds)
         self.leading.clear()
+
+
+@dataclass
+class WriteGuard:
+    """Whether this process may write now: it leads (or needs no election) and is not stopping.
+    The Reconciler asks it before every write; the composition root gives it to both."""
+
+    telemetry: Telemetry
+    leader: LeaderElection | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def __call__(self) -> bool:
+        leading = self.leader is None or self.leader.is_leading()
+        self.telemetry.leader.set(1 if leading else 0)
+        return leading and not self.stopping.is_set()
 
 
 class Controller:
@@ -103,6 +118,7 @@ class Controller:
         telemetry: Telemetry,
         namespace: str | None = None,
         leader: LeaderElection | None = None,
+        may_write: Callable[[], bool] | None = None,
         workers: int = 8,
     ) -> None:
         self.cluster = cluster
@@ -111,24 +127,20 @@ class Controller:
         self.namespace = namespace
         self.leader = leader
         self.synced = threading.Event()
-        self._cache: dict[str, Obj] = {}
-        self._locks: dict[str, threading.Lock] = {}
-        self._dirty: set[str] = set()
-        self._failures: dict[str, int] = {}
-        self._retry_at: dict[str, float] = {}
-        self._guard = threading.Lock()
+        self.rollouts = ObjectCache()
+        self.queue = WorkQueue()
         self._stop = threading.Event()
-        self._requests: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
+        self.may_write = may_write or WriteGuard(telemetry, leader)
+        self._workers = [
+            threading.Thread(target=self._work, name=f"worker-{n}", daemon=True)
+            for n in range(workers)
+        ]
         self._watcher: threading.Thread | None = None
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
-            executors={"default": ThreadPoolExecutor(max_workers=workers)},
+            executors={"default": ThreadPoolExecutor(max_workers=1)},  # its jobs only add keys
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
-        reconciler.may_write = self.is_leader
-        reconciler.on_decision = telemetry.observe_decision
-        if leader is not None:
-            leader.on_elected = self._trigger_all
 
     # ------------------------------------------------------------ lifecycle
 
@@ -139,24 +151,25 @@ class Controller:
         # collections, which otherwise walk it every time (300 ms at 2,000 Rollouts, #8).
         gc.freeze()
         self.scheduler.start()
+        for worker in self._workers:
+            worker.start()
         if self.leader is not None:
             threading.Thread(
-                target=self.leader.run, args=(stop,), name="leader", daemon=True
+                target=self.leader.run, args=(stop, self._trigger_all), name="leader", daemon=True
             ).start()
-        threading.Thread(target=self._schedule_requests, name="requeue", daemon=True).start()
         self._watcher = threading.Thread(target=self._watch, name="watch", daemon=True)
         self._watcher.start()
         stop.wait()
         log.info("shutting down")
+        self.queue.shut_down()
+        for worker in self._workers:
+            worker.join()
         self.scheduler.shutdown(wait=True)
 
     def healthy(self) -> bool:
-        return self._watcher is not None and self._watcher.is_alive() and self.scheduler.running
-
-    def is_leader(self) -> bool:
-        leading = self.leader is None or self.leader.is_leading()
-        self.telemetry.leader.set(1 if leading else 0)
-        return leading and not self._stop.is_set()
+        watching = self._watcher is not None and self._watcher.is_alive()
+        working = all(worker.is_alive() for worker in self._workers)
+        return watching and working and self.scheduler.running
 
     # ------------------------------------------------------------ the watch
 
@@ -171,10 +184,10 @@ class Controller:
 
     def _on_event(self, event: WatchEvent) -> None:
         if event.type == "SYNC":
-            fresh = {key_of(obj): obj for obj in event.objects}
-            for key in set(self._cache) - set(fresh):
+            fresh = {key_of(obj) for obj in event.objects}
+            for key in set(self.rollouts.all_keys()) - fresh:
                 self._forget(key)
-            for obj in fresh.values():
+            for obj in event.objects:
                 self._upsert(obj)
             self.synced.set()
         elif event.type == "DELETED" and event.object is not None:
@@ -184,25 +197,22 @@ class Controller:
 
     def _upsert(self, obj: Obj) -> None:
         key = key_of(obj)
-        with self._guard:
-            cached = self._cache.get(key)
-            if not is_newer(obj, cached) or _same_version(obj, cached):
-                return  # nothing new: e.g. the echo of our own status write (#8)
-            self._cache[key] = obj
+        replaced = self.rollouts.put(obj)
+        if not replaced.stored or _same_version(obj, replaced.previous):
+            return  # nothing new: e.g. the echo of our own status write (#8)
         self._schedule_interval(key, obj)
-        if not _only_status_changed(obj, cached):
+        if not _only_status_changed(obj, replaced.previous):
             self.trigger(key)
 
     def _forget(self, key: str) -> None:
-        with self._guard:
-            self._cache.pop(key, None)
-        for suffix in ("tick", "now", "later"):
-            with contextlib.suppress(JobLookupError):
-                self.scheduler.remove_job(f"{key}#{suffix}")
+        self.rollouts.remove(key)
+        self.queue.remove(key)
+        with contextlib.suppress(JobLookupError):
+            self.scheduler.remove_job(f"{key}#tick")
         namespace, _, name = key.partition("/")
         self.telemetry.forget(namespace, name)
 
-    # ------------------------------------------------------------ scheduling
+    # ------------------------------------------------------------ what goes into the queue
 
     def _schedule_interval(self, key: str, obj: Obj) -> None:
         interval = _interval_of(obj)
@@ -213,77 +223,34 @@ class Controller:
             self._tick,
             "interval",
             seconds=interval.total_seconds(),
-            start_date=datetime.now(UTC) + _phase(key, interval),
+            start_date=datetime.now(UTC) + _tick_offset(key, interval),
             args=[key],
             id=f"{key}#tick",
             replace_existing=True,
         )
 
+    def _tick(self, key: str) -> None:
+        """The analysis interval of `key` has come round."""
+        self.queue.add(key)
+
     def trigger(self, key: str, after: float = 0.0) -> None:
-        """Reconcile `key` after `after` seconds (sooner if already due sooner).
-
-        Only queued here: reconciles run inside scheduler jobs, and a job that called the
-        scheduler while it shuts down would wait for a lock that shutdown holds until every
-        job has ended.
-        """
-        self._requests.put((key, after))
-
-    def _schedule_requests(self) -> None:
-        while not self._stop.is_set():
-            try:
-                key, after = self._requests.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            self._add_one_off_job(key, after)
-
-    def _add_one_off_job(self, key: str, after: float) -> None:
-        suffix = "now" if after <= 0 else "later"
-        run_at = datetime.now(UTC) + timedelta(seconds=max(after, 0.0))
-        existing = self.scheduler.get_job(f"{key}#{suffix}")
-        if existing is not None and existing.next_run_time is not None:
-            run_at = min(run_at, existing.next_run_time)
-        self.scheduler.add_job(
-            self._tick,
-            "date",
-            run_date=run_at,
-            args=[key],
-            id=f"{key}#{suffix}",
-            replace_existing=True,
-            # Overlap is handled by the per-Rollout lock (a busy Rollout is marked dirty and
-            # goes round again); a run apscheduler skipped would be a trigger lost.
-            max_instances=8,
-        )
+        """Reconcile `key` after `after` seconds (sooner if already due sooner)."""
+        self.queue.add(key, after)
 
     def _trigger_all(self) -> None:
-        for key in list(self._cache):
+        for key in self.rollouts.all_keys():
             self.trigger(key)
 
-    # ------------------------------------------------------------ a tick
+    # ------------------------------------------------------------ the workers
 
-    def _tick(self, key: str) -> None:
-        if not self.is_leader() or self._backing_off(key):
-            return
-        lock = self._lock_of(key)
-        if not lock.acquire(blocking=False):
-            with self._guard:
-                self._dirty.add(key)
-            return
-        try:
-            self._run_until_clean(key)
-        finally:
-            lock.release()
-
-    def _run_until_clean(self, key: str) -> None:
-        while True:
-            with self._guard:
-                self._dirty.discard(key)
-                obj = self._cache.get(key)
-            if obj is None:
-                return
-            self._reconcile_once(key, obj)
-            with self._guard:
-                if key not in self._dirty:
-                    return
+    def _work(self) -> None:
+        while (key := self.queue.get()) is not None:
+            try:
+                obj = self.rollouts.get(*key.split("/", 1))
+                if obj is not None and self.may_write():
+                    self._reconcile_once(key, obj)
+            finally:
+                self.queue.done(key)
 
     def _reconcile_once(self, key: str, obj: Obj) -> None:
         started = time.perf_counter()
@@ -291,7 +258,7 @@ class Controller:
             outcome = self.reconciler.reconcile(obj)
         except ConflictError as error:
             # Someone changed the Rollout (or the route) under us: decide again from the fresh
-            # object soon. Not a sign of trouble, so no growing backoff.
+            # object soon. Not a sign of trouble, so no growing back-off.
             self._retry_soon(key, str(error))
             return
         except KubeError as error:
@@ -303,45 +270,26 @@ class Controller:
             return
         finally:
             self.telemetry.reconcile_seconds.observe(time.perf_counter() - started)
-        self._failures.pop(key, None)
-        self._retry_at.pop(key, None)
+        self.queue.forget(key)
         self._remember(key, outcome)
 
     def _remember(self, key: str, outcome: Outcome) -> None:
         if outcome.rollout is not None:
-            with self._guard:
-                if is_newer(outcome.rollout, self._cache.get(key)):
-                    self._cache[key] = outcome.rollout
+            self.rollouts.put(outcome.rollout)
         if outcome.requeue_after is not None:
             self.trigger(key, outcome.requeue_after.total_seconds())
 
     def _retry_later(self, key: str, reason: str, message: str) -> None:
-        failures = self._failures.get(key, 0) + 1
-        self._failures[key] = failures
-        delay = backoff_delay(failures, base=1.0, cap=MAX_BACKOFF)
-        self._retry_at[key] = time.monotonic() + delay
+        delay = self.queue.retry_later(key, base=1.0, cap=MAX_BACKOFF)
         log.warning(
             "reconcile failed; retrying", rollout=key, error=message, retry_in=round(delay, 2)
         )
         self.telemetry.reconcile_errors.labels(reason).inc()
-        self.trigger(key, delay)
 
     def _retry_soon(self, key: str, message: str) -> None:
-        delay = random.uniform(0.1, 0.5)
-        self._retry_at[key] = time.monotonic() + delay
+        self.queue.retry_soon(key, random.uniform(0.1, 0.5))
         log.info("conflict; reconciling again from a fresh read", rollout=key, error=message)
         self.telemetry.reconcile_errors.labels("ConflictError").inc()
-        self.trigger(key, delay)
-
-    def _backing_off(self, key: str) -> bool:
-        """After a failed reconcile, interval ticks and watch triggers wait for the retry,
-        so an API in trouble sees one request per backoff, not one per tick and event."""
-        retry_at = self._retry_at.get(key)
-        return retry_at is not None and time.monotonic() < retry_at - 0.05
-
-    def _lock_of(self, key: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(key, threading.Lock())
 
 
 def _same_version(obj: Obj, cached: Obj | None) -> bool:
@@ -365,7 +313,7 @@ def _without_status(obj: Obj) -> Obj:
     return {**{key: value for key, value in obj.items() if key != "status"}, "metadata": meta}
 
 
-def _phase(key: str, interval: timedelta) -> timedelta:
+def _tick_offset(key: str, interval: timedelta) -> timedelta:
     """A stable offset in (0, interval] per Rollout, so thousands of Rollouts that appear at
     once (a relist, a restart) tick spread over the interval instead of all at one instant."""
     return interval * ((zlib.crc32(key.encode()) % 1000 + 1) / 1000)

@@ -17,7 +17,9 @@ from prometheus_client import (
 )
 
 from canary.core.machine import Decision
-from canary.core.model import Phase, Rollout, RolloutStatus, Stage
+from canary.core.model import Rollout
+from canary.core.spec import Stage
+from canary.core.status import Phase, RolloutStatus
 
 RUNNING = (Phase.PENDING, Phase.PROGRESSING, Phase.PAUSED)
 

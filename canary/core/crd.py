@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from canary.core.model import GROUP, KIND, PLURAL, VERSION, RolloutSpec, RolloutStatus
+from canary.core.model import GROUP, KIND, PLURAL, VERSION
+from canary.core.spec import RolloutSpec
+from canary.core.status import RolloutStatus
 
 _DROPPED_KEYS = {"title", "default", "examples"}
 

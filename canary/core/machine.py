@@ -29,7 +29,6 @@ with `RequestRefusedError` and change nothing.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,28 +36,39 @@ from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
 from canary.core.durations import format_duration
-from canary.core.model import (
+from canary.core.model import Rollout
+from canary.core.path import (
+    ANALYSED_STAGES,
+    Position,
+    boundary_target,
+    next_position,
+    required_checks,
+    weight_at,
+)
+from canary.core.requests import Action, Request, pending_request
+from canary.core.spec import (
+    RELEASE_CANARY_FULL,
+    RELEASE_SUBSET_MOVED,
+    NoDataPolicy,
+    RolloutSpec,
+    Stage,
+    WebhookCheck,
+    WebhookType,
+)
+from canary.core.status import (
     HISTORY_LIMIT,
     RUNNING_PHASES,
-    STAGE_NAME_OF,
     TERMINAL_PHASES,
     AnalysisRecord,
     Condition,
     GateResult,
     HandledRequest,
     HistoryEntry,
-    NoDataPolicy,
     PauseReason,
     Phase,
-    Rollout,
-    RolloutSpec,
     RolloutStatus,
-    Stage,
     Verdict,
-    WebhookCheck,
-    WebhookType,
 )
-from canary.core.requests import Action, Request, pending_request
 from canary.core.traffic import Traffic, routing_of, traffic_for
 from canary.core.webhooks import all_passed, answers_for, before_stage, gate_webhooks
 
@@ -111,13 +121,8 @@ TRANSITIONS: Mapping[tuple[Phase | None, Trigger], Phase] = {
     **{(p, Trigger.INVALID): Phase.INVALID for p in ANYTHING},
 }
 
-ANALYSED_STAGES = (Stage.MIRROR, Stage.HEADER_CANARY, Stage.SPLIT)
 BOUNDARY_ORDER = (WebhookType.PRE_STAGE, WebhookType.CONFIRM_PROMOTION)
-RELEASE_CANARY_FULL, RELEASE_SUBSET_MOVED = 0, 1
 WAITING_REQUEUE = timedelta(seconds=2)
-# A check that repeats the stored one is stored again only after this long (as the kubelet
-# reports an unchanged node status every 5 minutes): a bounded heartbeat, not a write per tick.
-CHECK_HEARTBEAT = timedelta(minutes=5)
 
 
 class IllegalTransitionError(ValueError):
@@ -173,137 +178,11 @@ class Decision:
     transitions: tuple[Transition, ...] = ()  # in the order fired
 
 
-@dataclass(frozen=True)
-class Position:
-    stage: Stage
-    step: int
-
-
 def fire(phase: Phase | None, trigger: Trigger) -> Phase:
     try:
         return TRANSITIONS[(phase, trigger)]
     except KeyError:
         raise IllegalTransitionError(f"{trigger.value} is not possible while {phase}") from None
-
-
-# ---------------------------------------------------------------- the path of a release
-
-
-def positions(spec: RolloutSpec) -> list[Position]:
-    """Every analysed position of a release in order, then the release sequence."""
-    path: list[Position] = []
-    if spec.stages.mirror is not None:
-        path.append(Position(Stage.MIRROR, 0))
-    if spec.stages.header_canary is not None:
-        path.append(Position(Stage.HEADER_CANARY, 0))
-    if spec.stages.split is not None:
-        path += [Position(Stage.SPLIT, i) for i in range(len(spec.stages.split.weights()))]
-    path.append(Position(Stage.RELEASE, RELEASE_CANARY_FULL))
-    return path
-
-
-_EXPOSURE_RANK = {Stage.MIRROR: 0, Stage.HEADER_CANARY: 1, Stage.SPLIT: 2, Stage.RELEASE: 3}
-
-
-def next_position(spec: RolloutSpec, stage: Stage | None, step: int, weight: int = 0) -> Position:
-    """The position after (stage, step). If the spec changed under a running release and that
-    position is gone, the first position that exposes the canary more than `weight` did."""
-    path = positions(spec)
-    if stage in (None, Stage.WAITING):
-        return path[0]
-    current = Position(stage, step)
-    if current in path:
-        return path[min(path.index(current) + 1, len(path) - 1)]
-    exposure = (_EXPOSURE_RANK[stage], weight)
-    later = [p for p in path if (_EXPOSURE_RANK[p.stage], _weight_at(spec, p)) > exposure]
-    return later[0] if later else path[-1]
-
-
-def required_checks(spec: RolloutSpec, stage: Stage) -> int:
-    """Passing checks a position needs: its duration in analysis intervals, at least one."""
-    interval = spec.analysis.interval
-    durations = {
-        Stage.MIRROR: spec.stages.mirror.duration if spec.stages.mirror else interval,
-        Stage.HEADER_CANARY: (
-            spec.stages.header_canary.duration if spec.stages.header_canary else interval
-        ),
-        Stage.SPLIT: spec.stages.split.interval if spec.stages.split else interval,
-    }
-    return max(1, math.ceil(durations.get(stage, interval) / interval - 1e-9))
-
-
-def analysis_due(rollout: Rollout, now: datetime) -> bool:
-    """Whether this reconcile should query the gates (the controller asks before it does).
-
-    Checks are spaced by the analysis interval from the later of the last check and the start
-    of the current step, so a restarted controller never squeezes in an extra check. A small
-    tolerance absorbs scheduler jitter.
-    """
-    status, interval = rollout.status, rollout.spec.analysis.interval
-    if status.phase not in (Phase.PROGRESSING, Phase.PAUSED) or status.stage not in ANALYSED_STAGES:
-        return False
-    marks = [t for t in (status.step_started_at, _last_check_time(status)) if t is not None]
-    if not marks:
-        return True
-    tolerance = min(interval / 10, timedelta(seconds=1))
-    return now >= max(marks) + interval - tolerance
-
-
-def _last_check_time(status: RolloutStatus) -> datetime | None:
-    return status.last_analysis.time if status.last_analysis else None
-
-
-def repeats_stored_check(stored: RolloutStatus, decided: RolloutStatus) -> bool:
-    """Whether `decided` differs from `stored` only by a newer check that says what the stored
-    check said (the same outcome, the same verdict for each gate), within `CHECK_HEARTBEAT`.
-
-    Such a check moves no counter, no phase and no traffic (a hold, or a pass while paused), so
-    it need not be stored: a Rollout that holds costs no write per interval. The values shown in
-    `lastAnalysis` are then up to `CHECK_HEARTBEAT` old; a changed verdict is stored at once.
-    """
-    old, new = stored.last_analysis, decided.last_analysis
-    if old is None or new is None or new.time - old.time >= CHECK_HEARTBEAT:
-        return False
-    if _verdicts(old) != _verdicts(new):
-        return False
-    return decided.model_copy(update={"last_analysis": old}).wire() == stored.wire()
-
-
-def _verdicts(record: AnalysisRecord) -> tuple[object, ...]:
-    gates = tuple((gate.name, gate.verdict) for gate in record.gates)
-    return record.outcome, record.counted_as, gates
-
-
-def boundary_target(spec: RolloutSpec, status: RolloutStatus) -> Position | None:
-    """The position a passing check would move into now, when that starts a new stage."""
-    if status.phase is Phase.PENDING and status.stage is Stage.WAITING:
-        return positions(spec)[0]
-    if status.phase is not Phase.PROGRESSING or status.stage not in ANALYSED_STAGES:
-        return None
-    if status.passed_checks + 1 < required_checks(spec, status.stage):
-        return None
-    target = next_position(spec, status.stage, status.step_index, status.canary_weight)
-    return target if target.stage is not status.stage else None
-
-
-def boundary_webhooks(spec: RolloutSpec, status: RolloutStatus) -> tuple[WebhookCheck, ...]:
-    """pre-stage and confirm-promotion webhooks of the stage a passing check would start."""
-    target = boundary_target(spec, status)
-    if target is None:
-        return ()
-    return before_stage(spec, WebhookType.PRE_STAGE, target.stage) + before_stage(
-        spec, WebhookType.CONFIRM_PROMOTION, target.stage
-    )
-
-
-def webhooks_due(rollout: Rollout, now: datetime, canary_ready: bool) -> tuple[WebhookCheck, ...]:
-    """The webhooks the controller should call before this reconcile's `advance`."""
-    spec, status = rollout.spec, rollout.status
-    if status.phase is Phase.PENDING and status.stage is Stage.WAITING:
-        return boundary_webhooks(spec, status) if canary_ready else ()
-    if not analysis_due(rollout, now):
-        return ()
-    return gate_webhooks(spec) + boundary_webhooks(spec, status)
 
 
 # ---------------------------------------------------------------- advance
@@ -332,7 +211,7 @@ class _Edit:
 
 
 @dataclass
-class _Step(_Edit):
+class _Draft(_Edit):
     """The status being built during one reconcile of a Rollout with a usable spec."""
 
     spec: RolloutSpec = field(kw_only=True)
@@ -357,20 +236,20 @@ def advance(rollout: Rollout, observed: Observed, now: datetime) -> Decision:
     """Decide the next status and traffic of one Rollout; deterministic in its arguments."""
     if rollout.status.stable_version is None and observed.stable_version is None:
         return invalid(rollout, _unknown_stable_version(rollout), now)
-    step = _Step(rollout.status, now, spec=rollout.spec, observed=observed)
+    draft = _Draft(rollout.status, now, spec=rollout.spec, observed=observed)
     before = rollout.status
-    _leave_invalid(step)
-    _handle_request(step, pending_request(rollout), _REQUEST_HANDLERS)
-    _follow_version(step, observed)
-    _progress(step, observed)
-    _note_spec_problem(step, before)
-    _keep_valid_spec(step)
+    _leave_invalid(draft)
+    _handle_request(draft, pending_request(rollout), _REQUEST_HANDLERS)
+    _follow_version(draft, observed)
+    _progress(draft, observed)
+    _note_spec_problem(draft, before)
+    _keep_valid_spec(draft)
     return Decision(
-        status=_bookkeeping(step.status, before, now, rollout.metadata.generation, step.held_by),
-        traffic=traffic_for(rollout.spec, step.status),
-        events=tuple(step.events),
-        requeue_after=step.requeue_after,
-        transitions=tuple(step.transitions),
+        status=_bookkeeping(draft.status, before, now, rollout.metadata.generation, draft.held_by),
+        traffic=traffic_for(rollout.spec, draft.status),
+        events=tuple(draft.events),
+        requeue_after=draft.requeue_after,
+        transitions=tuple(draft.transitions),
     )
 
 
@@ -428,33 +307,33 @@ def invalid_status(
     )
 
 
-def _leave_invalid(step: _Step) -> None:
-    if step.status.phase is not Phase.INVALID:
+def _leave_invalid(draft: _Draft) -> None:
+    if draft.status.phase is not Phase.INVALID:
         return
-    step.update(phase=step.status.suspended_phase, suspended_phase=None, message="")
+    draft.update(phase=draft.status.suspended_phase, suspended_phase=None, message="")
     message = "the Rollout is valid again; carrying on where it stood"
-    if _restart_step(step):
+    if _restart_step(draft):
         message += "; the current step starts over"
-    step.emit("Normal", "Valid", message)
+    draft.emit("Normal", "Valid", message)
 
 
-def _restart_step(step: _Edit) -> bool:
+def _restart_step(draft: _Edit) -> bool:
     """Checks so far measured other traffic (an outage, a drift): the step starts over."""
-    status = step.status
+    status = draft.status
     if status.phase not in (Phase.PROGRESSING, Phase.PAUSED) or status.stage not in ANALYSED_STAGES:
         return False
-    step.update(step_started_at=step.now, passed_checks=0)
+    draft.update(step_started_at=draft.now, passed_checks=0)
     return True
 
 
-def _note_spec_problem(step: _Step, before: RolloutStatus) -> None:
+def _note_spec_problem(draft: _Draft, before: RolloutStatus) -> None:
     """While the spec cannot be used: a Warning when the problem is new, and a message."""
-    problem = step.held_by
+    problem = draft.held_by
     if problem is None:
         return
     if _valid_condition_message(before) != problem:
-        step.emit("Warning", "InvalidSpec", f"{problem}; {_HELD}")
-    step.update(message=f"{problem}; {_HELD}")
+        draft.emit("Warning", "InvalidSpec", f"{problem}; {_HELD}")
+    draft.update(message=f"{problem}; {_HELD}")
 
 
 _HELD = "the release holds on the last valid spec (checks go on and can still roll back)"
@@ -466,12 +345,12 @@ def _valid_condition_message(status: RolloutStatus) -> str | None:
     )
 
 
-def _keep_valid_spec(step: _Step) -> None:
+def _keep_valid_spec(draft: _Draft) -> None:
     """A running release keeps its last valid spec in the status; nothing else does."""
-    if step.status.phase not in RUNNING_PHASES:
-        step.update(last_valid_spec=None)
-    elif step.held_by is None and step.status.last_valid_spec != step.spec:
-        step.update(last_valid_spec=step.spec)
+    if draft.status.phase not in RUNNING_PHASES:
+        draft.update(last_valid_spec=None)
+    elif draft.held_by is None and draft.status.last_valid_spec != draft.spec:
+        draft.update(last_valid_spec=draft.spec)
 
 
 # ---------------------------------------------------------------- requests
@@ -481,7 +360,7 @@ E = TypeVar("E", bound=_Edit)
 
 
 def _handle_request(
-    step: E,
+    draft: E,
     request: Request | None,
     handlers: Mapping[Action, Callable[[E], str]],
     refusal: str | None = None,
@@ -491,102 +370,102 @@ def _handle_request(
         return
     if request.action is None:
         result = f"rejected: {request.problem}"
-        step.emit("Warning", "RequestRejected", result)
-    elif request.expires is not None and step.now >= request.expires:
+        draft.emit("Warning", "RequestRejected", result)
+    elif request.expires is not None and draft.now >= request.expires:
         result = f"expired: {request.action.value} was not acted on; the CLI gave up on it"
-        step.emit("Warning", "RequestExpired", result)
+        draft.emit("Warning", "RequestExpired", result)
     elif request.action not in handlers:
         result = f"rejected: {refusal}"
-        step.emit("Warning", "RequestRejected", result)
+        draft.emit("Warning", "RequestRejected", result)
     else:
         try:
-            result = handlers[request.action](step)
-            step.emit("Normal", "RequestHandled", f"{request.action.value}: {result}")
+            result = handlers[request.action](draft)
+            draft.emit("Normal", "RequestHandled", f"{request.action.value}: {result}")
         except IllegalTransitionError:
-            result = f"rejected: {request.action.value} does nothing while {step.status.phase}"
-            step.emit("Warning", "RequestRejected", result)
+            result = f"rejected: {request.action.value} does nothing while {draft.status.phase}"
+            draft.emit("Warning", "RequestRejected", result)
         except RequestRefusedError as refused:
             result = f"rejected: {refused}"
-            step.emit("Warning", "RequestRejected", result)
-    step.update(
+            draft.emit("Warning", "RequestRejected", result)
+    draft.update(
         handled_request=HandledRequest(
             id=request.id,
             action=request.action.value if request.action else "unknown",
-            time=step.now,
+            time=draft.now,
             result=result,
         )
     )
 
 
-def _request_pause(step: _Step) -> str:
-    step.transition(Trigger.PAUSE, "paused by request", paused_reason=PauseReason.USER)
+def _request_pause(draft: _Draft) -> str:
+    draft.transition(Trigger.PAUSE, "paused by request", paused_reason=PauseReason.USER)
     return "paused; weights hold until resume"
 
 
-def _request_resume(step: _Step) -> str:
-    if step.status.paused_reason is PauseReason.MANUAL_GATE:
+def _request_resume(draft: _Draft) -> str:
+    if draft.status.paused_reason is PauseReason.MANUAL_GATE:
         raise RequestRefusedError(
             "the release waits at a manual gate: `canary promote` lets it through"
         )
-    trigger = Trigger.RESUME_WAITING if step.status.stage is Stage.WAITING else Trigger.RESUME
-    step.transition(trigger, "resumed", paused_reason=None)
+    trigger = Trigger.RESUME_WAITING if draft.status.stage is Stage.WAITING else Trigger.RESUME
+    draft.transition(trigger, "resumed", paused_reason=None)
     return "resumed"
 
 
-def _ensure_promotable(step: _Step) -> None:
+def _ensure_promotable(draft: _Draft) -> None:
     """A promotion sends the canary more traffic: only a started release, on a usable spec, of
     a canary that is ready now."""
-    status = step.status
+    status = draft.status
     waiting = status.stage in (None, Stage.WAITING)
     if waiting and status.paused_reason is not PauseReason.MANUAL_GATE:
         raise RequestRefusedError("the release has not started: its canary is not ready yet")
-    if step.held_by is not None:
-        raise RequestRefusedError(f"{step.held_by}; fix the spec before promoting")
-    if status.stage is not Stage.RELEASE and not step.observed.canary_ready:
-        raise RequestRefusedError(f"{step.observed.workload}; promote once it is ready")
+    if draft.held_by is not None:
+        raise RequestRefusedError(f"{draft.held_by}; fix the spec before promoting")
+    if status.stage is not Stage.RELEASE and not draft.observed.canary_ready:
+        raise RequestRefusedError(f"{draft.observed.workload}; promote once it is ready")
 
 
-def _request_promote(step: _Step) -> str:
-    _ensure_promotable(step)
-    if step.status.stage is Stage.RELEASE:
-        return _carry_on_releasing(step, Trigger.PROMOTE)
-    step.transition(Trigger.PROMOTE, "promoted by request", paused_reason=None)
-    status = step.status
-    target = next_position(step.spec, status.stage, status.step_index, status.canary_weight)
-    _enter(step, target)
-    return f"promoted to {_describe(step.spec, target)}"
+def _request_promote(draft: _Draft) -> str:
+    _ensure_promotable(draft)
+    if draft.status.stage is Stage.RELEASE:
+        return _carry_on_releasing(draft, Trigger.PROMOTE)
+    draft.transition(Trigger.PROMOTE, "promoted by request", paused_reason=None)
+    status = draft.status
+    target = next_position(draft.spec, status.stage, status.step_index, status.canary_weight)
+    _enter(draft, target)
+    return f"promoted to {_describe(draft.spec, target)}"
 
 
-def _request_promote_full(step: _Step) -> str:
-    _ensure_promotable(step)
-    if step.status.stage is Stage.RELEASE:
-        return _carry_on_releasing(step, Trigger.PROMOTE_FULL)
-    step.transition(Trigger.PROMOTE_FULL, "fully promoted by request", paused_reason=None)
-    _enter(step, Position(Stage.RELEASE, RELEASE_CANARY_FULL))
+def _request_promote_full(draft: _Draft) -> str:
+    _ensure_promotable(draft)
+    if draft.status.stage is Stage.RELEASE:
+        return _carry_on_releasing(draft, Trigger.PROMOTE_FULL)
+    draft.transition(Trigger.PROMOTE_FULL, "fully promoted by request", paused_reason=None)
+    _enter(draft, Position(Stage.RELEASE, RELEASE_CANARY_FULL))
     return "promoted to the release sequence"
 
 
-def _carry_on_releasing(step: _Step, trigger: Trigger) -> str:
+def _carry_on_releasing(draft: _Draft, trigger: Trigger) -> str:
     """Promoting inside the release sequence: it is already the last position, and entering
     it again would move the stable subset back (or, mid-settle, restart from the first stage).
     """
-    step.transition(trigger, step.status.message, paused_reason=None)
+    draft.transition(trigger, draft.status.message, paused_reason=None)
     return "already in the release sequence; it carries on"
 
 
-def _request_abort(step: _Edit) -> str:
-    _to_stable(step, Trigger.ABORT, f"release of {step.status.canary_version} aborted by request")
-    step.emit("Warning", "Aborted", step.status.message)
+def _request_abort(draft: _Edit) -> str:
+    _to_stable(draft, Trigger.ABORT, f"release of {draft.status.canary_version} aborted by request")
+    draft.emit("Warning", "Aborted", draft.status.message)
     return "aborted; all traffic on stable"
 
 
-def _request_retry(step: _Step) -> str:
-    version = step.status.canary_version or step.spec.canary.version
-    _start_release(step, Trigger.RETRY, version, f"retrying the release of {version}")
+def _request_retry(draft: _Draft) -> str:
+    version = draft.status.canary_version or draft.spec.canary.version
+    _start_release(draft, Trigger.RETRY, version, f"retrying the release of {version}")
     return f"retrying {version} from the first stage"
 
 
-_REQUEST_HANDLERS: Mapping[Action, Callable[[_Step], str]] = {
+_REQUEST_HANDLERS: Mapping[Action, Callable[[_Draft], str]] = {
     Action.PAUSE: _request_pause,
     Action.RESUME: _request_resume,
     Action.PROMOTE: _request_promote,
@@ -601,33 +480,33 @@ _INVALID_HANDLERS: Mapping[Action, Callable[[_Edit], str]] = {Action.ABORT: _req
 # ---------------------------------------------------------------- versions
 
 
-def _follow_version(step: _Step, observed: Observed) -> None:
-    wanted = step.spec.canary.version
-    status = step.status
+def _follow_version(draft: _Draft, observed: Observed) -> None:
+    wanted = draft.spec.canary.version
+    status = draft.status
     if status.stable_version is None:
         live = observed.stable_version  # `advance` made sure it is known
-        step.update(stable_version=live, canary_version=live)
-        step.transition(Trigger.INITIALISED, f"{live} is live")
-        step.emit("Normal", "Initialised", f"{live} is the stable version")
-        status = step.status
+        draft.update(stable_version=live, canary_version=live)
+        draft.transition(Trigger.INITIALISED, f"{live} is live")
+        draft.emit("Normal", "Initialised", f"{live} is the stable version")
+        status = draft.status
     if wanted == status.canary_version:
         return
     if status.phase in RUNNING_PHASES:
-        step.emit(
+        draft.emit(
             "Normal",
             "Superseded",
             f"release of {status.canary_version} replaced by {wanted}; restarting from stable",
         )
     if wanted == status.stable_version:
-        _to_stable(step, Trigger.VERSION_REVERTED, f"{wanted} is live; nothing to release")
-        step.update(canary_version=wanted)
+        _to_stable(draft, Trigger.VERSION_REVERTED, f"{wanted} is live; nothing to release")
+        draft.update(canary_version=wanted)
         return
-    _start_release(step, Trigger.RELEASE_STARTED, wanted, f"releasing {wanted}")
-    step.emit("Normal", "ReleaseStarted", f"releasing {wanted} (stable: {status.stable_version})")
+    _start_release(draft, Trigger.RELEASE_STARTED, wanted, f"releasing {wanted}")
+    draft.emit("Normal", "ReleaseStarted", f"releasing {wanted} (stable: {status.stable_version})")
 
 
-def _start_release(step: _Step, trigger: Trigger, version: str, message: str) -> None:
-    step.transition(
+def _start_release(draft: _Draft, trigger: Trigger, version: str, message: str) -> None:
+    draft.transition(
         trigger,
         message,
         canary_version=version,
@@ -636,23 +515,22 @@ def _start_release(step: _Step, trigger: Trigger, version: str, message: str) ->
         canary_weight=0,
         mirror_percent=0.0,
         header_route=False,
-        stable_subset_moved=False,
         stable_subset_moved_at=None,
         unready_since=None,
-        release_started_at=step.now,
-        stage_started_at=step.now,
-        step_started_at=step.now,
+        release_started_at=draft.now,
+        stage_started_at=draft.now,
+        step_started_at=draft.now,
         failed_checks=0,
         passed_checks=0,
         paused_reason=None,
         last_analysis=None,
     )
-    step.moved = True
-    step.requeue(timedelta(0))
+    draft.moved = True
+    draft.requeue(timedelta(0))
 
 
-def _to_stable(step: _Edit, trigger: Trigger, message: str) -> None:
-    step.transition(
+def _to_stable(draft: _Edit, trigger: Trigger, message: str) -> None:
+    draft.transition(
         trigger,
         message,
         stage=None,
@@ -660,109 +538,108 @@ def _to_stable(step: _Edit, trigger: Trigger, message: str) -> None:
         canary_weight=0,
         mirror_percent=0.0,
         header_route=False,
-        stable_subset_moved=False,
         stable_subset_moved_at=None,
         unready_since=None,
         paused_reason=None,
     )
-    step.moved = True
+    draft.moved = True
 
 
 # ---------------------------------------------------------------- progress
 
 
-def _progress(step: _Step, observed: Observed) -> None:
-    status = step.status
+def _progress(draft: _Draft, observed: Observed) -> None:
+    status = draft.status
     if status.phase is Phase.PENDING and status.stage is Stage.WAITING:
-        _await_canary(step, observed)
+        _await_canary(draft, observed)
     elif status.phase in (Phase.PROGRESSING, Phase.PAUSED) and status.stage in ANALYSED_STAGES:
         # Gates read before a promote moved the release measured the old position.
-        if observed.gates is not None and not step.moved:
-            _check(step, observed.gates + _webhook_checks(step))
-    elif status.phase is Phase.PROGRESSING and status.stage is Stage.RELEASE and not step.moved:
-        _release(step)
+        if observed.gates is not None and not draft.moved:
+            _check(draft, observed.gates + _webhook_checks(draft))
+    elif status.phase is Phase.PROGRESSING and status.stage is Stage.RELEASE and not draft.moved:
+        _release(draft)
 
 
-def _webhook_checks(step: _Step) -> tuple[GateResult, ...]:
+def _webhook_checks(draft: _Draft) -> tuple[GateResult, ...]:
     """Webhooks that count like gates in this check: gate, and pre-stage at a stage's end."""
     pre_stage: tuple[WebhookCheck, ...] = ()
-    target = boundary_target(step.spec, step.status)
+    target = boundary_target(draft.spec, draft.status)
     if target is not None:
-        pre_stage = before_stage(step.spec, WebhookType.PRE_STAGE, target.stage)
-    return answers_for(gate_webhooks(step.spec) + pre_stage, step.answers)
+        pre_stage = before_stage(draft.spec, WebhookType.PRE_STAGE, target.stage)
+    return answers_for(gate_webhooks(draft.spec) + pre_stage, draft.answers)
 
 
-def _await_canary(step: _Step, observed: Observed) -> None:
-    first = next_position(step.spec, Stage.WAITING, 0)
-    if _held(step) or not _ready_for(step, first):
+def _await_canary(draft: _Draft, observed: Observed) -> None:
+    first = next_position(draft.spec, Stage.WAITING, 0)
+    if _held(draft) or not _ready_for(draft, first):
         return
-    if not all(_confirmed(step, first, t) for t in BOUNDARY_ORDER):
+    if not all(_confirmed(draft, first, t) for t in BOUNDARY_ORDER):
         return
-    step.transition(Trigger.CANARY_READY, f"{observed.workload} is ready")
-    _enter_or_wait_for_promotion(step, first)
+    draft.transition(Trigger.CANARY_READY, f"{observed.workload} is ready")
+    _enter_or_wait_for_promotion(draft, first)
 
 
-def _held(step: _Step) -> bool:
+def _held(draft: _Draft) -> bool:
     """Nothing advances while the spec cannot be used (`_note_spec_problem` says so)."""
-    if step.held_by is None:
+    if draft.held_by is None:
         return False
-    step.requeue(step.spec.analysis.interval)
+    draft.requeue(draft.spec.analysis.interval)
     return True
 
 
-def _ready_for(step: _Step, target: Position) -> bool:
+def _ready_for(draft: _Draft, target: Position) -> bool:
     """Whether the canary may take more traffic now. If not, the release waits for it, and
     rolls back once it has waited longer than `readyTimeout` (a release waits from its start)."""
-    status, observed = step.status, step.observed
+    status, observed = draft.status, draft.observed
     if observed.canary_ready:
         if status.unready_since is not None:
-            step.update(unready_since=None)
+            draft.update(unready_since=None)
         return True
     waiting = status.stage_started_at if status.stage is Stage.WAITING else None
-    since = status.unready_since or waiting or step.now
-    deadline = step.spec.canary.ready_timeout
-    if step.now - since > deadline:
+    since = status.unready_since or waiting or draft.now
+    deadline = draft.spec.canary.ready_timeout
+    if draft.now - since > deadline:
         message = (
             f"{observed.workload}: not ready within {format_duration(deadline)} before "
-            f"{_describe(step.spec, target)}; fix the workload, then run `canary retry`"
+            f"{_describe(draft.spec, target)}; fix the workload, then run `canary retry`"
         )
-        _to_stable(step, Trigger.READY_TIMEOUT, f"rolled back: {message}")
-        step.emit("Warning", "RolledBack", step.status.message)
+        _to_stable(draft, Trigger.READY_TIMEOUT, f"rolled back: {message}")
+        draft.emit("Warning", "RolledBack", draft.status.message)
         return False
-    message = f"waiting for the canary before {_describe(step.spec, target)}: {observed.workload}"
+    message = f"waiting for the canary before {_describe(draft.spec, target)}: {observed.workload}"
     if status.unready_since is None and status.stage is not Stage.WAITING:
-        step.emit("Warning", "CanaryNotReady", message)
-    step.update(unready_since=since, message=message)
-    step.requeue(WAITING_REQUEUE)
+        draft.emit("Warning", "CanaryNotReady", message)
+    draft.update(unready_since=since, message=message)
+    draft.requeue(WAITING_REQUEUE)
     return False
 
 
-def _check(step: _Step, gates: tuple[GateResult, ...]) -> None:
-    analysis = step.spec.analysis
+def _check(draft: _Draft, gates: tuple[GateResult, ...]) -> None:
+    analysis = draft.spec.analysis
     outcome = combine(gates)
     counted = count_as(outcome, analysis.no_data)
-    status = step.status
+    status = draft.status
     failed = status.failed_checks + 1 if counted is Verdict.FAIL else status.failed_checks
     failed = 0 if counted is Verdict.PASS else failed
     passed = status.passed_checks
     if counted is Verdict.PASS and status.phase is Phase.PROGRESSING:
         passed += 1
     previous = status.last_analysis
-    record = AnalysisRecord(time=step.now, outcome=outcome, counted_as=counted, gates=list(gates))
-    step.update(failed_checks=failed, passed_checks=passed, last_analysis=record)
+    record = AnalysisRecord(time=draft.now, outcome=outcome, counted_as=counted, gates=list(gates))
+    draft.update(failed_checks=failed, passed_checks=passed, last_analysis=record)
     if counted is not Verdict.PASS and (previous is None or previous.outcome is not outcome):
-        step.emit("Warning", _ANALYSIS_REASONS[counted], describe_gates(gates, outcome))
+        draft.emit("Warning", _ANALYSIS_REASONS[counted], describe_gates(gates, outcome))
     if failed >= analysis.failure_limit:
         message = f"rolled back: {describe_gates(gates, Verdict.FAIL)}"
-        _to_stable(step, Trigger.GATES_FAILED, message)
-        step.emit("Warning", "RolledBack", message)
+        _to_stable(draft, Trigger.GATES_FAILED, message)
+        draft.emit("Warning", "RolledBack", message)
     elif (
         counted is Verdict.PASS
         and status.phase is Phase.PROGRESSING
-        and passed >= required_checks(step.spec, status.stage or Stage.SPLIT)
+        and passed >= required_checks(draft.spec, status.stage or Stage.SPLIT)
     ):
-        target = next_position(step.spec, status.stage, status.step_index, status.canary_weight)
-        _enter_or_wait_for_promotion(step, target)
+        target = next_position(draft.spec, status.stage, status.step_index, status.canary_weight)
+        _enter_or_wait_for_promotion(draft, target)
 
 
 _ANALYSIS_REASONS = {
@@ -806,114 +683,105 @@ def describe_gates(gates: tuple[GateResult, ...], outcome: Verdict) -> str:
     return "; ".join(parts) or "no gates"
 
 
-def _confirmed(step: _Step, target: Position, type_: WebhookType) -> bool:
+def _confirmed(draft: _Draft, target: Position, type_: WebhookType) -> bool:
     """Whether the `type_` webhooks before `target`'s stage all answered 2xx; else hold."""
-    hooks = before_stage(step.spec, type_, target.stage)
-    results = answers_for(hooks, step.answers)
+    hooks = before_stage(draft.spec, type_, target.stage)
+    results = answers_for(hooks, draft.answers)
     if all_passed(results):
         return True
     waiting = next(r for r in results if r.verdict is not Verdict.PASS)
     detail = waiting.message or f"answered {waiting.value}"
     message = f"waiting for webhook {waiting.name} before stage {target.stage.value}: {detail}"
-    if step.status.message != message:
+    if draft.status.message != message:
         kind: Literal["Normal", "Warning"] = "Normal"
         if type_ is WebhookType.PRE_STAGE:
             kind = "Warning"
-        step.emit(kind, "WaitingForConfirmation", message)
-    step.update(message=message)
-    step.requeue(step.spec.analysis.interval)
+        draft.emit(kind, "WaitingForConfirmation", message)
+    draft.update(message=message)
+    draft.requeue(draft.spec.analysis.interval)
     return False
 
 
-def _enter_or_wait_for_promotion(step: _Step, target: Position) -> None:
-    if _held(step) or not _ready_for(step, target):
+def _enter_or_wait_for_promotion(draft: _Draft, target: Position) -> None:
+    if _held(draft) or not _ready_for(draft, target):
         return
-    gate = STAGE_NAME_OF.get(target.stage)
-    entering_stage = target.stage is not step.status.stage
-    if entering_stage and not _confirmed(step, target, WebhookType.CONFIRM_PROMOTION):
+    entering_stage = target.stage is not draft.status.stage
+    if entering_stage and not _confirmed(draft, target, WebhookType.CONFIRM_PROMOTION):
         return
-    if entering_stage and gate in step.spec.promotion.manual_before:
+    if entering_stage and target.stage in draft.spec.promotion.manual_before:
         message = f"waiting for `canary promote` before stage {target.stage.value}"
-        step.transition(Trigger.MANUAL_GATE, message, paused_reason=PauseReason.MANUAL_GATE)
-        step.emit("Normal", "WaitingForPromotion", message)
+        draft.transition(Trigger.MANUAL_GATE, message, paused_reason=PauseReason.MANUAL_GATE)
+        draft.emit("Normal", "WaitingForPromotion", message)
         return
-    _enter(step, target)
+    _enter(draft, target)
 
 
-def _enter(step: _Step, target: Position) -> None:
-    if step.status.phase is Phase.PROGRESSING and step.status.stage not in (None, Stage.WAITING):
-        step.transition(Trigger.STEP_PASSED, f"at {_describe(step.spec, target)}")
-    weight = _weight_at(step.spec, target)
-    canary_weight, mirror, header = routing_of(target.stage, weight, step.spec)
-    stage_changed = target.stage is not step.status.stage
-    step.update(
+def _enter(draft: _Draft, target: Position) -> None:
+    if draft.status.phase is Phase.PROGRESSING and draft.status.stage not in (None, Stage.WAITING):
+        draft.transition(Trigger.STEP_PASSED, f"at {_describe(draft.spec, target)}")
+    weight = weight_at(draft.spec, target)
+    canary_weight, mirror, header = routing_of(target.stage, weight, draft.spec)
+    stage_changed = target.stage is not draft.status.stage
+    draft.update(
         stage=target.stage,
         step_index=target.step,
         canary_weight=canary_weight,
         mirror_percent=mirror,
         header_route=header,
-        stable_subset_moved=False,
         stable_subset_moved_at=None,
         unready_since=None,
-        stage_started_at=step.now if stage_changed else step.status.stage_started_at,
-        step_started_at=step.now,
+        stage_started_at=draft.now if stage_changed else draft.status.stage_started_at,
+        step_started_at=draft.now,
         passed_checks=0,
         failed_checks=0,
-        message=f"at {_describe(step.spec, target)}",
+        message=f"at {_describe(draft.spec, target)}",
     )
-    step.moved = True
+    draft.moved = True
     reason = "StageStarted" if stage_changed else "StepAdvanced"
-    step.emit("Normal", reason, step.status.message)
+    draft.emit("Normal", reason, draft.status.message)
     if target.stage is Stage.RELEASE:
-        step.requeue(timedelta(0))
-
-
-def _weight_at(spec: RolloutSpec, position: Position) -> int:
-    if position.stage is Stage.SPLIT and spec.stages.split is not None:
-        return spec.stages.split.weights()[position.step]
-    return 100 if position.stage is Stage.RELEASE else 0
+        draft.requeue(timedelta(0))
 
 
 def _describe(spec: RolloutSpec, position: Position) -> str:
     if position.stage is Stage.SPLIT:
-        return f"split step {position.step + 1} ({_weight_at(spec, position)}% canary)"
+        return f"split step {position.step + 1} ({weight_at(spec, position)}% canary)"
     if position.stage is Stage.RELEASE:
         return "release (100% canary)"
     return f"stage {position.stage.value}"
 
 
-def _release(step: _Step) -> None:
+def _release(draft: _Draft) -> None:
     """canary 100 -> stable subset moves to the new version -> settle -> stable 100.
 
     The settle is measured from `stableSubsetMovedAt`, which the controller stamps
     (`subset_moved`) after the DestinationRule write that moved the labels, whoever made it
     and however long after the decision: a crash or a failover between the two cannot cut it.
     """
-    status = step.status
-    if _held(step):
+    status = draft.status
+    if _held(draft):
         return
     if status.step_index == RELEASE_CANARY_FULL:
-        step.update(
+        draft.update(
             step_index=RELEASE_SUBSET_MOVED,
-            stable_subset_moved=True,
             stable_subset_moved_at=None,
-            step_started_at=step.now,
+            step_started_at=draft.now,
             message=f"stable subset now selects {status.canary_version}; settling",
         )
-        step.moved = True
-        step.requeue(step.spec.promotion.settle_delay)
+        draft.moved = True
+        draft.requeue(draft.spec.promotion.settle_delay)
         return
     if status.stable_subset_moved_at is None:
-        step.requeue(WAITING_REQUEUE)  # the write that moves the labels has not been made
+        draft.requeue(WAITING_REQUEUE)  # the write that moves the labels has not been made
         return
-    settled_at = status.stable_subset_moved_at + step.spec.promotion.settle_delay
-    if step.now < settled_at:
-        step.requeue(settled_at - step.now)
+    settled_at = status.stable_subset_moved_at + draft.spec.promotion.settle_delay
+    if draft.now < settled_at:
+        draft.requeue(settled_at - draft.now)
         return
     version = status.canary_version
-    step.update(stable_version=version)
-    _to_stable(step, Trigger.RELEASED, f"{version} is live")
-    step.emit("Normal", "Succeeded", f"{version} released")
+    draft.update(stable_version=version)
+    _to_stable(draft, Trigger.RELEASED, f"{version} is live")
+    draft.emit("Normal", "Succeeded", f"{version} released")
 
 
 def subset_moved(status: RolloutStatus, now: datetime) -> RolloutStatus | None:

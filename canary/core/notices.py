@@ -10,13 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from canary.core.machine import Decision
-from canary.core.model import (
-    GateResult,
-    NotificationEvent,
-    Rollout,
-    RolloutStatus,
-    Verdict,
-)
+from canary.core.model import Rollout
+from canary.core.spec import NotificationEvent
+from canary.core.status import GateResult, RolloutStatus, Verdict
 
 EVENT_OF_REASON = {
     "ReleaseStarted": NotificationEvent.RELEASE_STARTED,

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from canary.core.model import REQUEST_ANNOTATION, Rollout, RolloutStatus
+from canary.core.model import REQUEST_ANNOTATION, Rollout
+from canary.core.status import RolloutStatus
 
 
 class Action(StrEnum):

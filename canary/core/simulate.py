@@ -12,8 +12,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from canary.core.machine import Decision, Observed, advance, analysis_due, subset_moved
-from canary.core.model import TERMINAL_PHASES, GateResult, Rollout, Verdict
+from canary.core.machine import Decision, Observed, advance, subset_moved
+from canary.core.model import Rollout
+from canary.core.path import analysis_due
+from canary.core.status import TERMINAL_PHASES, GateResult, Verdict
 
 GateSource = Callable[[Rollout, datetime], tuple[GateResult, ...]]
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from canary.core.model import Phase, RolloutSpec, RolloutStatus, Stage
+from canary.core.spec import RolloutSpec, Stage
+from canary.core.status import Phase, RolloutStatus
 
 
 @dataclass(frozen=True)

@@ -20,27 +20,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from canary.core.model import (
-    RUNNING_PHASES,
-    STAGE_NAME_OF,
-    TERMINAL_PHASES,
-    GateResult,
-    Rollout,
-    RolloutSpec,
-    RolloutStatus,
-    Stage,
-    Verdict,
-    WebhookCheck,
-    WebhookType,
-)
+from canary.core.model import Rollout
+from canary.core.spec import RolloutSpec, Stage, WebhookCheck, WebhookType
+from canary.core.status import RUNNING_PHASES, TERMINAL_PHASES, GateResult, RolloutStatus, Verdict
 
 THRESHOLD = "2xx"
 
 
 def before_stage(spec: RolloutSpec, type_: WebhookType, stage: Stage) -> tuple[WebhookCheck, ...]:
     """The webhooks of `type_` that run before `stage` starts."""
-    name = STAGE_NAME_OF.get(stage)
-    return tuple(w for w in spec.analysis.webhooks_of(type_) if w.stage is name)
+    return tuple(w for w in spec.analysis.webhooks_of(type_) if w.stage is stage)
 
 
 def gate_webhooks(spec: RolloutSpec) -> tuple[WebhookCheck, ...]:

@@ -18,9 +18,9 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable, Iterator
-from typing import Literal
+from typing import Literal, NamedTuple
 
-from canary.core.objects import Obj, is_newer
+from canary.core.objects import Obj, is_newer, key_of
 from canary.kube.client import KubeCluster
 from canary.kube.port import (
     ConflictError,
@@ -33,40 +33,55 @@ from canary.kube.port import (
 from canary.kube.workloads import deployment_state
 
 Stream = Callable[[str | None, threading.Event], Iterator[WatchEvent]]
-Key = tuple[str, str]
 
 
-def _key_of(obj: Obj) -> Key:
-    meta = obj.get("metadata") or {}
-    return str(meta.get("namespace") or "default"), str(meta.get("name"))
+class Replaced(NamedTuple):
+    stored: bool  # False: the cache held a newer version, and keeps it
+    previous: Obj | None
 
 
 class ObjectCache:
-    """One kind's objects by (namespace, name), fed by its watch and by our own writes."""
+    """One kind's objects by namespace/name (`key_of`), fed by its watch and by our own writes.
+    The informers keep one per kind; the controller's runtime keeps its Rollouts in one."""
 
     def __init__(self) -> None:
-        self._objects: dict[Key, Obj] = {}
+        self._objects: dict[str, Obj] = {}
         self._lock = threading.Lock()
         self.synced = threading.Event()
 
     def get(self, namespace: str, name: str) -> Obj | None:
         with self._lock:
-            return self._objects.get((namespace, name))
+            return self._objects.get(f"{namespace}/{name}")
 
-    def put(self, obj: Obj) -> None:
-        key = _key_of(obj)
+    def all_keys(self) -> list[str]:
         with self._lock:
-            if is_newer(obj, self._objects.get(key)):
+            return list(self._objects)
+
+    def objects(self) -> list[Obj]:
+        with self._lock:
+            return list(self._objects.values())
+
+    def put(self, obj: Obj) -> Replaced:
+        """Store `obj` unless the cache holds a newer version of it."""
+        key = key_of(obj)
+        with self._lock:
+            previous = self._objects.get(key)
+            stored = is_newer(obj, previous)
+            if stored:
                 self._objects[key] = obj
+        return Replaced(stored, previous)
+
+    def remove(self, key: str) -> None:
+        with self._lock:
+            self._objects.pop(key, None)
 
     def apply(self, event: WatchEvent) -> None:
         if event.type == "SYNC":
             with self._lock:
-                self._objects = {_key_of(obj): obj for obj in event.objects}
+                self._objects = {key_of(obj): obj for obj in event.objects}
             self.synced.set()
         elif event.object is not None and event.type == "DELETED":
-            with self._lock:
-                self._objects.pop(_key_of(event.object), None)
+            self.remove(key_of(event.object))
         elif event.object is not None:
             self.put(event.object)
 

@@ -44,8 +44,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from canary.core.model import MatchRequest, RolloutSpec
 from canary.core.objects import Obj
+from canary.core.spec import MatchRequest, RolloutSpec
 from canary.core.traffic import Traffic, stable_only
 from canary.mesh.router import MeshError, MeshRouter, Planned
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from canary.core.model import RolloutSpec
+from canary.core.spec import RolloutSpec
 from canary.core.traffic import Traffic
 
 

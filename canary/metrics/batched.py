@@ -25,7 +25,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from canary.core.model import Gate, GateResult, PrometheusRef, Rollout
+from canary.core.model import Rollout
+from canary.core.spec import Gate, PrometheusRef
+from canary.core.status import GateResult
 from canary.metrics.errors import MetricsError
 from canary.metrics.port import MetricsSource
 from canary.metrics.prometheus import (

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from canary.core.model import CompareGate, CompareMetric, Gate, GateResult, Rollout, Verdict
+from canary.core.model import Rollout
+from canary.core.spec import CompareGate, CompareMetric, Gate
 from canary.core.statistics import (
     Counts,
     Histogram,
@@ -25,6 +26,7 @@ from canary.core.statistics import (
     compare_rates,
     histogram_total,
 )
+from canary.core.status import GateResult, Verdict
 from canary.metrics.errors import MetricsError
 from canary.metrics.promql import (
     DURATION_BUCKETS_METRIC,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from canary.core.model import SecretValueSource
+from canary.core.spec import SecretValueSource
 from canary.metrics.errors import CredentialError
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from canary.core.model import GateResult, Rollout
+from canary.core.model import Rollout
+from canary.core.status import GateResult
 
 
 class MetricsSource(Protocol):

@@ -22,7 +22,9 @@ from urllib3.util.retry import Retry
 
 from canary.common.urls import redacted_url
 from canary.core.durations import format_duration
-from canary.core.model import Gate, GateResult, PrometheusAuth, PrometheusRef, Rollout
+from canary.core.model import Rollout
+from canary.core.spec import Gate, PrometheusAuth, PrometheusRef
+from canary.core.status import GateResult
 from canary.metrics.compare import LiveCounters, measure_compare
 from canary.metrics.credentials import read_secret
 from canary.metrics.errors import (

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from canary.core.durations import format_duration
-from canary.core.model import Gate, Rollout
+from canary.core.model import Rollout
+from canary.core.spec import Gate
 
 REQUESTS_METRIC = "istio_requests_total"
 DURATION_BUCKETS_METRIC = "istio_request_duration_milliseconds_bucket"

@@ -20,8 +20,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from canary.core.durations import parse_duration
-from canary.core.model import GateResult, Rollout
+from canary.core.model import Rollout
 from canary.core.simulate import Tick, walk
+from canary.core.status import GateResult
 from canary.metrics.compare import RANGE, counter_templates
 from canary.metrics.prometheus import PrometheusClient, RangeSeries, measure
 from canary.metrics.promql import (

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from canary.core.model import Gate, GateResult, Rollout
+from canary.core.model import Rollout
+from canary.core.spec import Gate
+from canary.core.status import GateResult
 from canary.metrics.promql import Target, target_of
 from canary.metrics.verdicts import Series, error_result, judge_reading
 

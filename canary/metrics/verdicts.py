@@ -11,7 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from canary.core.model import Gate, GateResult, Verdict
+from canary.core.spec import Gate
+from canary.core.status import GateResult, Verdict
 from canary.metrics.promql import promql_duration
 
 

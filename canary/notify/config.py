@@ -19,13 +19,8 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from canary.core.errors import describe_validation_error
-from canary.core.model import (
-    DNS_LABEL,
-    NotificationEvent,
-    NotificationProvider,
-    SecretKeyRef,
-    WireModel,
-)
+from canary.core.spec import NotificationEvent, NotificationProvider, SecretKeyRef
+from canary.core.wire import DNS_LABEL, WireModel
 
 
 class NamespacedSecretKeyRef(SecretKeyRef):

@@ -11,8 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
-from canary.core.model import Notification, NotificationEvent, NotificationProvider, Rollout
+from canary.core.model import Rollout
 from canary.core.notices import Notice
+from canary.core.spec import Notification, NotificationEvent, NotificationProvider
 from canary.notify import slack, teams, webhook
 from canary.notify.config import ControllerNotification
 from canary.notify.dispatcher import Delivery, Dispatcher, UrlUnavailableError

@@ -354,6 +354,12 @@ class ControlPlane:
             answer: Obj = json.loads(response.read() or b"{}")
             return answer
 
+    def read_text(self, path: str) -> str:
+        """One admin GET of a plain-text endpoint (/metrics, /healthz?verbose)."""
+        with urllib.request.urlopen(f"{self.url}{path}", timeout=10, context=self._tls()) as r:
+            text: str = r.read().decode()
+            return text
+
     def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
         self.request(
             "POST",

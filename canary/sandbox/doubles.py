@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from canary.core.model import GateResult, Rollout, Verdict
+from canary.core.model import Rollout
+from canary.core.status import GateResult, Verdict
 
 
 @dataclass

@@ -17,14 +17,9 @@ import requests
 import structlog
 
 from canary.common.urls import redacted_url
-from canary.core.model import (
-    GateResult,
-    Rollout,
-    RolloutStatus,
-    Verdict,
-    WebhookCheck,
-    WebhookType,
-)
+from canary.core.model import Rollout
+from canary.core.spec import WebhookCheck, WebhookType
+from canary.core.status import GateResult, RolloutStatus, Verdict
 from canary.core.webhooks import THRESHOLD, payload, verdict_of_status
 
 MAX_BODY = 64 * 1024

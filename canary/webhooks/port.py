@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from canary.core.model import GateResult, Rollout, RolloutStatus, WebhookCheck
+from canary.core.model import Rollout
+from canary.core.spec import WebhookCheck
+from canary.core.status import GateResult, RolloutStatus
 
 
 class WebhookCaller(Protocol):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from analysis_helpers import ERROR_RATE, LATENCY, Sandbox, rollout
 
-from canary.core.model import Verdict
+from canary.core.status import Verdict
 from canary.metrics.prometheus import PrometheusSource
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 from controller_support import Env, events, example_rollout, managed, start, weights, writes
 
-from canary.core.model import Verdict
+from canary.core.status import Verdict
 from canary.kube.port import UnavailableError
 
 

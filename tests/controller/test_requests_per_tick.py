@@ -21,8 +21,8 @@ import pytest
 from controller_support import Env
 
 from canary.controller.reconcile import Reconciler
-from canary.core.machine import CHECK_HEARTBEAT
-from canary.core.model import Verdict
+from canary.core.path import CHECK_HEARTBEAT
+from canary.core.status import Verdict
 from canary.kube.informers import CachedCluster
 from canary.mesh.istio import IstioRouter
 from canary.sandbox.stack import example_release

@@ -20,8 +20,9 @@ from datetime import timedelta
 import pytest
 from controller_support import Env, managed, quick_rollout, run_until, start, weights
 
-from canary.core.model import REQUEST_ANNOTATION, Rollout, Verdict
+from canary.core.model import REQUEST_ANNOTATION, Rollout
 from canary.core.requests import Action, encode_request
+from canary.core.status import Verdict
 from canary.core.traffic import exposure
 from canary.kube.port import ConflictError, UnavailableError
 from canary.mesh.istio import observe_traffic
@@ -272,7 +273,7 @@ def test_a_crash_before_the_subset_moves_does_not_cut_the_settle(env: Env) -> No
     run_until(env, lambda s: s.get("stage") == "release")
     env.api.faults.fail_next(20, code=500, resource="destinationrules", writes_only=True)
     status = env.rollout()["status"]
-    while not status.get("stableSubsetMoved"):
+    while (status.get("stage"), status.get("stepIndex")) != ("release", 1):  # subset moved
         env.clock.advance(1)
         with pytest.raises(UnavailableError):
             env.reconcile()

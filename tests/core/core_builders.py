@@ -11,17 +11,12 @@ import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from canary.core.machine import Decision, Observed, advance, analysis_due, subset_moved
-from canary.core.model import (
-    REQUEST_ANNOTATION,
-    GateResult,
-    Phase,
-    Rollout,
-    RolloutStatus,
-    Stage,
-    Verdict,
-)
+from canary.core.machine import Decision, Observed, advance, subset_moved
+from canary.core.model import REQUEST_ANNOTATION, Rollout
+from canary.core.path import analysis_due
 from canary.core.requests import Action, encode_request
+from canary.core.spec import Stage
+from canary.core.status import GateResult, Phase, RolloutStatus, Verdict
 from canary.sandbox.stack import example_release
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

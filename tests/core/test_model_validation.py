@@ -19,7 +19,9 @@ from core_builders import example
 from pydantic import ValidationError
 
 from canary.core.durations import format_duration, parse_duration
-from canary.core.model import HISTORY_LIMIT, Rollout, RolloutStatus, SplitStage
+from canary.core.model import Rollout
+from canary.core.spec import SplitStage
+from canary.core.status import HISTORY_LIMIT, RolloutStatus
 
 Mutation = Callable[[dict[str, Any]], None]
 

@@ -17,32 +17,18 @@ from datetime import timedelta
 from typing import Any
 
 from core_builders import STABLE, T0, example, gates, make, tick, with_request, written
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from canary.core.machine import (
-    Decision,
-    Observed,
-    Position,
-    advance,
-    analysis_due,
-    next_position,
-    positions,
-    required_checks,
-)
-from canary.core.model import (
-    RUNNING_PHASES,
-    GateResult,
-    Phase,
-    Rollout,
-    RolloutStatus,
-    Stage,
-    Verdict,
-)
+from canary.core.machine import Decision, Observed, advance
+from canary.core.model import Rollout
+from canary.core.path import Position, analysis_due, next_position, positions, required_checks
 from canary.core.requests import Action
+from canary.core.spec import Stage
+from canary.core.status import RUNNING_PHASES, GateResult, Phase, RolloutStatus, Verdict
 from canary.core.traffic import Traffic
 
-SETTINGS = settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60)
 ANALYSED = (Stage.MIRROR, Stage.HEADER_CANARY, Stage.SPLIT)
 VERDICTS = st.sampled_from(list(Verdict))
 

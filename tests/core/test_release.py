@@ -29,29 +29,21 @@ from core_builders import (
     with_request,
 )
 
-from canary.core.machine import (
+from canary.core.machine import WAITING_REQUEUE, Decision, combine, count_as
+from canary.core.model import Rollout
+from canary.core.path import (
     CHECK_HEARTBEAT,
-    WAITING_REQUEUE,
-    Decision,
     Position,
     analysis_due,
-    combine,
-    count_as,
     next_position,
     positions,
     repeats_stored_check,
     required_checks,
 )
-from canary.core.model import (
-    GateResult,
-    NoDataPolicy,
-    Phase,
-    Rollout,
-    Stage,
-    Verdict,
-)
 from canary.core.requests import Action
 from canary.core.simulate import walk
+from canary.core.spec import NoDataPolicy, Stage
+from canary.core.status import GateResult, Phase, Verdict
 from canary.core.traffic import Traffic
 
 INTERVAL = timedelta(seconds=30)

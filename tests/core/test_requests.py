@@ -33,8 +33,10 @@ from core_builders import (
 )
 
 from canary.core.machine import Decision, invalid
-from canary.core.model import HISTORY_LIMIT, PauseReason, Phase, Rollout, Stage, Verdict
+from canary.core.model import Rollout
 from canary.core.requests import Action, parse_request
+from canary.core.spec import Stage
+from canary.core.status import HISTORY_LIMIT, PauseReason, Phase, Verdict
 from canary.core.traffic import Traffic
 
 INTERVAL = timedelta(seconds=30)
@@ -145,7 +147,6 @@ def test_promote_during_the_release_sequence_never_goes_backwards() -> None:
         stage=Stage.RELEASE,
         step=1,
         weight=100,
-        stable_subset_moved=True,
         stable_subset_moved_at=T0,
     )
     rollout = make(status=status)

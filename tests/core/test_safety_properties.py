@@ -15,16 +15,19 @@ from datetime import timedelta
 from typing import Any
 
 from core_builders import STABLE, T0, gates, make, with_request, written
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_properties import spec_data
 
-from canary.core.machine import TRANSITIONS, Observed, advance, analysis_due, invalid
-from canary.core.model import RUNNING_PHASES, Phase, Rollout, Stage, Verdict
+from canary.core.machine import TRANSITIONS, Observed, advance, invalid
+from canary.core.model import Rollout
+from canary.core.path import analysis_due
 from canary.core.requests import Action
+from canary.core.spec import Stage
+from canary.core.status import RUNNING_PHASES, Phase, Verdict
 from canary.core.traffic import Traffic, exposure, write_plan
 
-SETTINGS = settings(deadline=None, max_examples=80, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=80)
 NOT_PASSING = st.sampled_from([Verdict.FAIL, Verdict.NO_DATA, Verdict.ERROR])
 NO_PROMOTION = st.sampled_from([Action.PAUSE, Action.RESUME, Action.ABORT, Action.RETRY])
 RANK = {Stage.WAITING: 0, Stage.MIRROR: 1, Stage.HEADER_CANARY: 2, Stage.SPLIT: 3, Stage.RELEASE: 4}

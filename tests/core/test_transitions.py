@@ -33,15 +33,10 @@ from canary.core.machine import (
     fire,
     invalid,
 )
-from canary.core.model import (
-    PauseReason,
-    Phase,
-    Rollout,
-    RolloutStatus,
-    Stage,
-    Verdict,
-)
+from canary.core.model import Rollout
 from canary.core.requests import Action
+from canary.core.spec import Stage
+from canary.core.status import PauseReason, Phase, RolloutStatus, Verdict
 
 PHASES: list[Phase | None] = [None, *Phase]
 NOW = T0 + timedelta(minutes=1)
@@ -129,7 +124,6 @@ def drive(phase: Phase | None, trigger: Trigger) -> Decision:
             stage=Stage.RELEASE,
             step_index=1,
             canary_weight=100,
-            stable_subset_moved=True,
             stable_subset_moved_at=T0,
         )
         return tick(rollout, T0 + rollout.spec.promotion.settle_delay)[1]

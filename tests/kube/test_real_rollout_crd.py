@@ -25,7 +25,8 @@ from cluster_helpers import ON_BOTH, create_rollout, rollout, wait_until
 from kubernetes import client
 from pydantic import BaseModel
 
-from canary.core.model import Rollout, RolloutStatus
+from canary.core.model import Rollout
+from canary.core.status import RolloutStatus
 from canary.kube.client import KubeCluster
 from canary.sandbox.controlplane import ControlPlane
 from canary.sandbox.stack import example_release

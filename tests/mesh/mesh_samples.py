@@ -11,7 +11,7 @@ import copy
 import json
 from typing import Any
 
-from canary.core.model import RolloutSpec
+from canary.core.spec import RolloutSpec
 from canary.core.traffic import Traffic
 
 ROLLOUT = "ui"

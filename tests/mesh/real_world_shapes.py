@@ -17,7 +17,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from canary.core.model import RolloutSpec
+from canary.core.spec import RolloutSpec
 
 Json = dict[str, Any]
 

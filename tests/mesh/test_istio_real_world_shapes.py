@@ -15,7 +15,7 @@ import json
 import re
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from istio_crds import istio_violations
 from real_world_shapes import (
@@ -30,7 +30,7 @@ from real_world_shapes import (
 
 from canary.cli.documents import Document
 from canary.cli.offline import lint_rollout, problems_only
-from canary.core.model import RolloutSpec
+from canary.core.spec import RolloutSpec
 from canary.core.traffic import Traffic
 from canary.mesh.istio import (
     MeshError,
@@ -46,7 +46,7 @@ Json = dict[str, Any]
 HEADER_ROUTE = "ui-canary"
 MIRROR_KEYS = ("mirror", "mirrorPercentage", "mirrorPercent", "mirror_percent")
 UI = "ui.shop.svc.cluster.local"
-PROPERTY = settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=150)
 
 
 def fqdn(host: str) -> str:

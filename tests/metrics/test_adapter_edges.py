@@ -12,7 +12,8 @@ import pytest
 from metrics_helpers import reply, rollout, tiny_server
 
 from canary.common.urls import redacted_url
-from canary.core.model import PrometheusRef, Verdict
+from canary.core.spec import PrometheusRef
+from canary.core.status import Verdict
 from canary.metrics.prometheus import PrometheusSource, tls_verify_setting
 
 

@@ -14,7 +14,8 @@ import pytest
 from metrics_helpers import rollout
 from metrics_support import INJECTION, WEIRD_VERSION, Sandbox
 
-from canary.core.model import GateResult, Rollout, Verdict
+from canary.core.model import Rollout
+from canary.core.status import GateResult, Verdict
 from canary.metrics.batched import BatchedPrometheusSource
 from canary.metrics.prometheus import PrometheusSource
 

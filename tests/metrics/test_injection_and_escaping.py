@@ -13,7 +13,7 @@ from metrics_helpers import rollout
 from metrics_support import INJECTION, WEIRD_VERSION, Sandbox
 from test_prometheus_gates import instant
 
-from canary.core.model import Verdict
+from canary.core.status import Verdict
 from canary.metrics.prometheus import PrometheusSource
 from canary.metrics.promql import escape_label_value, quoted
 
@@ -49,7 +49,12 @@ def test_a_weird_version_label_matches_exactly_its_own_series(sandbox: Sandbox) 
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[
+        *settings.default.suppress_health_check,
+        HealthCheck.function_scoped_fixture,
+    ],
 )
 @given(value=st.text(max_size=40))
 def test_any_string_round_trips_through_prometheus(sandbox: Sandbox, value: str) -> None:

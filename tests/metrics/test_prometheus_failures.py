@@ -13,7 +13,7 @@ from pathlib import Path
 from metrics_helpers import auth_proxy, rollout, sleeping, tiny_server
 from metrics_support import Sandbox
 
-from canary.core.model import Verdict
+from canary.core.status import Verdict
 from canary.metrics.prometheus import PrometheusSource
 from canary.sandbox.prometheus import PrometheusProcess
 

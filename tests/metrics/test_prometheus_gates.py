@@ -14,7 +14,7 @@ import urllib.request
 from metrics_helpers import NAMESPACE, P99_LATENCY, SUCCESS_RATE, rollout
 from metrics_support import Sandbox
 
-from canary.core.model import Verdict
+from canary.core.status import Verdict
 from canary.metrics.prometheus import PrometheusSource
 from canary.metrics.verdicts import combine
 

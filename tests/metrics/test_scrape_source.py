@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from canary.core.model import Rollout, Verdict
+from canary.core.model import Rollout
+from canary.core.status import Verdict
 from canary.metrics.scrape import ScrapeSource, histogram_quantile
 from canary.sandbox.stack import example_release
 from canary.sandbox.traffic import Split, TrafficSimulator
@@ -108,7 +109,7 @@ def test_an_unreachable_endpoint_is_an_error() -> None:
 
 
 def _ref(url: str) -> Any:
-    from canary.core.model import PrometheusRef
+    from canary.core.spec import PrometheusRef
 
     return PrometheusRef(url=url, timeout="1s")  # type: ignore[arg-type]
 

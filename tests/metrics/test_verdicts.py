@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from canary.core.model import Gate, GateResult, Verdict
+from canary.core.spec import Gate
+from canary.core.status import GateResult, Verdict
 from canary.metrics.verdicts import Measurement, Series, combine, judge, threshold_text
 
 SUCCESS = Gate.model_validate({"name": "sr", "successRate": {"min": 99.0}})

@@ -25,7 +25,7 @@ from notify_helpers import (
     wired,
 )
 
-from canary.core.model import Verdict
+from canary.core.status import Verdict
 from canary.notify.dispatcher import RetryPolicy
 from canary.sandbox.client import SandboxClient
 from canary.sandbox.receiver import Receiver

@@ -23,7 +23,8 @@ from typer.testing import CliRunner
 from canary.cli.app import app
 from canary.cli.offline import lint
 from canary.controller.reconcile import Reconciler
-from canary.core.model import GateResult, Rollout
+from canary.core.model import Rollout
+from canary.core.status import GateResult
 from canary.kube.client import KubeCluster
 from canary.kube.port import KubeError
 from canary.mesh.istio import IstioRouter
@@ -128,7 +129,12 @@ def mesh(client: SandboxClient) -> tuple[Any, Any]:
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[
+        *settings.default.suppress_health_check,
+        HealthCheck.function_scoped_fixture,
+    ],
 )
 @given(rollout=damaged_rollouts())
 def test_schema_and_controller_refuse_bad_rollouts_cleanly(

@@ -36,8 +36,9 @@ from reliability_helpers import (
     wait_until_ready,
 )
 
-from canary.core.machine import required_checks
-from canary.core.model import Rollout, Stage
+from canary.core.model import Rollout
+from canary.core.path import required_checks
+from canary.core.spec import Stage
 from canary.sandbox.prometheus import PrometheusProcess
 from canary.sandbox.stack import (
     ControllerProcess,
@@ -78,7 +79,7 @@ def test_thirty_kills_never_skip_repeat_or_rush_a_step(
     kills = 0
     with contextlib.ExitStack() as stack:
         api, client = stack.enter_context(sandbox_with_example(tmp_path))
-        simulator = stack.enter_context(simulated_traffic(api.url))
+        simulator = stack.enter_context(simulated_traffic(tmp_path / "kubeconfig"))
         prometheus = stack.enter_context(
             PrometheusProcess(targets=[simulator.address], scrape_interval="1s")
         )

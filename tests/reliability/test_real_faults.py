@@ -2,7 +2,8 @@
 
 Each test releases examples/ui v2 (in a namespace of its own, on a control plane of this module's
 own: `own_plane`) with real kwok-backed Deployments, gates read by a real Prometheus from the
-traffic simulator, and `canary controller --leader-elect` processes. Mid-release:
+traffic simulator (routing as the real VirtualService says), and `canary controller
+--leader-elect` processes. Mid-release:
 
 - two controllers on one real `coordination.k8s.io` Lease: exactly one leads; the leader is
   SIGKILLed; the other takes over within the lease duration plus one retry period (measured
@@ -55,11 +56,12 @@ from canary.core.simulate import walk
 from canary.kube.client import KubeCluster
 from canary.kube.events import parse_time
 from canary.mesh.istio import plan_destination_rule, plan_virtual_service
+from canary.sandbox.client import SandboxClient
 from canary.sandbox.controlplane import ControlPlane
 from canary.sandbox.prometheus import PrometheusProcess
 from canary.sandbox.recorder import EtcdRecorder, Recorded, custom_resource_prefix
-from canary.sandbox.stack import SERVICE, ControllerProcess, example, fast_rollout
-from canary.sandbox.traffic import Split, StaticRouting, TrafficSimulator
+from canary.sandbox.stack import SERVICE, ControllerProcess, example, fast_rollout, install_example
+from canary.sandbox.traffic import KubeRouting, TrafficSimulator
 
 pytestmark = [pytest.mark.slow, pytest.mark.prometheus]
 
@@ -78,9 +80,8 @@ ETCD_DOWN_SECONDS = 20.0
 
 @pytest.fixture(scope="module")
 def traffic() -> Iterator[tuple[TrafficSimulator, PrometheusProcess]]:
-    """Simulated traffic with static routing (half to each version, every mirror and header
-    request to v2), so every gate has data whatever the release's position; a real Prometheus
-    scraping it every second."""
+    """The traffic simulator (each test adds its namespace's `ui`, routed as the real
+    VirtualService says) and a real Prometheus scraping it every second."""
     require_binary("prometheus")
     with contextlib.ExitStack() as stack:
         simulator = stack.enter_context(TrafficSimulator(seed=11))
@@ -253,25 +254,11 @@ def release(
 ) -> Iterator[RealRelease]:
     simulator, prometheus = traffic
     namespace = namespace_name(request.node.name)
-    own_plane.create_namespace(namespace)
-    own_plane.wait_for_service_account(namespace)
-    objects = [example(name) for name in ("service", "deployment-v1", "deployment-v2")]
-    objects += [example("destinationrule"), example("virtualservice")]
-    for obj in objects:
-        obj["metadata"]["namespace"] = namespace
-    own_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objects))
-    admin = KubeCluster.from_kubeconfig(str(own_plane.kubeconfig), qps=0)
-    for version in ("v1", "v2"):
-        deadline = time.monotonic() + 120
-        while not admin.workload_state(namespace, "Deployment", f"ui-{version}").ready:
-            assert time.monotonic() < deadline, f"ui-{version} never became ready"
-            time.sleep(0.2)
-    split = Split({"v1": 50, "v2": 50}, mirror_version="v2", mirror_percent=100.0,
-                  header_version="v2")  # fmt: skip
+    install_example(SandboxClient.from_kubeconfig(own_plane.kubeconfig), namespace)
+    routing = KubeRouting.from_kubeconfig(own_plane.kubeconfig, namespace, SERVICE).start()
     simulator.add_service(
-        SERVICE, namespace, versions=("v1", "v2"), rps=40, header_share=0.2,
-        routing=StaticRouting(split),
-    )  # fmt: skip
+        SERVICE, namespace, versions=("v1", "v2"), rps=40, header_share=0.2, routing=routing
+    )
     prefixes = [
         custom_resource_prefix("networking.istio.io", "virtualservices", namespace),
         custom_resource_prefix("networking.istio.io", "destinationrules", namespace),
@@ -283,6 +270,8 @@ def release(
         yield environment
     finally:
         environment.close()
+        routing.stop()
+        simulator.set_rate(namespace, SERVICE, 0.0)
         own_plane.delete_namespace(namespace)
 
 

@@ -15,7 +15,9 @@ import pytest
 from pydantic import ValidationError
 
 from canary.common.urls import redacted_url
-from canary.core.model import Rollout, Verdict, WebhookCheck
+from canary.core.model import Rollout
+from canary.core.spec import WebhookCheck
+from canary.core.status import Verdict
 from canary.sandbox.receiver import Receiver
 from canary.sandbox.stack import example_release
 from canary.webhooks.http import MAX_MESSAGE, HttpWebhooks

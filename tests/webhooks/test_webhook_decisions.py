@@ -12,8 +12,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from canary.core.machine import Observed, advance, analysis_due, subset_moved, webhooks_due
-from canary.core.model import GateResult, Phase, Rollout, Stage, Verdict
+from canary.core.machine import Observed, advance, subset_moved
+from canary.core.model import Rollout
+from canary.core.path import analysis_due, webhooks_due
+from canary.core.spec import Stage
+from canary.core.status import GateResult, Phase, Verdict
 from canary.core.webhooks import post_release_due
 from canary.sandbox.stack import example_release
 
