@@ -50,9 +50,10 @@ from reliability_helpers import distinct as collapse
 
 from canary.cli.offline import load_rollout
 from canary.controller.runtime import LeaderElection
-from canary.core.machine import required_checks
-from canary.core.model import Rollout, Stage
+from canary.core.model import Rollout
+from canary.core.path import required_checks
 from canary.core.simulate import walk
+from canary.core.spec import Stage
 from canary.kube.client import KubeCluster
 from canary.kube.events import parse_time
 from canary.mesh.istio import plan_destination_rule, plan_virtual_service
@@ -287,8 +288,9 @@ def held(release: RealRelease, began: float, back: float) -> str:
     before = max(at for at in writes if at < during)
     after = min(at for at in writes if at > during)
     return (
-        f"release held {after - before:.2f} s (fault {back - began:.2f} s; the release moved "
-        f"on {after - back:.2f} s after the fault ended)"
+        f"release held {after - before:.2f} s (the fault handles took {back - began:.2f} s, "
+        f"readiness waits included; first write {after - began:.2f} s after the fault began, "
+        f"{after - back:+.2f} s from the handle's return)"
     )
 
 
