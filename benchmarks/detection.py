@@ -233,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as exits:
         workdir = Path(exits.enter_context(tempfile.TemporaryDirectory(prefix="canary-detect-")))
         api, client = exits.enter_context(sandbox_with_example(workdir))
-        simulator = exits.enter_context(simulated_traffic(api.url, versions=("v1", *versions)))
+        simulator = exits.enter_context(
+            simulated_traffic(workdir / "kubeconfig", versions=("v1", *versions))
+        )
         prometheus = exits.enter_context(
             PrometheusProcess(targets=[simulator.address], scrape_interval=SCRAPE)
         )

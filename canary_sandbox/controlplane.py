@@ -179,6 +179,11 @@ class ControlPlane:
         return f"https://{HOST}:{self.ports.apiserver}"
 
     @property
+    def etcd_url(self) -> str:
+        """etcd's client URL (plain HTTP on 127.0.0.1), e.g. for `recorder.EtcdRecorder`."""
+        return f"http://{HOST}:{self.ports.etcd}"
+
+    @property
     def kubeconfig(self) -> Path:
         """The admin kubeconfig (system:masters)."""
         return self.dir / "kubeconfig"
@@ -359,6 +364,12 @@ class ControlPlane:
     def client(self) -> SandboxClient:
         """The tests' small JSON client (`canary_sandbox.client`), as the admin over TLS."""
         return SandboxClient(self.url, timeout=30, context=self._tls())
+
+    def read_text(self, path: str) -> str:
+        """One admin GET of a plain-text endpoint (/metrics, /healthz?verbose)."""
+        with urllib.request.urlopen(f"{self.url}{path}", timeout=10, context=self._tls()) as r:
+            text: str = r.read().decode()
+            return text
 
     def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
         self.request(
@@ -730,7 +741,7 @@ class ControlPlane:
 
     def _etcd(self, path: str, body: Obj) -> Obj:
         request = urllib.request.Request(
-            f"http://{HOST}:{self.ports.etcd}{path}", data=json.dumps(body).encode(), method="POST"
+            f"{self.etcd_url}{path}", data=json.dumps(body).encode(), method="POST"
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             answer: Obj = json.loads(response.read())
@@ -738,7 +749,7 @@ class ControlPlane:
 
     def _etcd_healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://{HOST}:{self.ports.etcd}/health", timeout=2) as r:
+            with urllib.request.urlopen(f"{self.etcd_url}/health", timeout=2) as r:
                 return bool(json.loads(r.read()).get("health") == "true")
         except (OSError, urllib.error.URLError, ValueError):
             return False

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,33 +22,45 @@ from typing import Any
 import yaml
 
 from canary.core.crd import rollout_crd
+from canary.core.model import API_VERSION, KIND
 from canary_sandbox.apiserver import ApiServer, bundled_crd_paths
-from canary_sandbox.client import SandboxClient
+from canary_sandbox.client import SandboxClient, SandboxError
 from canary_sandbox.traffic import KubeRouting, TrafficSimulator
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ui"
 NAMESPACE, SERVICE = "shop", "ui"
+READY_TIMEOUT = 120.0  # a guard against a control plane that never schedules, not a figure
+UNSCHEDULABLE = "canary.dev/no-such-node"  # a node-selector label no Node has
 
 
-def example(name: str) -> dict[str, Any]:
-    """One object of examples/ui, e.g. `example("rollout")`."""
+def example(name: str, namespace: str = NAMESPACE) -> dict[str, Any]:
+    """One object of examples/ui, e.g. `example("rollout")`, moved to `namespace`."""
     body: dict[str, Any] = yaml.safe_load((EXAMPLE / f"{name}.yaml").read_text())
+    metadata = body["metadata"]
+    if body["kind"] == "Namespace":
+        metadata["name"] = namespace
+    else:
+        metadata["namespace"] = namespace
     return body
 
 
-def example_release(version: str = "v2", name: str = "rollout") -> dict[str, Any]:
+def example_release(
+    version: str = "v2", name: str = "rollout", namespace: str = NAMESPACE
+) -> dict[str, Any]:
     """examples/ui/rollout.yaml asked to release `version` from its Deployment ui-<version>,
     as a pipeline's commit does (the file itself asks for v1, the live version)."""
-    rollout = example(name)
+    rollout = example(name, namespace)
     canary = rollout["spec"]["canary"]
     canary["version"] = version
     canary["workloadRef"]["name"] = f"ui-{version}"
     return rollout
 
 
-def fast_rollout(interval: float, prometheus_url: str) -> dict[str, Any]:
+def fast_rollout(
+    interval: float, prometheus_url: str, namespace: str = NAMESPACE
+) -> dict[str, Any]:
     """The release of v2 with short timings: every stage a couple of checks long."""
-    rollout = example_release()
+    rollout = example_release(namespace=namespace)
     spec = rollout["spec"]
     step = f"{interval:g}s"
     spec["stages"]["mirror"]["duration"] = f"{2 * interval:g}s"
@@ -65,19 +78,15 @@ EXAMPLE_OBJECTS = ("service", "deployment-v1", "deployment-v2", "destinationrule
 def example_objects(namespace: str = NAMESPACE) -> list[dict[str, Any]]:
     """examples/ui's Service, Deployments ui-v1 and ui-v2, DestinationRule and VirtualService
     (not its Namespace or Rollout), in `namespace`."""
-    objects = [example(name) for name in EXAMPLE_OBJECTS]
-    for obj in objects:
-        obj["metadata"]["namespace"] = namespace
-    return objects
+    return [example(name, namespace) for name in EXAMPLE_OBJECTS]
 
 
 def version_deployment(version: str, namespace: str = NAMESPACE) -> dict[str, Any]:
     """A Deployment ui-<version> like examples/ui's ui-v2 (pods labelled version=<version>)."""
-    text = yaml.safe_dump(example("deployment-v2"))
+    text = yaml.safe_dump(example("deployment-v2", namespace))
     body: dict[str, Any] = yaml.safe_load(
         text.replace("v2", version).replace("2.0.0", f"{version}.0")
     )
-    body["metadata"]["namespace"] = namespace
     return body
 
 
@@ -88,30 +97,120 @@ def sandbox_with_example(workdir: Path) -> Iterator[tuple[ApiServer, SandboxClie
         api.install_crd_files(bundled_crd_paths())
         api.install_crds([rollout_crd()])
         client = SandboxClient(api.url)
-        client.apply(example("00-namespace"))
-        for obj in example_objects():
-            client.apply(obj)
-        for version in ("v1", "v2"):
-            client.set_deployment_ready(NAMESPACE, f"ui-{version}")
+        install_example(client)
         api.write_kubeconfig(workdir / "kubeconfig")
         yield api, client
 
 
-def deploy_version(client: SandboxClient, version: str, ready: bool = True) -> None:
-    """A Deployment ui-<version> like ui-v2, reported ready (or not)."""
-    client.apply(version_deployment(version))
-    client.set_deployment_ready(NAMESPACE, f"ui-{version}", ready)
+@contextlib.contextmanager
+def cluster_with_example(
+    kubeconfig: Path, namespace: str = NAMESPACE, cleanup: bool = True
+) -> Iterator[SandboxClient]:
+    """examples/ui installed in `namespace` on the API server `kubeconfig` names (a real
+    control plane with crds/ and Istio's CRDs, as `./dev cluster` starts it); the namespace's
+    deletion is requested afterwards when `cleanup`."""
+    client = SandboxClient.from_kubeconfig(kubeconfig)
+    install_example(client, namespace)
+    try:
+        yield client
+    finally:
+        if cleanup:
+            delete_example(client, namespace)
+
+
+def install_example(
+    client: SandboxClient, namespace: str = NAMESPACE, timeout: float = READY_TIMEOUT
+) -> None:
+    """examples/ui in `namespace` (its CRDs already installed): the Namespace, the Service,
+    Deployments ui-v1 and ui-v2 (ready before this returns), the DestinationRule and the
+    VirtualService as in git (created anew when they exist: a controller's earlier writes go),
+    and no Rollout `ui`. On the sandbox the Deployments are reported ready by hand; on a real
+    control plane kwok's Pods make them ready."""
+    for name in ("00-namespace", "service", "deployment-v1", "deployment-v2"):
+        client.apply(example(name, namespace))
+    remove_rollout(client, namespace)
+    for name in ("destinationrule", "virtualservice"):
+        obj = example(name, namespace)
+        with contextlib.suppress(SandboxError):
+            client.delete(client.path_of(obj))
+        client.request("POST", client.path_of(obj).rsplit("/", 1)[0], obj)
+    for version in ("v1", "v2"):
+        make_ready(client, namespace, f"ui-{version}", timeout=timeout)
+
+
+def remove_rollout(client: SandboxClient, namespace: str = NAMESPACE) -> None:
+    """Rollout `ui` deleted at once, its finalizer dropped (no controller need be running)."""
+    path = client.path(API_VERSION, KIND, namespace, SERVICE)
+    with contextlib.suppress(SandboxError):
+        client.merge_patch(path, {"metadata": {"finalizers": None}})
+        client.delete(path)
+
+
+def delete_example(client: SandboxClient, namespace: str = NAMESPACE) -> None:
+    """The namespace's deletion requested (the Rollout's finalizer dropped first, so that no
+    controller is needed for it to finish)."""
+    remove_rollout(client, namespace)
+    with contextlib.suppress(SandboxError):
+        client.delete(client.path("v1", "Namespace", None, namespace))
+
+
+def deploy_version(
+    client: SandboxClient, version: str, ready: bool = True, namespace: str = NAMESPACE
+) -> None:
+    """A Deployment ui-<version> like ui-v2, ready before this returns (or never ready).
+
+    On a real control plane a version that must never be ready gets a node selector that no
+    Node matches: its Pods stay Pending, as a bad rollout's would."""
+    deployment = version_deployment(version, namespace)
+    if not ready and not client.reports_workloads:
+        deployment["spec"]["template"]["spec"]["nodeSelector"] = {UNSCHEDULABLE: "true"}
+    client.apply(deployment)
+    if client.reports_workloads:
+        client.set_deployment_ready(namespace, f"ui-{version}", ready)
+    elif ready:
+        make_ready(client, namespace, f"ui-{version}")
+
+
+def make_ready(
+    client: SandboxClient, namespace: str, name: str, timeout: float = READY_TIMEOUT
+) -> None:
+    """Deployment `name` ready: reported so on the sandbox, waited for on a real control plane
+    (every replica updated and available for the Deployment's latest generation)."""
+    if client.reports_workloads:
+        client.set_deployment_ready(namespace, name)
+        return
+    deadline = time.monotonic() + timeout
+    while not deployment_ready(client.get("apps/v1", "Deployment", namespace, name)):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Deployment {namespace}/{name} not ready within {timeout:g}s")
+        time.sleep(0.2)
+
+
+def deployment_ready(deployment: dict[str, Any]) -> bool:
+    spec, status = deployment.get("spec", {}), deployment.get("status", {})
+    replicas = int(spec.get("replicas", 1))
+    return bool(
+        status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 1)
+        and status.get("updatedReplicas", 0) == replicas
+        and status.get("availableReplicas", 0) == replicas
+        and status.get("replicas", 0) == replicas
+    )
 
 
 @contextlib.contextmanager
 def simulated_traffic(
-    api_url: str, versions: Sequence[str] = ("v1", "v2", "v3"), rps: float = 60.0, seed: int = 7
+    kubeconfig: str | Path,
+    versions: Sequence[str] = ("v1", "v2", "v3"),
+    rps: float = 60.0,
+    seed: int = 7,
+    namespace: str = NAMESPACE,
 ) -> Iterator[TrafficSimulator]:
-    """The simulator, routing `ui` the way its VirtualService in the sandbox says."""
-    routing = KubeRouting(api_url, NAMESPACE, SERVICE, SERVICE).start()
+    """The simulator, routing `ui` in `namespace` the way its VirtualService says on the API
+    server `kubeconfig` names (the sandbox's, or a real kube-apiserver's)."""
+    routing = KubeRouting.from_kubeconfig(kubeconfig, namespace, SERVICE).start()
     simulator = TrafficSimulator(seed=seed)
     simulator.add_service(
-        SERVICE, NAMESPACE, versions=tuple(versions), rps=rps, header_share=0.2, routing=routing
+        SERVICE, namespace, versions=tuple(versions), rps=rps, header_share=0.2, routing=routing
     )
     simulator.start()
     try:

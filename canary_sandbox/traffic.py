@@ -5,12 +5,13 @@ says (the managed route's weights, a mirror percentage, and a header route that 
 requests match); each version answers with its own 5xx rate and a lognormal latency with a given
 median and p99. Routing comes from a `RoutingSource`: `StaticRouting` (set in code or through
 `POST /control`) or `KubeRouting`, which polls the VirtualService and DestinationRule from a
-Kubernetes API URL, so what the controller writes changes what Prometheus sees.
+Kubernetes API server given by a kubeconfig (the sandbox's or a real kube-apiserver's), so what
+the controller writes changes what Prometheus sees.
 
 Time is simulated: a background ticker advances it in fixed steps (100 ms by default) and a
 seeded RNG draws every request, so a run is repeatable up to thread scheduling.
 
-Run it with `python -m canary_sandbox.traffic --service shop/ui:v1,v2`.
+Run it with `python -m canary_sandbox.traffic --service shop/ui:v1,v2 [--kubeconfig FILE]`.
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ import math
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Protocol
 
+from canary.core.objects import Obj
+from canary.kube.client import KubeCluster
+from canary.kube.port import KubeError
 from canary.mesh.istio import MeshError, route_index
 
 ISTIO_DURATION_BUCKETS_MS: tuple[float, ...] = (
@@ -117,17 +120,27 @@ class RoutingError(ValueError):
     """The VirtualService or DestinationRule cannot be read as routing."""
 
 
-class KubeRouting:
-    """Routing read from a VirtualService and DestinationRule over a Kubernetes API URL.
+class RoutingReader(Protocol):
+    """Where `KubeRouting` reads the two objects: the `Cluster` port's getters (KubeCluster)."""
 
-    Polls both objects every `poll_seconds` on a background thread (plain HTTP, no auth, as
-    the sandbox API server serves them); keeps the last good split when a read fails and
-    records why in `last_error`.
+    def get_virtual_service(self, namespace: str, name: str) -> Obj: ...
+
+    def get_destination_rule(self, namespace: str, name: str) -> Obj: ...
+
+
+class KubeRouting:
+    """Routing read from a VirtualService and DestinationRule on a Kubernetes API server.
+
+    Polls both objects every `poll_seconds` on a background thread through `reader`; keeps the
+    last good split when a read fails and records why in `last_error`. `from_kubeconfig` reads
+    them with canary's own client (`canary.kube.client.KubeCluster`) from any kubeconfig: the
+    sandbox's plain-HTTP one, or a real kube-apiserver's with TLS and a client certificate or a
+    token, as the controller itself connects.
     """
 
     def __init__(
         self,
-        api_url: str,
+        reader: RoutingReader,
         namespace: str,
         virtual_service: str,
         destination_rule: str,
@@ -136,20 +149,47 @@ class KubeRouting:
         host: str | None = None,
         version_label: str = "version",
         poll_seconds: float = 0.2,
-        timeout_seconds: float = 2.0,
+        close: Callable[[], None] | None = None,
     ) -> None:
-        base = f"{api_url.rstrip('/')}/apis/networking.istio.io/v1beta1/namespaces/{namespace}"
-        self.virtual_service_url = f"{base}/virtualservices/{virtual_service}"
-        self.destination_rule_url = f"{base}/destinationrules/{destination_rule}"
+        self.reader = reader
+        self.namespace = namespace
+        self.virtual_service = virtual_service
+        self.destination_rule = destination_rule
         self.route = route
         self.host = host or virtual_service
         self.version_label = version_label
         self.poll_seconds = poll_seconds
-        self.timeout_seconds = timeout_seconds
         self.last_error: str | None = None
         self._split: Split | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._close = close
+
+    @classmethod
+    def from_kubeconfig(
+        cls,
+        kubeconfig: str | Path,
+        namespace: str,
+        virtual_service: str,
+        destination_rule: str | None = None,
+        *,
+        timeout_seconds: float = 2.0,
+        **options: Any,
+    ) -> KubeRouting:
+        """Reading with a `KubeCluster` built from `kubeconfig` (closed by `stop`).
+
+        No client-side retries: a failed read is simply tried again at the next poll."""
+        cluster = KubeCluster.from_kubeconfig(
+            str(kubeconfig), timeout=timeout_seconds, retries=0, qps=50, burst=50
+        )
+        return cls(
+            cluster,
+            namespace,
+            virtual_service,
+            destination_rule or virtual_service,
+            close=cluster.close,
+            **options,
+        )
 
     def split(self) -> Split | None:
         return self._split
@@ -157,22 +197,17 @@ class KubeRouting:
     def refresh(self) -> Split | None:
         """Read both objects once; on failure keep the previous split."""
         try:
-            virtual_service = self._get(self.virtual_service_url)
-            destination_rule = self._get(self.destination_rule_url)
+            virtual_service = self.reader.get_virtual_service(self.namespace, self.virtual_service)
+            destination_rule = self.reader.get_destination_rule(
+                self.namespace, self.destination_rule
+            )
             self._split = split_from(
                 virtual_service, destination_rule, self.route, self.version_label, self.host
             )
             self.last_error = None
-        except (OSError, ValueError) as error:
+        except (KubeError, OSError, ValueError) as error:
             self.last_error = str(error)
         return self._split
-
-    def _get(self, url: str) -> dict[str, Any]:
-        with urllib.request.urlopen(url, timeout=self.timeout_seconds) as response:
-            body = json.load(response)
-        if not isinstance(body, dict):
-            raise RoutingError(f"{url} did not return a JSON object")
-        return body
 
     def start(self) -> KubeRouting:
         self.refresh()
@@ -188,6 +223,9 @@ class KubeRouting:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._close is not None:
+            self._close()
+            self._close = None
 
 
 def split_from(
@@ -722,16 +760,19 @@ def build_simulator(
     seed: int = 1,
     rps: float = 50.0,
     header_share: float = 0.05,
-    kube_api: str | None = None,
+    kubeconfig: str | Path | None = None,
     route: str | None = "primary",
 ) -> tuple[TrafficSimulator, list[KubeRouting]]:
-    """A simulator for `services`; with `kube_api`, each follows its VS/DR named like it."""
+    """A simulator for `services`; with `kubeconfig`, each follows its VS/DR named like it on
+    the API server that kubeconfig names."""
     simulator = TrafficSimulator(seed=seed)
     pollers: list[KubeRouting] = []
     for spec in services:
         routing = None
-        if kube_api is not None:
-            routing = KubeRouting(kube_api, spec.namespace, spec.name, spec.name, route=route)
+        if kubeconfig is not None:
+            routing = KubeRouting.from_kubeconfig(
+                kubeconfig, spec.namespace, spec.name, route=route
+            )
             routing.start()
             pollers.append(routing)
         simulator.add_service(
@@ -753,13 +794,13 @@ def serve(
     seed: int = 1,
     rps: float = 50.0,
     header_share: float = 0.05,
-    kube_api: str | None = None,
+    kubeconfig: str | Path | None = None,
     route: str | None = "primary",
     stop: threading.Event | None = None,
 ) -> None:
     """Serve simulated traffic on host:port until `stop` is set (or KeyboardInterrupt)."""
     simulator, pollers = build_simulator(
-        services, seed=seed, rps=rps, header_share=header_share, kube_api=kube_api, route=route
+        services, seed=seed, rps=rps, header_share=header_share, kubeconfig=kubeconfig, route=route
     )
     simulator.start(host, port)
     try:
@@ -789,7 +830,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rps", type=float, default=50.0, help="requests per second per service")
     parser.add_argument("--header-share", type=float, default=0.05)
-    parser.add_argument("--kube-api", help="follow each service's VirtualService/DestinationRule")
+    parser.add_argument(
+        "--kubeconfig",
+        help="follow each service's VirtualService/DestinationRule on this kubeconfig's server",
+    )
     parser.add_argument(
         "--route",
         default="primary",
@@ -803,7 +847,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         seed=args.seed,
         rps=args.rps,
         header_share=args.header_share,
-        kube_api=args.kube_api,
+        kubeconfig=args.kubeconfig,
         route=args.route or None,
     )
 

@@ -11,6 +11,8 @@
   through the tier's own `backend` fixture (tests/kube's and tests/controller's conftest.py);
   `ON_REAL` only against the real one.
 - `wait_until`: bounded polling for state another process or thread produces.
+- `own_plane` (module): a control plane of the test module's own (one kwok Node), for tests
+  that stop, kill or compact parts of it: doing that to the session's one would disturb others.
 
 Every tier may use them: tests/conftest.py loads this module as a plugin.
 """
@@ -60,6 +62,16 @@ def namespace_name(test_name: str) -> str:
     """A valid, unique namespace name (a DNS label) derived from the test's name."""
     stem = re.sub(r"[^a-z0-9]+", "-", test_name.lower()).strip("-")[:48].strip("-")
     return f"t{next(_numbers)}-{stem}"
+
+
+@pytest.fixture(scope="module")
+def own_plane() -> Iterator[ControlPlane]:
+    plane = ControlPlane(assets=require_control_plane(), nodes=1)
+    plane.start()
+    try:
+        yield plane
+    finally:
+        plane.stop()
 
 
 @pytest.fixture

@@ -34,7 +34,11 @@ COMMANDS: tuple[tuple[str, str], ...] = (
         "simulate-traffic",
         "Serve Istio-standard metrics for simulated services (steer them with /control).",
     ),
-    ("demo", "A whole release (v1 -> v2) and an automatic rollback (v2 -> v3) on a local sandbox."),
+    (
+        "demo",
+        "A whole release (v1 -> v2) and an automatic rollback (v2 -> v3) on a local sandbox "
+        "(or on a cluster: --kubeconfig).",
+    ),
     ("record", "Save the range data a Rollout's gates need (one JSON file) for `canary backtest`."),
     (
         "backtest",

@@ -4,6 +4,11 @@ Starts, all on 127.0.0.1: the sandbox Kubernetes API, the traffic simulator (fol
 VirtualService the controller writes), a real Prometheus scraping it, and the controller as a
 child process, exactly as it runs in a cluster. Then releases `ui` v1 -> v2 (healthy, through
 all four stages) and v2 -> v3 (v3 answers with 5xx errors, so it is rolled back).
+
+With `--kubeconfig FILE` the same releases run on the cluster that kubeconfig names instead of
+the sandbox (a real control plane as `./dev cluster --kubeconfig FILE` starts it, with the CRDs
+installed): examples/ui is installed in `--namespace` (shop) and left there afterwards; its
+Deployments become ready from the cluster's own Pods (kwok's there), never by the demo saying so.
 """
 
 from __future__ import annotations
@@ -24,12 +29,13 @@ from rich.markup import escape
 
 from canary.core.model import API_VERSION, KIND
 from canary.core.status import TERMINAL_PHASES
-from canary_sandbox.client import SandboxClient
+from canary_sandbox.client import SandboxClient, SandboxError
 from canary_sandbox.prometheus import PrometheusProcess, find_prometheus
 from canary_sandbox.stack import (
     NAMESPACE,
     SERVICE,
     ControllerProcess,
+    cluster_with_example,
     deploy_version,
     fast_rollout,
     sandbox_with_example,
@@ -62,17 +68,29 @@ class Release:
         return self.outcome == self.expected
 
 
-def run_demo(interval: float, error_rate: float, output: str, use_prometheus: bool = True) -> bool:
+def run_demo(
+    interval: float,
+    error_rate: float,
+    output: str,
+    use_prometheus: bool = True,
+    kubeconfig: Path | None = None,
+    namespace: str = NAMESPACE,
+) -> bool:
     console = Console(stderr=output == "json", highlight=False, soft_wrap=True)
     with tempfile.TemporaryDirectory(prefix="canary-demo-") as workdir, _stack() as stack:
         say = _narrator(console)
-        client = stack.enter_context(_sandbox(Path(workdir), say))
-        simulator = stack.enter_context(_traffic(client.url, say))
+        if kubeconfig is None:
+            namespace = NAMESPACE
+            kubeconfig = Path(workdir) / "kubeconfig"
+            client = stack.enter_context(_sandbox(Path(workdir), say))
+        else:
+            client = stack.enter_context(_cluster(kubeconfig, namespace, say))
+        simulator = stack.enter_context(_traffic(kubeconfig, namespace, say))
         metrics_url, source = stack.enter_context(
             _metrics(simulator, say) if use_prometheus else _simulator_directly(simulator, say)
         )
-        stack.enter_context(_controller(Path(workdir), source, say))
-        rollout = fast_rollout(interval, metrics_url)
+        stack.enter_context(_controller(kubeconfig, Path(workdir), source, say))
+        rollout = fast_rollout(interval, metrics_url, namespace)
         releases = [
             _release(client, rollout, "v2", "Succeeded", say),
             _bad_release(client, simulator, rollout, error_rate, say),
@@ -108,8 +126,23 @@ def _sandbox(workdir: Path, say: Callable[[str], None]) -> Iterator[SandboxClien
 
 
 @contextlib.contextmanager
-def _traffic(api_url: str, say: Callable[[str], None]) -> Iterator[TrafficSimulator]:
-    with simulated_traffic(api_url) as simulator:
+def _cluster(kubeconfig: Path, namespace: str, say: Say) -> Iterator[SandboxClient]:
+    say(f"installing examples/ui in namespace {namespace} of the cluster in {kubeconfig}")
+    try:
+        with cluster_with_example(kubeconfig, namespace, cleanup=False) as client:
+            say(f"Kubernetes API on {client.url}; ui-v1 and ui-v2 are ready")
+            yield client
+    except (OSError, ValueError, KeyError, SandboxError, TimeoutError) as error:
+        raise DemoError(
+            f"cannot install examples/ui with {kubeconfig}: {error} (is the cluster running, "
+            "with crds/ and Istio's CRDs installed, as `./dev cluster` does?)"
+        ) from None
+    say(f"left examples/ui and the Rollout in namespace {namespace}")
+
+
+@contextlib.contextmanager
+def _traffic(kubeconfig: Path, namespace: str, say: Say) -> Iterator[TrafficSimulator]:
+    with simulated_traffic(kubeconfig, namespace=namespace) as simulator:
         say(f"traffic simulator on {simulator.url}: 60 req/s to ui, 20% carry `version: beta`")
         yield simulator
 
@@ -134,9 +167,11 @@ def _simulator_directly(simulator: TrafficSimulator, say: Say) -> Iterator[tuple
 
 
 @contextlib.contextmanager
-def _controller(workdir: Path, source: str, say: Say) -> Iterator[ControllerProcess]:
+def _controller(
+    kubeconfig: Path, workdir: Path, source: str, say: Say
+) -> Iterator[ControllerProcess]:
     controller = ControllerProcess(
-        workdir / "kubeconfig", workdir / "controller.log", ("--metrics-source", source)
+        kubeconfig, workdir / "controller.log", ("--metrics-source", source)
     )
     with controller:
         say(f"controller started (pid {controller.pid}); its JSON logs go to a file")
@@ -157,7 +192,7 @@ def _release(
     say(f"[bold]release {version}[/bold]: spec.canary.version = {version}")
     started = time.monotonic()
     client.apply(rollout)
-    status = _follow(client, version, say)
+    status = _follow(client, rollout["metadata"]["namespace"], version, say)
     release = Release(version=version, expected=expected, seconds=time.monotonic() - started)
     release.outcome, release.message = status.get("phase", ""), status.get("message", "")
     release.stages = _stage_timings(status.get("history", []), status.get("releaseStartedAt"))
@@ -169,18 +204,21 @@ def _bad_release(
     client: SandboxClient, simulator: TrafficSimulator, rollout: dict[str, Any],
     error_rate: float, say: Callable[[str], None],
 ) -> Release:  # fmt: skip
-    deploy_version(client, "v3")
-    simulator.set_version(NAMESPACE, SERVICE, "v3", error_rate=error_rate)
+    namespace = rollout["metadata"]["namespace"]
+    deploy_version(client, "v3", namespace=namespace)
+    simulator.set_version(namespace, SERVICE, "v3", error_rate=error_rate)
     say(f"deployed ui-v3, which answers {error_rate:.0%} of its requests with 503")
     return _release(client, rollout, "v3", "RolledBack", say)
 
 
-def _follow(client: SandboxClient, version: str, say: Callable[[str], None]) -> dict[str, Any]:
+def _follow(
+    client: SandboxClient, namespace: str, version: str, say: Callable[[str], None]
+) -> dict[str, Any]:
     """Print each change of the Rollout's position until this release ends."""
     deadline = time.monotonic() + RELEASE_TIMEOUT
     last = None
     while time.monotonic() < deadline:
-        status = client.get(API_VERSION, KIND, NAMESPACE, SERVICE).get("status", {})
+        status = client.get(API_VERSION, KIND, namespace, SERVICE).get("status", {})
         line = _position_line(status) if status else None
         if line is not None and line != last:
             say(line)

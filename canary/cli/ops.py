@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -112,8 +113,9 @@ def simulate_traffic(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 for /metrics.")] = 9100,
     rps: Annotated[float, typer.Option(help="Requests per second per service.")] = 50.0,
     header_share: Annotated[float, typer.Option(help="Share of requests with the header.")] = 0.05,
-    kube_api: Annotated[
-        str | None, typer.Option(help="Follow each service's VirtualService at this API URL.")
+    kubeconfig: Annotated[
+        str | None,
+        typer.Option(help="Follow each service's VirtualService on this kubeconfig's API server."),
     ] = None,
     route: Annotated[str, typer.Option(help="The managed http route's name.")] = "primary",
 ) -> None:
@@ -124,7 +126,7 @@ def simulate_traffic(
         port=port,
         rps=rps,
         header_share=header_share,
-        kube_api=kube_api,
+        kubeconfig=kubeconfig,
         route=route,
     )
 
@@ -136,12 +138,27 @@ def demo(
     prometheus: Annotated[
         bool, typer.Option(help="Use a real Prometheus when one is installed.")
     ] = True,
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(
+            help="Run on this kubeconfig's cluster (e.g. `./dev cluster --kubeconfig FILE`) "
+            "instead of the embedded sandbox."
+        ),
+    ] = None,
+    namespace: Annotated[
+        str, typer.Option("-n", "--namespace", help="With --kubeconfig: where examples/ui goes.")
+    ] = "shop",
 ) -> None:
     from canary.cli.demo import DemoError, run_demo
 
     try:
         ok = run_demo(
-            interval=interval, error_rate=error_rate, output=output, use_prometheus=prometheus
+            interval=interval,
+            error_rate=error_rate,
+            output=output,
+            use_prometheus=prometheus,
+            kubeconfig=kubeconfig,
+            namespace=namespace,
         )
     except DemoError as error:
         typer.echo(f"error: {error}", err=True)

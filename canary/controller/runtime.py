@@ -48,19 +48,41 @@ class LeaderElection:
     lease_seconds: int = 15
     retry_seconds: float = 2.0
     leading: threading.Event = field(default_factory=threading.Event)
+    # time.monotonic() when the last successful renewal began: the Lease's renewTime is no
+    # earlier than that, so it holds until at least then + lease_seconds
+    renewed_at: float | None = field(default=None, init=False)
+
+    @property
+    def renew_deadline(self) -> float:
+        """Seconds after a renewal began during which this replica still writes."""
+        return self.lease_seconds * 2 / 3
+
+    def is_leading(self) -> bool:
+        """Whether this replica may write now: it won the Lease, and its last renewal began
+        less than `renew_deadline` ago. Checked at each write, so a renewal that hangs (a dead
+        connection, an apiserver waiting for etcd) stops the writes in time, long before the
+        Lease expires for the other candidates, even while the call has not returned."""
+        renewed = self.renewed_at
+        return (
+            self.leading.is_set()
+            and renewed is not None
+            and time.monotonic() - renewed < self.renew_deadline
+        )
 
     def run(self, stop: threading.Event, on_elected: Callable[[], None] = lambda: None) -> None:
-        renewed_at = 0.0
         while not stop.is_set():
+            attempt = time.monotonic()
             try:
                 held = self.cluster.try_acquire_lease(
                     self.namespace, self.name, self.identity, self.lease_seconds
                 )
             except KubeError as error:
                 log.warning("lease renewal failed", error=str(error))
-                held = time.monotonic() - renewed_at < self.lease_seconds * 2 / 3
+                held = self.is_leading()
+            else:
+                if held:
+                    self.renewed_at = attempt  # not the answer's moment: the call may have hung
             if held:
-                renewed_at = time.monotonic()
                 if not self.leading.is_set():
                     log.info("became leader", identity=self.identity)
                     self.leading.set()
@@ -82,7 +104,7 @@ class WriteGuard:
     stopping: threading.Event = field(default_factory=threading.Event)
 
     def __call__(self) -> bool:
-        leading = self.leader is None or self.leader.leading.is_set()
+        leading = self.leader is None or self.leader.is_leading()
         self.telemetry.leader.set(1 if leading else 0)
         return leading and not self.stopping.is_set()
 

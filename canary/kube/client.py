@@ -521,15 +521,19 @@ class KubeCluster:
     def try_acquire_lease(
         self, namespace: str, name: str, identity: str, duration_seconds: int
     ) -> bool:
-        """Acquire or renew; False when another holder's lease has not expired."""
-        now = self._now()
+        """Acquire or renew; False when another holder's lease has not expired.
+
+        The moment written as renewTime is taken after the read: one from before it would
+        make a read that took long write a Lease that expires early, and another candidate
+        would take it over while this one still counts on it."""
         try:
             current = self._read_lease(namespace, name)
         except NotFoundError:
             return self._write_lease(
-                "create", leases.new_lease(namespace, name, identity, duration_seconds, now)
+                "create",
+                leases.new_lease(namespace, name, identity, duration_seconds, self._now()),
             )
-        claimed = leases.claim(current, identity, duration_seconds, now)
+        claimed = leases.claim(current, identity, duration_seconds, self._now())
         if claimed is None:
             return False
         return self._write_lease("update", claimed)

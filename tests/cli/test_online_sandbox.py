@@ -1,9 +1,15 @@
-"""The sandbox every online CLI test runs against, and the connection problems a user can hit.
+"""The API servers every online CLI test runs against, and the connection problems a user can hit.
 
-Aspects: a real HTTP API server (canary_sandbox) with the Rollout and Istio CRDs, a kubeconfig in
-tmp_path, the CLI through typer's CliRunner; stand-ins for the controller that answer through the
-status subresource exactly as the real one does. Tests in this module: kubeconfig resolution, and
-one-sentence errors for invalid kubeconfigs, a closed port, missing CRDs and RBAC.
+Aspects: the `sandbox` fixture, once on each API server (tests/cli/conftest.py parametrises it):
+`sandbox`, a real HTTP API server (canary_sandbox) with the Rollout and Istio CRDs, a kubeconfig
+in tmp_path, the CLI through typer's CliRunner; and `real`, the session's real control plane
+(kube-apiserver with TLS and RBAC), its admin kubeconfig, the CLI as a user runs it there:
+`kubectl canary ...` through the kubectl built with the control plane. Stand-ins for the
+controller answer through the status subresource exactly as the real one does. Tests in this
+module: kubeconfig resolution, and one-sentence errors for invalid kubeconfigs, a closed port,
+missing CRDs and RBAC (a fault injected by the sandbox; a ServiceAccount with no grants on the
+real apiserver). A test marked `sandbox_only` needs the sandbox's own handles (stopping its
+server, a server without the CRDs, injected faults).
 
 Other test_online_* modules import the fixtures (`sandbox_fixture`) and helpers from here.
 """
@@ -11,8 +17,12 @@ Other test_online_* modules import the fixtures (`sandbox_fixture`) and helpers 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
+import urllib.error
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +30,7 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import Result
+from binary_support import require_binary
 from typer.testing import CliRunner
 
 from canary.cli.app import app
@@ -29,6 +39,7 @@ from canary.core.model import API_VERSION, KIND, REQUEST_ANNOTATION
 from canary.kube.client import KubeCluster
 from canary_sandbox.apiserver import ApiServer, bundled_crd_paths
 from canary_sandbox.client import SandboxClient
+from canary_sandbox.controlplane import ControlPlane
 from canary_sandbox.objects import WriteOptions
 from canary_sandbox.stack import example_release
 
@@ -64,19 +75,43 @@ def status(
 
 
 @dataclass
+class CliResult:
+    """What a test reads of one CLI run: exit code and output (stdout, then stderr)."""
+
+    exit_code: int
+    output: str
+
+
+@dataclass
 class Sandbox:
-    server: ApiServer
+    """The API server under test: `server` is the sandbox's ApiServer, or None on the real
+    control plane (`plane`), where the CLI runs as `kubectl canary` with `kubectl`."""
+
+    server: ApiServer | None
     kubeconfig: Path
     cluster: KubeCluster  # what a controller would use: the port over real HTTP
+    plane: ControlPlane | None = None
+    kubectl: str | None = None
     threads: list[threading.Thread] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
+    @property
+    def sandbox(self) -> ApiServer:
+        assert self.server is not None, "a sandbox-only handle"
+        return self.server
+
     def create(self, rollout: Obj) -> Obj:
-        rt = self.server.registry.lookup("canary.dev", "v1alpha1", "rollouts")
-        assert rt is not None
         namespace = rollout["metadata"]["namespace"]
-        self.server.create_namespace(namespace)
-        created: Obj = self.server.objects.create(rt, namespace, rollout, WriteOptions())
+        if self.plane is not None:
+            ensure_namespace(self.plane, namespace)
+            client = SandboxClient.from_kubeconfig(self.kubeconfig)
+            collection = client.path(API_VERSION, KIND, namespace)
+            created: Obj = client.request("POST", collection, rollout)
+            return created
+        rt = self.sandbox.registry.lookup("canary.dev", "v1alpha1", "rollouts")
+        assert rt is not None
+        self.sandbox.create_namespace(namespace)
+        created = self.sandbox.objects.create(rt, namespace, rollout, WriteOptions())
         return created
 
     def create_rollout(
@@ -92,17 +127,24 @@ class Sandbox:
 
     def patch_spec(self, patch: Obj, name: str = "ui", namespace: str = "shop") -> Obj:
         """A merge patch of the Rollout itself (what a pipeline's `git push` leads to)."""
-        client = SandboxClient(self.server.url)
+        client = SandboxClient.from_kubeconfig(self.kubeconfig)
         return client.merge_patch(client.path(API_VERSION, KIND, namespace, name), patch)
 
     def rollout(self, name: str = "ui", namespace: str = "shop") -> Obj:
         return self.cluster.get_rollout(namespace, name)
 
-    def cli(self, *args: str) -> Result:
+    def cli(self, *args: str) -> CliResult:
+        if self.kubectl is not None:
+            return run_kubectl_canary(self.kubectl, *args, "--kubeconfig", str(self.kubeconfig))
         return run_cli(*args, "--kubeconfig", str(self.kubeconfig))
 
     def reads(self, name: str = "ui") -> int:
-        return self.server.request_log.count(verb="get", resource="rollouts", name=name)
+        """GETs of Rollout `name` the server answered (anyone's). The real apiserver counts
+        them per resource, not per name (apiserver_request_total): these tests read one
+        Rollout at a time."""
+        if self.plane is not None:
+            return rollout_gets(self.plane)
+        return self.sandbox.request_log.count(verb="get", resource="rollouts", name=name)
 
     def in_background(self, work: Callable[[], None]) -> None:
         thread = threading.Thread(target=work, daemon=True)
@@ -154,11 +196,46 @@ def until(condition: Callable[[], bool]) -> None:
         time.sleep(0.02)
 
 
-def run_cli(*args: str) -> Result:
+def run_cli(*args: str) -> CliResult:
     result = CliRunner().invoke(app, list(args))
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     assert "Traceback" not in result.output
-    return result
+    return CliResult(result.exit_code, result.output)
+
+
+def run_kubectl_canary(kubectl: str, *args: str) -> CliResult:
+    """`kubectl canary ARGS`: kubectl finds the plugin (`kubectl-canary`) next to this Python."""
+    venv_bin = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("KUBECONFIG", None)
+    completed = subprocess.run(
+        [kubectl, "canary", *args], capture_output=True, text=True, env=env, timeout=120,
+        check=False,
+    )  # fmt: skip
+    output = completed.stdout + completed.stderr
+    assert "Traceback" not in output, output
+    return CliResult(completed.returncode, output)
+
+
+def ensure_namespace(plane: ControlPlane, name: str) -> None:
+    try:
+        plane.create_namespace(name)
+    except urllib.error.HTTPError as error:
+        if error.code != 409:
+            raise
+
+
+def rollout_gets(plane: ControlPlane) -> int:
+    """apiserver_request_total for GETs of single Rollouts (their status subresource aside)."""
+    total = 0.0
+    for line in plane.read_text("/metrics").splitlines():
+        if line.startswith("apiserver_request_total{") and all(
+            label in line
+            for label in ('group="canary.dev"', 'resource="rollouts"', 'scope="resource"',
+                          'subresource=""', 'verb="GET"')
+        ):  # fmt: skip
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
 
 
 def start_sandbox(tmp_path: Path, crds: list[Path]) -> Iterator[Sandbox]:
@@ -169,14 +246,40 @@ def start_sandbox(tmp_path: Path, crds: list[Path]) -> Iterator[Sandbox]:
     try:
         yield box
     finally:
-        box.stop.set()
-        for thread in box.threads:
-            thread.join(timeout=5)
+        finish(box)
         server.stop()
 
 
+def start_real(plane: ControlPlane, tmp_path: Path) -> Iterator[Sandbox]:
+    """The session's control plane with namespace shop (the tests' default, as the sandbox's
+    kubeconfig sets it); every Rollout the test made in shop and other deleted afterwards."""
+    kubeconfig = plane.write_kubeconfig(tmp_path / "kubeconfig")
+    config = yaml.safe_load(kubeconfig.read_text())
+    config["contexts"][0]["context"]["namespace"] = "shop"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    ensure_namespace(plane, "shop")
+    cluster = KubeCluster.from_kubeconfig(str(kubeconfig), None)
+    box = Sandbox(None, kubeconfig, cluster, plane, require_binary("kubectl"))
+    try:
+        yield box
+    finally:
+        finish(box)
+        for namespace in ("shop", "other"):
+            plane.request("DELETE", f"/apis/canary.dev/v1alpha1/namespaces/{namespace}/rollouts")
+
+
+def finish(box: Sandbox) -> None:
+    box.stop.set()
+    for thread in box.threads:
+        thread.join(timeout=5)
+
+
 @pytest.fixture(name="sandbox")
-def sandbox_fixture(tmp_path: Path) -> Iterator[Sandbox]:
+def sandbox_fixture(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """Parametrised over `sandbox` and `real` by tests/cli/conftest.py."""
+    if getattr(request, "param", "sandbox") == "real":
+        yield from start_real(request.getfixturevalue("control_plane"), tmp_path)
+        return
     yield from start_sandbox(tmp_path, [ROLLOUT_CRD, *bundled_crd_paths()])
 
 
@@ -251,8 +354,9 @@ def test_missing_kubeconfig_file(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- the API, unreachable or refusing
 
 
+@pytest.mark.sandbox_only  # stops the server: the real one is the whole session's
 def test_cannot_connect_to_a_stopped_server(sandbox: Sandbox) -> None:
-    sandbox.server.stop()
+    sandbox.sandbox.stop()
     result = sandbox.cli("get", "ui")
     assert result.exit_code == 1
     assert result.output.startswith("error: cannot reach the Kubernetes API at http://127.0.0.1:")
@@ -266,13 +370,31 @@ def test_crd_missing(sandbox_without_crd: Sandbox) -> None:
         assert "the Rollout CRD (rollouts.canary.dev) is not installed" in result.output
 
 
+@pytest.mark.sandbox_only  # an injected 403; the real one follows
 def test_forbidden_by_rbac(sandbox: Sandbox) -> None:
     sandbox.create_rollout()
-    sandbox.server.faults.fail_next(1, code=403, resource="rollouts")
+    sandbox.sandbox.faults.fail_next(1, code=403, resource="rollouts")
     result = sandbox.cli("get", "ui")
     assert result.exit_code == 1
     assert result.output == (
         "error: forbidden: your Kubernetes user may not get rollouts.canary.dev in namespace "
         "shop: ask for RBAC access (check with `kubectl auth can-i get rollouts.canary.dev "
         "-n shop`)\n"
+    )
+
+
+def test_forbidden_by_real_rbac(
+    control_plane: ControlPlane, real_namespace: str, tmp_path: Path
+) -> None:
+    """A ServiceAccount nothing grants anything: kube-apiserver's RBAC answers 403."""
+    token = control_plane.create_token(real_namespace, "default")
+    kubeconfig = control_plane.write_kubeconfig(tmp_path / "kubeconfig", {"token": token})
+    kubectl = require_binary("kubectl")
+    result = run_kubectl_canary(kubectl, "get", "ui", "-n", real_namespace,
+                                "--kubeconfig", str(kubeconfig))  # fmt: skip
+    assert result.exit_code == 1
+    assert result.output == (
+        "error: forbidden: your Kubernetes user may not get rollouts.canary.dev in namespace "
+        f"{real_namespace}: ask for RBAC access (check with `kubectl auth can-i get "
+        f"rollouts.canary.dev -n {real_namespace}`)\n"
     )

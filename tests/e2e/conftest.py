@@ -1,15 +1,19 @@
-"""Fixtures for the end-to-end tests: the whole local stack, one per module, and a clean
-release environment per test.
+"""Fixtures for the end-to-end tests: the whole local stack, one per module and API server, and
+a clean release environment per test.
 
-- `stack` (module): the sandbox API with examples/ui, the traffic simulator following the
-  sandbox's VirtualService, and a real Prometheus scraping the simulator every second. Starting
-  Prometheus takes seconds, so tests of one module share it; each test releases its own canary
-  version (`Env.new_version`), so one test's 5xx never show up in another's gate windows.
-- `env` (function): the sandbox reset to examples/ui (no Rollout, the VirtualService and
-  DestinationRule as in git, stable v1), every version healthy again, controllers started on
-  demand and stopped afterwards, a watch recorder, and `wait_for`.
+- `stack` (module), once on each API server a module runs on: `sandbox` (the sandbox API with
+  examples/ui in `shop`) and `real` (the session's real control plane, `control_plane`, with
+  examples/ui in a namespace of the module's own, its Deployments made ready by kwok's Pods);
+  the traffic simulator following that server's VirtualService through a kubeconfig, and a
+  real Prometheus scraping the simulator every second. Starting Prometheus takes seconds, so
+  tests of one module share it; each test releases its own canary version
+  (`Env.new_version`), so one test's 5xx never show up in another's gate windows. A module
+  that must stay on the sandbox sets `STACKS = ("sandbox",)` and says why in its docstring.
+- `env` (function): examples/ui reset (no Rollout, the VirtualService and DestinationRule as
+  in git, stable v1), every version healthy again, controllers started on demand and stopped
+  afterwards, a watch recorder, and `wait_for`.
 
-A missing `prometheus` skips these tests locally and fails them when CI=true.
+A missing `prometheus` or control plane skips these tests locally and fails them when CI=true.
 """
 
 from __future__ import annotations
@@ -20,31 +24,56 @@ from pathlib import Path
 
 import pytest
 from binary_support import require_binary
-from e2e_support import Env, Stack, reset_sandbox
+from controlplane_support import namespace_name
+from e2e_support import Env, Stack, reset_stack
 
+from canary_sandbox.controlplane import ControlPlane
 from canary_sandbox.prometheus import PrometheusProcess
 from canary_sandbox.stack import (
+    NAMESPACE,
+    cluster_with_example,
     sandbox_with_example,
     simulated_traffic,
 )
 
+STACKS = ("sandbox", "real")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "stack" in metafunc.fixturenames:
+        kinds = getattr(metafunc.module, "STACKS", STACKS)
+        metafunc.parametrize("stack", kinds, indirect=True, scope="module")
+
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     require_binary("prometheus")
-    workdir = tmp_path_factory.mktemp("stack")
+    kind: str = request.param
+    workdir = tmp_path_factory.mktemp(f"stack-{kind}")
+    kubeconfig = workdir / "kubeconfig"
     with contextlib.ExitStack() as exits:
-        api, client = exits.enter_context(sandbox_with_example(workdir))
-        simulator = exits.enter_context(simulated_traffic(api.url))
+        api, plane = None, None
+        if kind == "sandbox":
+            namespace = NAMESPACE
+            api, client = exits.enter_context(sandbox_with_example(workdir))
+        else:
+            plane = request.getfixturevalue("control_plane")
+            assert isinstance(plane, ControlPlane)
+            namespace = namespace_name(request.module.__name__.rsplit(".", 1)[-1])
+            plane.write_kubeconfig(kubeconfig)
+            client = exits.enter_context(cluster_with_example(kubeconfig, namespace))
+        simulator = exits.enter_context(simulated_traffic(kubeconfig, namespace=namespace))
         prometheus = exits.enter_context(
             PrometheusProcess(targets=[simulator.address], scrape_interval="1s")
         )
-        yield Stack(api, client, simulator, prometheus, workdir)
+        yield Stack(client, simulator, prometheus, workdir, namespace, api, plane)
 
 
 @pytest.fixture
 def env(stack: Stack, tmp_path: Path) -> Iterator[Env]:
-    reset_sandbox(stack)
+    reset_stack(stack)
     environment = Env(stack, tmp_path)
     try:
         yield environment

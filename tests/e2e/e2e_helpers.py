@@ -1,10 +1,10 @@
 """Shared pieces of the end-to-end tests: watch recorders, traffic states, polling.
 
 Aspects: recording every version of the VirtualService, DestinationRule and Rollout through the
-sandbox's HTTP watch (list, then watch from the list's resourceVersion, re-watching on each
-server timeout, as an informer does); reading the traffic a VirtualService + DestinationRule
-pair carries; the `wait_for` poll that fails with the Rollout's status and the controller's log
-tail.
+API's HTTP watch, on the sandbox or a real kube-apiserver (list, then watch from the list's
+resourceVersion, re-watching on each server timeout, as an informer does); reading the traffic
+a VirtualService + DestinationRule pair carries; the `wait_for` poll that fails with the
+Rollout's status and the controller's log tail.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
+from canary_sandbox.client import SandboxClient
 from canary_sandbox.stack import NAMESPACE, SERVICE
 from canary_sandbox.traffic import subset_weight
 
@@ -86,7 +87,7 @@ def collapse(items: Iterable[T]) -> list[T]:
     return folded
 
 
-# ---------------------------------------------------------------- watching the sandbox
+# ---------------------------------------------------------------- watching the API
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,9 @@ class Seen:
 class ResourceWatch:
     """Every version of one named object, through the API's HTTP watch, on a thread."""
 
-    def __init__(self, api_url: str, collection: str, name: str, sink: Recorder) -> None:
-        self.url = api_url.rstrip("/") + collection
+    def __init__(self, client: SandboxClient, collection: str, name: str, sink: Recorder) -> None:
+        self.client = client
+        self.url = collection
         self.kind = collection.rsplit("/", 1)[-1]
         self.name = name
         self.sink = sink
@@ -110,7 +112,7 @@ class ResourceWatch:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        with urllib.request.urlopen(self.url, timeout=10) as response:
+        with self.client.open(self.url, timeout=10) as response:
             listing = json.load(response)
         for item in listing.get("items", []):
             if item["metadata"]["name"] == self.name:
@@ -134,7 +136,7 @@ class ResourceWatch:
 
     def _watch_once(self, since: int) -> int:
         url = f"{self.url}?watch=true&resourceVersion={since}&timeoutSeconds=1"
-        with urllib.request.urlopen(url, timeout=30) as response:
+        with self.client.open(url, timeout=30) as response:
             for line in response:
                 if not line.strip():
                     continue
@@ -155,17 +157,20 @@ class ResourceWatch:
 
 class Recorder:
     """Watches the VirtualService, DestinationRule and Rollout `ui` and keeps every version,
-    in resourceVersion order (one counter for the whole sandbox store)."""
+    in resourceVersion order (one counter for the whole sandbox store, and etcd's revision on
+    a real control plane)."""
 
-    def __init__(self, api_url: str, namespace: str = NAMESPACE, name: str = SERVICE) -> None:
+    def __init__(
+        self, client: SandboxClient, namespace: str = NAMESPACE, name: str = SERVICE
+    ) -> None:
         base = f"/apis/networking.istio.io/v1beta1/namespaces/{namespace}"
         self._lock = threading.Lock()
         self._seen: list[Seen] = []
         self.watches = [
-            ResourceWatch(api_url, f"{base}/virtualservices", name, self),
-            ResourceWatch(api_url, f"{base}/destinationrules", name, self),
+            ResourceWatch(client, f"{base}/virtualservices", name, self),
+            ResourceWatch(client, f"{base}/destinationrules", name, self),
             ResourceWatch(
-                api_url, f"/apis/canary.dev/v1alpha1/namespaces/{namespace}/rollouts", name, self
+                client, f"/apis/canary.dev/v1alpha1/namespaces/{namespace}/rollouts", name, self
             ),
         ]
 
@@ -260,11 +265,14 @@ def logged(text: str, event: str) -> list[Obj]:
     return [r for r in log_records(text) if r.get("event") == event]
 
 
-def errors_in_window(prometheus_url: str, version: str, window: str = "15s") -> float:
-    """5xx answers of `version` that Prometheus saw in the last `window` (0 when none)."""
+def errors_in_window(
+    prometheus_url: str, version: str, window: str = "15s", namespace: str = NAMESPACE
+) -> float:
+    """5xx answers of `version` in `namespace` that Prometheus saw in the last `window` (0 when
+    none)."""
     selector = (
         f'reporter="destination", destination_service_name="{SERVICE}", '
-        f'destination_workload_namespace="{NAMESPACE}", destination_version="{version}", '
+        f'destination_workload_namespace="{namespace}", destination_version="{version}", '
         'response_code=~"5.."'
     )
     query = f"sum(increase(istio_requests_total{{{selector}}}[{window}]))"

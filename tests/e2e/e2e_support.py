@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -15,14 +14,14 @@ from e2e_helpers import ROLLOUT, Obj, Recorder, poll
 
 from canary_sandbox.apiserver import ApiServer
 from canary_sandbox.client import SandboxClient, SandboxError
+from canary_sandbox.controlplane import ControlPlane
 from canary_sandbox.prometheus import PrometheusProcess
 from canary_sandbox.stack import (
-    NAMESPACE,
     SERVICE,
     ControllerProcess,
     deploy_version,
-    example,
     fast_rollout,
+    install_example,
 )
 from canary_sandbox.traffic import TrafficSimulator
 
@@ -40,12 +39,24 @@ CANARY = Path(sys.executable).with_name("canary")
 
 @dataclass
 class Stack:
-    api: ApiServer
+    """examples/ui on one API server, the simulator following it, Prometheus scraping that.
+
+    On the sandbox `api` is the ApiServer (its faults and store) and `namespace` is shop; on
+    the real control plane `plane` is the session's ControlPlane and `namespace` this
+    module's own."""
+
     client: SandboxClient
     simulator: TrafficSimulator
     prometheus: PrometheusProcess
     workdir: Path
+    namespace: str
+    api: ApiServer | None = None
+    plane: ControlPlane | None = None
     _numbers: Iterator[int] = field(default_factory=lambda: count(3))
+
+    @property
+    def kind(self) -> str:
+        return "sandbox" if self.api is not None else "real"
 
     @property
     def kubeconfig(self) -> Path:
@@ -56,22 +67,11 @@ class Stack:
         return f"v{next(self._numbers)}"
 
 
-def reset_sandbox(stack: Stack) -> None:
+def reset_stack(stack: Stack) -> None:
     """No Rollout; the VirtualService and DestinationRule as in git; every version healthy."""
-    client = stack.client
-    path = client.path(*ROLLOUT, NAMESPACE, SERVICE)
-    with contextlib.suppress(SandboxError):
-        client.merge_patch(path, {"metadata": {"finalizers": None}})
-        client.delete(path)
-    for name in ("virtualservice", "destinationrule"):
-        obj = example(name)
-        with contextlib.suppress(SandboxError):
-            client.delete(client.path_of(obj))
-        client.request("POST", client.path_of(obj).rsplit("/", 1)[0], obj)
-    for version in ("v1", "v2"):
-        client.set_deployment_ready(NAMESPACE, f"ui-{version}")
-    for version in list(stack.simulator.service(NAMESPACE, SERVICE).versions):
-        stack.simulator.set_version(NAMESPACE, SERVICE, version, error_rate=0.0)
+    install_example(stack.client, stack.namespace)
+    for version in list(stack.simulator.service(stack.namespace, SERVICE).versions):
+        stack.simulator.set_version(stack.namespace, SERVICE, version, error_rate=0.0)
 
 
 @dataclass
@@ -91,6 +91,10 @@ class Env:
     def kubeconfig(self) -> Path:
         return self.stack.kubeconfig
 
+    @property
+    def namespace(self) -> str:
+        return self.stack.namespace
+
     # ------------------------------------------------------------ processes
 
     def start_controller(self, *extra_args: str, name: str = "controller") -> ControllerProcess:
@@ -100,12 +104,12 @@ class Env:
         return controller
 
     def record(self) -> Recorder:
-        self.recorder = Recorder(self.stack.api.url).start()
+        self.recorder = Recorder(self.client, self.namespace).start()
         return self.recorder
 
     def canary(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-        """`canary ARGS -n shop --kubeconfig K` as a user runs it; never raises on exit codes."""
-        command = [str(CANARY), *args, "-n", NAMESPACE, "--kubeconfig", str(self.kubeconfig)]
+        """`canary ARGS -n NS --kubeconfig K` as a user runs it; never raises on exit codes."""
+        command = [str(CANARY), *args, "-n", self.namespace, "--kubeconfig", str(self.kubeconfig)]
         return subprocess.run(command, check=False, capture_output=True, text=True, timeout=timeout)
 
     # ------------------------------------------------------------ the Rollout
@@ -113,11 +117,11 @@ class Env:
     def new_version(self) -> str:
         """A canary version no other test of this module used, deployed and ready."""
         version = self.stack.next_version()
-        deploy_version(self.client, version)
+        deploy_version(self.client, version, namespace=self.namespace)
         return version
 
     def rollout_body(self, version: str, change: Callable[[Obj], None] | None = None) -> Obj:
-        body = fast_rollout(INTERVAL, self.stack.prometheus.url)
+        body = fast_rollout(INTERVAL, self.stack.prometheus.url, self.namespace)
         body["spec"]["canary"]["version"] = version
         body["spec"]["canary"]["workloadRef"]["name"] = f"ui-{version}"
         if change is not None:
@@ -128,22 +132,26 @@ class Env:
         return self.client.apply(self.rollout_body(version, change))
 
     def rollout(self) -> Obj:
-        return self.client.get(*ROLLOUT, NAMESPACE, SERVICE)
+        return self.client.get(*ROLLOUT, self.namespace, SERVICE)
 
     def status(self) -> Obj:
         status: Obj = self.rollout().get("status") or {}
         return status
 
     def virtual_service(self) -> Obj:
-        return self.client.get("networking.istio.io/v1beta1", "VirtualService", NAMESPACE, SERVICE)
+        return self.client.get(
+            "networking.istio.io/v1beta1", "VirtualService", self.namespace, SERVICE
+        )
 
     def destination_rule(self) -> Obj:
-        return self.client.get("networking.istio.io/v1beta1", "DestinationRule", NAMESPACE, SERVICE)
+        return self.client.get(
+            "networking.istio.io/v1beta1", "DestinationRule", self.namespace, SERVICE
+        )
 
     def events(self, reason: str | None = None) -> list[Obj]:
         """Events about the current Rollout object (by uid), oldest first."""
         uid = self.rollout()["metadata"]["uid"]
-        listing = self.client.request("GET", self.client.path("v1", "Event", NAMESPACE))
+        listing = self.client.request("GET", self.client.path("v1", "Event", self.namespace))
         return [
             e
             for e in listing.get("items", [])

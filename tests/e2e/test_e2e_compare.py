@@ -30,7 +30,7 @@ from e2e_helpers import (
 )
 from e2e_support import Env
 
-from canary_sandbox.stack import NAMESPACE, SERVICE
+from canary_sandbox.stack import SERVICE
 
 pytestmark = pytest.mark.slow
 
@@ -52,11 +52,11 @@ MIRROR_SECONDS, HEADER_SECONDS, SPLIT_STEP_SECONDS = 8, 4, 2
 def traffic_rate(env: Env) -> Iterator[Callable[[float], None]]:
     """Sets the requests per second to `ui` for this test; the module's usual rate afterwards."""
     simulator = env.stack.simulator
-    usual = simulator.service(NAMESPACE, SERVICE).rps
+    usual = simulator.service(env.namespace, SERVICE).rps
     try:
-        yield lambda rps: simulator.set_rate(NAMESPACE, SERVICE, rps)
+        yield lambda rps: simulator.set_rate(env.namespace, SERVICE, rps)
     finally:
-        simulator.set_rate(NAMESPACE, SERVICE, usual)
+        simulator.set_rate(env.namespace, SERVICE, usual)
 
 
 def only_gates(*gates: Obj, longer_stages: bool = False) -> Callable[[Obj], None]:
@@ -84,7 +84,7 @@ def latency_gate(name: str, quantile: float) -> Obj:
 
 
 def set_errors(env: Env, version: str, error_rate: float) -> None:
-    env.stack.simulator.set_version(NAMESPACE, SERVICE, version, error_rate=error_rate)
+    env.stack.simulator.set_version(env.namespace, SERVICE, version, error_rate=error_rate)
 
 
 def release_and_wait(env: Env, version: str, change: Callable[[Obj], None]) -> tuple[Obj, Recorder]:
@@ -186,8 +186,8 @@ def test_a_canary_with_stables_error_rate_is_released_at_low_traffic(
     assert not env.events("AnalysisFailed")
     # the gate compared versions that both failed requests, as Prometheus saw them
     prometheus = env.stack.prometheus.url
-    assert errors_in_window(prometheus, version, "5m") > 0
-    assert errors_in_window(prometheus, "v1", "5m") > 0
+    assert errors_in_window(prometheus, version, "5m", env.namespace) > 0
+    assert errors_in_window(prometheus, "v1", "5m", env.namespace) > 0
 
 
 def test_the_fixed_99_percent_gate_rolls_the_same_traffic_back(
@@ -227,7 +227,7 @@ def test_a_canary_with_20_percent_errors_against_half_a_percent_is_rolled_back(
 def test_a_canary_many_times_slower_than_stable_is_rolled_back(env: Env) -> None:
     version = env.new_version()
     # stable v1 answers as the simulator does by default: median 20 ms, p99 50 ms
-    env.stack.simulator.set_version(NAMESPACE, SERVICE, version, p50_ms=100.0, p99_ms=400.0)
+    env.stack.simulator.set_version(env.namespace, SERVICE, version, p50_ms=100.0, p99_ms=400.0)
 
     status, recorder = release_and_wait(
         env, version, only_gates(latency_gate("p99-vs-stable", 0.99))

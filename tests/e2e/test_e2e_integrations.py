@@ -22,7 +22,7 @@ from e2e_support import Env
 
 from canary_sandbox.client import SandboxError
 from canary_sandbox.receiver import Receiver
-from canary_sandbox.stack import NAMESPACE, SERVICE
+from canary_sandbox.stack import SERVICE
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 def put_secret(env: Env, name: str, url: str) -> None:
-    collection = f"/api/v1/namespaces/{NAMESPACE}/secrets"
+    collection = f"/api/v1/namespaces/{env.namespace}/secrets"
     with contextlib.suppress(SandboxError):
         env.client.request("DELETE", f"{collection}/{name}")
     data = {"address": base64.b64encode(url.encode()).decode()}
@@ -85,7 +85,7 @@ def test_every_provider_hears_a_healthy_release_and_a_rollback_in_order(env: Env
         env.wait_for(lambda: len(generic.bodies()) == len(expected), what="6 notices")
 
         bad = env.new_version()
-        env.stack.simulator.set_version(NAMESPACE, SERVICE, bad, error_rate=0.5)
+        env.stack.simulator.set_version(env.namespace, SERVICE, bad, error_rate=0.5)
         env.release(bad, lambda spec: spec.update(notifications=notifications))
         assert env.wait_for_phase(bad, *ENDED)["phase"] == "RolledBack"
         expected += ["releaseStarted", "stageChanged", "rolledBack"]
@@ -100,10 +100,12 @@ def test_every_provider_hears_a_healthy_release_and_a_rollback_in_order(env: Env
         assert gate["name"] == "success-rate" and gate["value"] < 99.0
         assert gate["threshold"].startswith(">= 99")
         assert [s["attachments"][0]["title"] for s in slack.bodies()] == [
-            f"shop/ui: {e}" for e in expected
+            f"{env.namespace}/ui: {e}" for e in expected
         ]
         assert slack.bodies()[-1]["attachments"][0]["color"] == "danger"
-        assert [t["title"] for t in teams.bodies()] == [f"shop/ui: {e}" for e in expected]
+        assert [t["title"] for t in teams.bodies()] == [
+            f"{env.namespace}/ui: {e}" for e in expected
+        ]
 
 
 def test_failing_and_hanging_receivers_leave_the_release_unchanged(env: Env) -> None:

@@ -30,7 +30,7 @@ from e2e_support import Env
 
 from canary.cli.offline import plan
 from canary_sandbox.client import SandboxError
-from canary_sandbox.stack import EXAMPLE, NAMESPACE, SERVICE, example
+from canary_sandbox.stack import EXAMPLE, SERVICE, example
 
 pytestmark = pytest.mark.slow
 
@@ -120,7 +120,7 @@ def test_a_canary_failing_at_25_percent_is_rolled_back(env: Env) -> None:
         lambda s: s.get("canaryVersion") == version and s.get("canaryWeight") == 25,
         what="the 25 % split step",
     )
-    env.stack.simulator.set_version(NAMESPACE, SERVICE, version, error_rate=0.5)
+    env.stack.simulator.set_version(env.namespace, SERVICE, version, error_rate=0.5)
 
     status = env.wait_for_phase(version, "RolledBack", "Succeeded", "Aborted")
     assert status["phase"] == "RolledBack", status.get("message")
@@ -157,7 +157,7 @@ def test_a_managed_route_edited_mid_split_is_restored_on_the_next_tick(env: Env)
 
     # a GitOps sync puts the VirtualService back as git has it: primary all on stable
     synced = env.client.merge_patch(
-        env.client.path_of(example("virtualservice")),
+        env.client.path_of(example("virtualservice", env.namespace)),
         {"spec": example("virtualservice")["spec"]},
     )
     drift_rv = int(synced["metadata"]["resourceVersion"])
@@ -198,7 +198,7 @@ def test_deleting_a_rollout_mid_release_hands_the_route_back(env: Env) -> None:
     )
     assert "canary.dev/finalizer" in env.rollout()["metadata"]["finalizers"]
 
-    env.client.delete(env.client.path(*ROLLOUT, NAMESPACE, SERVICE))
+    env.client.delete(env.client.path(*ROLLOUT, env.namespace, SERVICE))
 
     def gone() -> bool:
         try:

@@ -20,12 +20,12 @@ from e2e_support import Env
 
 from canary.cli.offline import plan
 from canary_sandbox.client import SandboxError
-from canary_sandbox.stack import EXAMPLE, NAMESPACE
+from canary_sandbox.stack import EXAMPLE
 
 pytestmark = pytest.mark.slow
 
 STABLE_V1 = TrafficState(0, 0.0, False, "v1")
-LEASE = ("coordination.k8s.io/v1", "Lease", NAMESPACE, "canary-controller")
+LEASE = "canary-controller"
 
 
 def planned_for(env: Env, body: dict[str, Any], tmp_path: Path) -> list[TrafficState]:
@@ -92,13 +92,15 @@ def test_a_killed_controller_resumes_without_skipping_or_repeating(
 
 
 def test_a_second_controller_stays_passive_and_takes_over(env: Env, tmp_path: Path) -> None:
-    args = ("--leader-elect", "--lease-namespace", NAMESPACE, "--log-level", "debug")
+    args = ("--leader-elect", "--lease-namespace", env.namespace, "--log-level", "debug")
     first = env.start_controller(*args, name="first")
     second = env.start_controller(*args, name="second")
 
     def holder() -> str | None:
         try:
-            return env.client.get(*LEASE)["spec"].get("holderIdentity")
+            return env.client.get("coordination.k8s.io/v1", "Lease", env.namespace, LEASE)[
+                "spec"
+            ].get("holderIdentity")
         except SandboxError:
             return None
 

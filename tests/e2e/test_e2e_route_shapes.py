@@ -19,7 +19,7 @@ from e2e_support import Env
 
 from canary.mesh.istio import route_index
 from canary_sandbox.client import SandboxError
-from canary_sandbox.stack import NAMESPACE, SERVICE, example
+from canary_sandbox.stack import SERVICE, example
 from canary_sandbox.traffic import KubeRouting, route_weights
 
 pytestmark = pytest.mark.slow
@@ -38,7 +38,7 @@ SHAPES = {
 
 @pytest.fixture
 def routing(env: Env) -> Iterator[KubeRouting]:
-    found = env.stack.simulator.service(NAMESPACE, SERVICE).routing
+    found = env.stack.simulator.service(env.namespace, SERVICE).routing
     assert isinstance(found, KubeRouting)
     try:
         yield found
@@ -93,7 +93,7 @@ def test_a_release_on_the_route_found_by_the_rule(
     current = env.virtual_service()
     assert current["spec"]["http"] == written_http
     assert json.loads(current["metadata"]["annotations"]["canary.dev/claims"])
-    env.client.delete(env.client.path(*ROLLOUT, NAMESPACE, SERVICE))
+    env.client.delete(env.client.path(*ROLLOUT, env.namespace, SERVICE))
 
     def gone() -> bool:
         try:

@@ -159,17 +159,8 @@ def _lists(cluster: KubeCluster, namespace: str) -> bool:
 
 
 # ------------------------------------------------------------------ fault handles
-# Each uses its own control plane: stopping parts of the session's one would disturb other tests.
-
-
-@pytest.fixture(scope="module")
-def own_plane(control_plane: ControlPlane) -> Any:
-    plane = ControlPlane(assets=control_plane.assets, nodes=1)
-    plane.start()
-    try:
-        yield plane
-    finally:
-        plane.stop()
+# Each uses its own control plane (`own_plane`): stopping parts of the session's one would
+# disturb other tests.
 
 
 def custom_api(plane: ControlPlane) -> client.CustomObjectsApi:

@@ -2,7 +2,7 @@
 
 Aspects: splits from a VirtualService and DestinationRule (weights, mirror, header route);
 mirrored copies reported only by the destination; the header share; seeded determinism;
-the /control endpoint; KubeRouting following objects served over HTTP.
+the /control endpoint; KubeRouting following the objects on an API server named by a kubeconfig.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import re
 import urllib.request
-from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 
 import pytest
-from metrics_helpers import reply, tiny_server
 
+from canary_sandbox.apiserver import ApiServer, bundled_crd_paths
+from canary_sandbox.client import SandboxClient
 from canary_sandbox.traffic import (
     ISTIO_DURATION_BUCKETS_MS,
     KubeRouting,
@@ -145,24 +146,28 @@ def test_the_control_endpoint_changes_and_shows_the_state() -> None:
             assert json.load(response)["services"][0]["service"] == "ui"
 
 
-def test_kube_routing_follows_the_objects_it_reads() -> None:
-    objects = {
-        "virtualservices/ui": virtual_service(
-            route=[{"destination": {"host": "ui", "subset": "stable"}, "weight": 75},
-                   {"destination": {"host": "ui", "subset": "canary"}, "weight": 25}]
-        ),
-        "destinationrules/ui": DR,
-    }  # fmt: skip
+def test_kube_routing_follows_the_objects_it_reads_through_a_kubeconfig(tmp_path: Path) -> None:
+    def istio(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return {"apiVersion": "networking.istio.io/v1beta1", "kind": kind,
+                "metadata": {"name": "ui", "namespace": "shop"}, **spec}  # fmt: skip
 
-    def handle(handler: BaseHTTPRequestHandler) -> None:
-        prefix = "/apis/networking.istio.io/v1beta1/namespaces/shop/"
-        key = handler.path.removeprefix(prefix)
-        found = objects.get(key)
-        reply(handler, 200 if found else 404, json.dumps(found or {}).encode(), "application/json")
-
-    with tiny_server(handle) as url:
-        routing = KubeRouting(url, "shop", "ui", "ui")
-        assert routing.refresh() == Split({"v1": 75, "v2": 25}, None, 0.0, "v2")
-        del objects["destinationrules/ui"]
-        assert routing.refresh() == Split({"v1": 75, "v2": 25}, None, 0.0, "v2")
-        assert routing.last_error is not None and "404" in routing.last_error
+    vs = virtual_service(
+        route=[{"destination": {"host": "ui", "subset": "stable"}, "weight": 75},
+               {"destination": {"host": "ui", "subset": "canary"}, "weight": 25}]
+    )  # fmt: skip
+    dr = {"spec": {"host": "ui", **DR["spec"]}}
+    with ApiServer() as api:
+        api.install_crd_files(bundled_crd_paths())
+        client = SandboxClient(api.url)
+        client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
+        for obj in (istio("VirtualService", vs), istio("DestinationRule", dr)):
+            client.apply(obj)
+        routing = KubeRouting.from_kubeconfig(api.write_kubeconfig(tmp_path / "kubeconfig"),
+                                              "shop", "ui")  # fmt: skip
+        try:
+            assert routing.refresh() == Split({"v1": 75, "v2": 25}, None, 0.0, "v2")
+            client.delete(client.path_of(istio("DestinationRule", dr)))
+            assert routing.refresh() == Split({"v1": 75, "v2": 25}, None, 0.0, "v2")
+            assert routing.last_error is not None and "not found" in routing.last_error
+        finally:
+            routing.stop()

@@ -16,18 +16,25 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import os
 import random
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 from binary_support import require_binary
-from reliability_helpers import distinct, store_recorder, stored_rollout, traffic_state, wait_for
+from reliability_helpers import (
+    checks_by_position,
+    distinct,
+    position,
+    store_recorder,
+    stored_rollout,
+    traffic_state,
+    wait_for,
+    wait_until_ready,
+)
 
 from canary.core.model import Rollout
 from canary.core.path import required_checks
@@ -65,48 +72,6 @@ def prometheus_binary() -> None:
     require_binary("prometheus")
 
 
-def wait_until_ready(controller: ControllerProcess) -> None:
-    """Until the controller's /readyz answers 200 (its Rollout cache is synced)."""
-
-    def address() -> str | None:
-        for line in controller.logs().splitlines():
-            if '"metrics_addr"' in line:
-                return str(json.loads(line)["metrics_addr"])
-        return None
-
-    base = wait_for(address, 60, "the controller to start")
-
-    def ready() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://{base}/readyz", timeout=1) as answer:
-                return bool(answer.status == 200)
-        except OSError:
-            return False
-
-    wait_for(ready, 60, "the controller to be ready")
-
-
-def position(status: dict[str, Any]) -> tuple[str, str | None, int]:
-    return status.get("phase", ""), status.get("stage"), int(status.get("stepIndex", 0))
-
-
-def checks_by_position(versions: list[dict[str, Any]]) -> dict[tuple[Any, ...], list[str]]:
-    """Each analysis record, attributed to the position in force when the check ran."""
-    by_position: dict[tuple[Any, ...], list[str]] = {}
-    previous: dict[str, Any] = {}
-    seen: set[str] = set()
-    for obj in versions:
-        status = obj.get("status", {})
-        record = status.get("lastAnalysis") or {}
-        moment = record.get("time")
-        if moment and moment not in seen:
-            seen.add(moment)
-            where = position(previous)[1:]
-            by_position.setdefault(where, []).append(record["countedAs"])
-        previous = status
-    return by_position
-
-
 def test_thirty_kills_never_skip_repeat_or_rush_a_step(
     tmp_path: Path, prometheus_binary: None
 ) -> None:
@@ -114,7 +79,7 @@ def test_thirty_kills_never_skip_repeat_or_rush_a_step(
     kills = 0
     with contextlib.ExitStack() as stack:
         api, client = stack.enter_context(sandbox_with_example(tmp_path))
-        simulator = stack.enter_context(simulated_traffic(api.url))
+        simulator = stack.enter_context(simulated_traffic(tmp_path / "kubeconfig"))
         prometheus = stack.enter_context(
             PrometheusProcess(targets=[simulator.address], scrape_interval="1s")
         )

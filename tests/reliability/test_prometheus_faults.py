@@ -62,7 +62,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, 
     workdir = tmp_path_factory.mktemp("stack")
     with contextlib.ExitStack() as exits:
         api, client = exits.enter_context(sandbox_with_example(workdir))
-        simulator = exits.enter_context(simulated_traffic(api.url))
+        simulator = exits.enter_context(simulated_traffic(workdir / "kubeconfig"))
         prometheus = exits.enter_context(
             PrometheusProcess(targets=[simulator.address], scrape_interval="1s")
         )
