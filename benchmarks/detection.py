@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from canary_sandbox.client import SandboxClient
+from canary_sandbox.polling import poll
 from canary_sandbox.prometheus import PrometheusProcess
 from canary_sandbox.recorder import Recorded, StoreRecorder
 from canary_sandbox.stack import (
@@ -109,13 +110,7 @@ class Run:
 
 
 def wait(what: str, check: Callable[[], Any], describe: Callable[[], str]) -> Any:
-    deadline = time.monotonic() + GIVE_UP_SECONDS
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise RuntimeError(f"no {what} within {GIVE_UP_SECONDS:g}s\n{describe()}")
+    return poll(check, GIVE_UP_SECONDS, what, describe, every=0.01)
 
 
 class Bench:

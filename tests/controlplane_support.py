@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import itertools
 import re
-import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 from binary_support import require_control_plane
 
 from canary_sandbox.controlplane import ControlPlane
+from canary_sandbox.polling import poll
 
 _numbers = itertools.count(1)
 
@@ -40,12 +40,7 @@ ON_REAL = pytest.mark.parametrize("backend", ["real"], indirect=True)
 
 def wait_until(condition: Callable[[], object], what: str, attempts: int = 400) -> None:
     """Poll `condition` (every 25 ms, bounded) for state another thread or process produces."""
-    pause = threading.Event()
-    for _ in range(attempts):
-        if condition():
-            return
-        pause.wait(0.025)
-    raise AssertionError(f"never happened: {what}")
+    poll(condition, attempts * 0.025, what, every=0.025)
 
 
 @pytest.fixture(scope="session")

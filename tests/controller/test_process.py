@@ -9,23 +9,17 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 import urllib.request
 from pathlib import Path
 
+from canary_sandbox.polling import poll
 from canary_sandbox.stack import ControllerProcess, example_release, sandbox_with_example
 
 PROGRESSING = 'canary_rollout_phase{namespace="shop",phase="Progressing",rollout="ui"} 1.0'
 
 
 def wait_for(predicate, timeout: float = 20.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
+    return poll(predicate, timeout, every=0.1)
 
 
 def json_lines(text: str) -> list[dict]:

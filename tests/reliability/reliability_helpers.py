@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -23,6 +22,7 @@ from canary.kube.client import KubeCluster
 from canary.mesh.istio import IstioRouter
 from canary.metrics.port import MetricsSource
 from canary_sandbox.apiserver import ApiServer
+from canary_sandbox.polling import poll
 from canary_sandbox.recorder import StoreRecorder, named
 from canary_sandbox.stack import ControllerProcess
 
@@ -53,13 +53,7 @@ def store_recorder(api: ApiServer, plural: str, name: str = "ui") -> StoreRecord
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    return poll(predicate, timeout, what)
 
 
 def traffic_state(vs: Obj) -> tuple[int, float, bool]:

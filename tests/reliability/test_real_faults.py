@@ -59,6 +59,7 @@ from canary.kube.events import parse_time
 from canary.mesh.istio import plan_destination_rule, plan_virtual_service
 from canary_sandbox.client import SandboxClient
 from canary_sandbox.controlplane import ControlPlane
+from canary_sandbox.polling import poll
 from canary_sandbox.prometheus import PrometheusProcess
 from canary_sandbox.recorder import EtcdRecorder, Recorded, custom_resource_prefix
 from canary_sandbox.stack import SERVICE, ControllerProcess, example, fast_rollout, install_example
@@ -147,13 +148,7 @@ class RealRelease:
         return self.wait_for(lambda: (s := self.status()) and predicate(s) and s, what)
 
     def wait_for(self, predicate: Callable[[], Any], what: str) -> Any:
-        deadline = time.monotonic() + RELEASE_TIMEOUT
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}\n{self.describe()}")
+        return poll(predicate, RELEASE_TIMEOUT, what, self.describe, every=0.1)
 
     def wait_for_success(self) -> Obj:
         status = self.wait_for_status(

@@ -22,7 +22,6 @@ import contextlib
 import json
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +34,7 @@ from binary_support import require_binary
 
 from canary_sandbox.client import SandboxClient
 from canary_sandbox.controlplane import ControlPlane
+from canary_sandbox.polling import poll
 from canary_sandbox.stack import (
     ControllerProcess,
     example_objects,
@@ -171,13 +171,7 @@ def prometheus_401() -> Iterator[str]:
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
+    return poll(predicate, timeout, every=0.1)
 
 
 def status(client: SandboxClient) -> dict[str, Any]:
