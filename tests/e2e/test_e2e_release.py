@@ -230,7 +230,7 @@ def test_a_canary_that_never_becomes_ready_gets_no_traffic_and_rolls_back(env: E
     assert status["phase"] == "RolledBack", status.get("message")
     assert f"ui-{version}" in status["message"] and "not ready within 4s" in status["message"]
     assert set(recorder.states()) == {STABLE_V1}  # not one request was sent to it
-    assert [e["type"] for e in env.events("CanaryNotReady")] == ["Warning"]
+    assert [e["type"] for e in env.events("RolledBack")] == ["Warning"]
     deployment = env.client.get("apps/v1", "Deployment", env.namespace, f"ui-{version}")
     assert not deployment.get("status", {}).get("readyReplicas")
     if env.stack.kind == "real":  # the Deployment controller made its Pods; none could run
