@@ -794,7 +794,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"  export KUBECONFIG={kubeconfig} PATH={plane.bin_dir}:$PATH\n"
             "  kubectl get nodes\n"
             "  kubectl apply -f examples/ui/   # the CRDs are installed already\n"
-            "  kubectl canary get -n shop -w\n\n"
+            "  kubectl canary get -n shop -w\n"
+            f"  canary demo --kubeconfig {kubeconfig}   # a release and a rollback here\n\n"
             "Ctrl-C stops it and removes everything.",
             flush=True,
         )
