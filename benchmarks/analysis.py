@@ -37,6 +37,7 @@ from canary.core.spec import Gate
 from canary.core.status import Verdict
 from canary.metrics.compare import judge_compare
 from canary.metrics.verdicts import Measurement, Series, judge
+from canary_sandbox.sampling import binomial
 
 STABLE_SHARE = 9  # stable serves 9 requests for every canary request (10 % canary)
 FAILURE_LIMIT = 2
@@ -75,20 +76,6 @@ def subject() -> Rollout:
 
 
 ROLLOUT = subject()
-
-
-def binomial(rng: random.Random, trials: int, p: float) -> int:
-    """Events in `trials` Bernoulli(p) trials, by geometric skips (fast for small p)."""
-    if p <= 0:
-        return 0
-    if p >= 1:
-        return trials
-    events, position, log_miss = 0, 0, math.log1p(-p)
-    while True:
-        position += int(math.log(1.0 - rng.random()) / log_miss) + 1
-        if position > trials:
-            return events
-        events += 1
 
 
 @dataclass

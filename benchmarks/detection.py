@@ -18,7 +18,7 @@ waits a random 0-5 s (so errors start at a random point of the 5 s check cycle, 
 in life), then makes that version answer 10 % of its requests with 503 (`simulator.set_version`)
 and notes the time. The figure ends when the sandbox store holds the rollback: the first write
 of the VirtualService after the injection with no canary weight on the managed route, timed by
-`canary.sandbox.recorder.StoreRecorder`, on the store's own watch (woken by the write itself, so no
+`canary_sandbox.recorder.StoreRecorder`, on the store's own watch (woken by the write itself, so no
 polling error). The run then checks the Rollout says RolledBack for that version.
 
 What the figure contains, and its floor: Prometheus must first scrape enough 5xx answers for
@@ -49,10 +49,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from canary.sandbox.client import SandboxClient
-from canary.sandbox.prometheus import PrometheusProcess
-from canary.sandbox.recorder import Recorded, StoreRecorder
-from canary.sandbox.stack import (
+from canary_sandbox.client import SandboxClient
+from canary_sandbox.prometheus import PrometheusProcess
+from canary_sandbox.recorder import Recorded, StoreRecorder
+from canary_sandbox.stack import (
     NAMESPACE,
     SERVICE,
     ControllerProcess,
@@ -61,8 +61,8 @@ from canary.sandbox.stack import (
     sandbox_with_example,
     simulated_traffic,
 )
-from canary.sandbox.store import StoredEvent
-from canary.sandbox.traffic import TrafficSimulator, subset_weight
+from canary_sandbox.store import StoredEvent
+from canary_sandbox.traffic import TrafficSimulator, subset_weight
 
 INTERVAL = 5.0  # analysis interval, seconds; fast_rollout makes the window max(10 s, interval)
 WEIGHT = 50  # the canary's weight while it waits to fail

@@ -1,7 +1,9 @@
 """Thousands of Rollouts in one controller process: optimized vs the naive baseline, side by side.
 
-For each mode a fresh sandbox API server (its own process), a stub Prometheus (its own
-process, answering every query with an empty vector) and a fresh controller process with N
+For each mode a fresh API server (the sandbox in its own process, or with `--api real` the
+real control plane: kube-apiserver, etcd, controller-manager, scheduler, kwok; their CPU and
+memory are reported too), a stub Prometheus (its own process, answering every query with an
+empty vector) and a fresh controller process with N
 Rollouts in 50 namespaces, each at split 10 % with a one-hour step and a 10 s analysis
 interval: every interval tick runs one check. Scenarios (`--scenario`):
 
@@ -22,6 +24,7 @@ missed ticks (coalesced or skipped runs), resident memory, Kubernetes API reques
 (reads and writes), Prometheus queries per interval. Then rollback reaction and CLI start-up.
 
     .venv/bin/python benchmarks/scale.py            # 2,000 Rollouts, 60 s measured per mode
+    .venv/bin/python benchmarks/scale.py --api real # the same on the real control plane
     .venv/bin/python benchmarks/scale.py --small    # 200 Rollouts, 5 s interval, 10 s per mode
 """
 
@@ -155,17 +158,34 @@ def objects(
     return vs, dr, rollout
 
 
-def populate(api_url: str, prometheus_url: str, options: argparse.Namespace) -> None:
-    from canary.sandbox.client import SandboxClient
+def populate(create: Any, prometheus_url: str, options: argparse.Namespace) -> None:
+    """Every namespace, then every service's objects, with `create(obj)` (8 at a time)."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    client = SandboxClient(api_url)
     for index in range(NAMESPACES):
-        client.apply(
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"team-{index:02d}"}}
-        )
-    for index in range(options.rollouts):
-        for obj in objects(index, prometheus_url, options):
-            client.apply(obj)
+        create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"team-{index:02d}"}})
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for done in pool.map(
+            lambda index: [create(obj) for obj in objects(index, prometheus_url, options)],
+            range(options.rollouts),
+        ):
+            assert done
+
+
+def admin_create(plane: Any) -> Any:
+    """create(obj) as the real control plane's admin (POST to the object's collection)."""
+
+    def create(obj: dict[str, Any]) -> dict[str, Any]:
+        group_version, kind = obj["apiVersion"], obj["kind"]
+        if kind == "Namespace":
+            return dict(plane.request("POST", "/api/v1/namespaces", obj))
+        plural = {"VirtualService": "virtualservices", "DestinationRule": "destinationrules"}
+        resource = plural.get(kind, "rollouts")
+        namespace = obj["metadata"]["namespace"]
+        path = f"/apis/{group_version}/namespaces/{namespace}/{resource}"
+        return dict(plane.request("POST", path, obj))
+
+    return create
 
 
 # ---------------------------------------------------------------- one mode (child process)
@@ -270,13 +290,14 @@ def run_mode(options: argparse.Namespace) -> dict[str, Any]:
     queries.clear()
     reconciles_before = reconciles(controller)
     recorder.measuring.set()
-    started = time.monotonic()
+    started, measured_from = time.monotonic(), time.time()
     time.sleep(options.seconds)
     recorder.measuring.clear()
     elapsed = time.monotonic() - started
     recorder.reconciles = reconciles(controller) - reconciles_before
     requests = Counter(kube.request_counts)
     figures = summarize(options, recorder, requests, queries, elapsed)
+    figures.update({"measured from": measured_from, "measured to": time.time()})
     stop.set()
     thread.join(timeout=30)
     return figures
@@ -373,45 +394,97 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def measure_mode(mode: str, options: argparse.Namespace) -> dict[str, Any]:
-    api_port, prom_port = free_port(), free_port()
-    with tempfile.TemporaryDirectory() as workdir:
-        kubeconfig = str(Path(workdir) / "kubeconfig")
-        children = [
-            start("-m", "canary", "sandbox", "--port", str(api_port), "--kubeconfig", kubeconfig),
-            start(__file__, "--serve-prometheus", str(prom_port)),
-        ]
-        try:
+    """One mode's figures, with a fresh API server (the sandbox, or the real control plane,
+    whose kube-apiserver's and etcd's CPU and memory over the measured seconds are added)."""
+    import contextlib
+
+    prom_port = free_port()
+    with tempfile.TemporaryDirectory() as workdir, contextlib.ExitStack() as cleanup:
+        prometheus = start(__file__, "--serve-prometheus", str(prom_port))
+        cleanup.callback(stop, prometheus)
+        if options.api == "real":
+            from canary_sandbox.controlplane import ControlPlane
+            from canary_sandbox.k8s_assets import ensure_assets
+
+            plane = ControlPlane(workdir=Path(workdir) / "plane", assets=ensure_assets())
+            plane.start()
+            cleanup.callback(plane.stop)
+            kubeconfig, create = str(plane.kubeconfig), admin_create(plane)
+            servers = {"kube-apiserver": plane.pid("kube-apiserver"), "etcd": plane.pid("etcd")}
+        else:
+            from canary_sandbox.client import SandboxClient
+
+            api_port, kubeconfig = free_port(), str(Path(workdir) / "kubeconfig")
+            sandbox = start("-m", "canary", "sandbox", "--port", str(api_port),
+                            "--kubeconfig", kubeconfig)  # fmt: skip
+            cleanup.callback(stop, sandbox)
             wait_for_port(api_port)
-            wait_for_port(prom_port)
-            populate(f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{prom_port}", options)
-            child = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--run-mode",
-                    mode,
-                    "--kubeconfig",
-                    kubeconfig,
-                    "--rollouts",
-                    str(options.rollouts),
-                    "--seconds",
-                    str(options.seconds),
-                    "--qps",
-                    str(options.qps),
-                    "--workers",
-                    str(options.workers),
-                    "--interval",
-                    str(options.interval),
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            return dict(json.loads(child.stdout.strip().splitlines()[-1]))
-        finally:
-            for process in children:
-                process.terminate()
-                process.wait(timeout=10)
+            create = SandboxClient(f"http://127.0.0.1:{api_port}").apply
+            servers = {"sandbox API": sandbox.pid}
+        wait_for_port(prom_port)
+        populate(create, f"http://127.0.0.1:{prom_port}", options)
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--run-mode", mode, "--kubeconfig", kubeconfig,
+             "--rollouts", str(options.rollouts), "--seconds", str(options.seconds),
+             "--qps", str(options.qps), "--workers", str(options.workers),
+             "--interval", str(options.interval), "--scenario", options.scenario],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        usage = ServerUsage(servers)
+        threading.Thread(target=usage.sample_while, args=(child,), daemon=True).start()
+        output, _ = child.communicate()
+        if child.returncode != 0:
+            raise RuntimeError(f"the {mode} run failed (exit {child.returncode})")
+        figures = dict(json.loads(output.strip().splitlines()[-1]))
+        return {
+            **figures,
+            **usage.figures(figures.get("measured from"), figures.get("measured to")),
+        }
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(timeout=10)
+
+
+class ServerUsage:
+    """CPU (cores) and resident memory of the API server's processes, sampled every second
+    from /proc, reported for the child's measured seconds."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = {name: pid for name, pid in pids.items() if pid is not None}
+        self.samples: list[tuple[float, dict[str, tuple[float, float]]]] = []
+
+    def sample_while(self, child: subprocess.Popen[str]) -> None:
+        while child.poll() is None:
+            self.samples.append((time.time(), {n: _cpu_and_rss(p) for n, p in self.pids.items()}))
+            time.sleep(1.0)
+
+    def figures(self, start: float | None, end: float | None) -> dict[str, Any]:
+        inside = [s for s in self.samples if start is not None and end is not None
+                  and start <= s[0] <= end]  # fmt: skip
+        if len(inside) < 2:
+            return {}
+        (t0, first), (t1, last) = inside[0], inside[-1]
+        out: dict[str, Any] = {}
+        for name in self.pids:
+            out[f"{name} CPU (cores)"] = round((last[name][0] - first[name][0]) / (t1 - t0), 2)
+            out[f"{name} RSS (MB)"] = round(max(sample[name][1] for _, sample in inside), 1)
+        return out
+
+
+def _cpu_and_rss(pid: int) -> tuple[float, float]:
+    """(CPU seconds so far, resident MB) of a process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0, 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    rss = next((int(line.split()[1]) / 1024 for line in status.splitlines()
+                if line.startswith("VmRSS:")), 0.0)  # fmt: skip
+    return cpu, rss
 
 
 def rollback_reaction(runs: int) -> list[float]:
@@ -451,7 +524,7 @@ def one_rollback() -> float:
     from canary.kube.client import KubeCluster
     from canary.kube.informers import CachedCluster
     from canary.mesh.istio import IstioRouter
-    from canary.sandbox.stack import example_release, sandbox_with_example
+    from canary_sandbox.stack import example_release, sandbox_with_example
 
     metrics, now, acknowledged = FailingOnCue(), [time.time()], [0.0]
     with (
@@ -520,10 +593,11 @@ def cli_startup(runs: int) -> dict[str, float]:
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     optimized, naive = rows
-    keys = [k for k in optimized if k not in ("mode", "requests by verb")]
+    hidden = ("mode", "requests by verb", "measured from", "measured to")
+    keys = [k for k in optimized if k not in hidden]
     print(f"{'':28} {'optimized':>12} {'naive':>12} {'naive/optimized':>16}")
     for key in keys:
-        a, b = optimized[key], naive[key]
+        a, b = optimized[key], naive.get(key, "-")
         ratio = f"{b / a:.1f}x" if isinstance(a, int | float) and a else "-"
         print(f"{key:28} {a:>12} {b:>12} {ratio:>16}")
     for row in rows:
@@ -543,6 +617,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["optimized", "naive"], default=None)
     parser.add_argument("--scenario", choices=["hold", "pass"], default="hold")
     parser.add_argument("--skip-scale", action="store_true", help="rollback and start-up only")
+    parser.add_argument(
+        "--api",
+        choices=["sandbox", "real"],
+        default="sandbox",
+        help="the API server: the sandbox (default) or the real control plane (kube-apiserver, "
+        "etcd; built by ./dev test)",
+    )
     parser.add_argument("--run-mode", help=argparse.SUPPRESS)
     parser.add_argument("--kubeconfig", help=argparse.SUPPRESS)
     parser.add_argument("--serve-prometheus", type=int, help=argparse.SUPPRESS)
@@ -560,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
     modes = [options.only] if options.only else ["optimized", "naive"]
     rows = [] if options.skip_scale else [measure_mode(mode, options) for mode in modes]
     print(
-        f"scenario: {options.scenario}, {options.rollouts} Rollouts,",
+        f"API: {options.api}, scenario: {options.scenario}, {options.rollouts} Rollouts,",
         f"interval {options.interval:g} s, {options.seconds:g} s measured per mode",
     )
     if len(rows) == 2:

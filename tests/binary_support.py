@@ -4,7 +4,7 @@ plane), shared by every tier.
 `require_binary(name)` returns the binary's path. When it is missing the test is skipped
 locally, and fails under CI=true (`.ci/run`), where every real component is required. Each tier
 imports it as it imports its own `<tier>_support` modules (tests/conftest.py puts tests/ on
-sys.path). kubectl is the one built with the control plane (`canary.sandbox.k8s_assets`: from
+sys.path). kubectl is the one built with the control plane (`canary_sandbox.k8s_assets`: from
 $KUBEBUILDER_ASSETS or the build cache), never whatever kubectl the machine has on PATH.
 `require_control_plane()` does the same for the control plane's binaries and CRD files.
 """
@@ -17,11 +17,11 @@ from collections.abc import Callable
 
 import pytest
 
-from canary.sandbox import k8s_assets
-from canary.sandbox.prometheus import find_prometheus
+from canary_sandbox import k8s_assets
+from canary_sandbox.prometheus import find_prometheus
 
 BUILD = (
-    "build it with `python -m canary.sandbox.k8s_assets` (`./dev test` does), "
+    "build it with `python -m canary_sandbox.k8s_assets` (`./dev test` does), "
     "or set KUBEBUILDER_ASSETS"
 )
 INSTALL = {

@@ -27,7 +27,7 @@ import pytest
 import yaml
 from binary_support import require_binary
 
-from canary.sandbox.schema import prune_and_default, render_path, validate
+from canary_sandbox.schema import prune_and_default, render_path, validate
 
 ISTIO_API_MODULE = "istio.io/api"
 ISTIO_API_VERSION = "v1.32.0"

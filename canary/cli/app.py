@@ -172,16 +172,8 @@ def get(
     run_online(body)
 
 
-def send(
-    *,
-    action: str,
-    name: str,
-    namespace: str | None,
-    context: str | None,
-    kubeconfig: str | None,
-    timeout: str,
-    no_wait: bool,
-) -> None:
+def send(action: str, name: str, target: Any, timeout: str, no_wait: bool) -> None:
+    """Send one request to the Rollout `name` at `target` (a `session.Target`)."""
     from canary.cli.errors import UserError, parse_timeout
     from canary.cli.requests import RequestOptions, send_request
     from canary.cli.session import open_session
@@ -189,7 +181,7 @@ def send(
 
     def body() -> int:
         options = RequestOptions(timeout=parse_timeout(timeout), wait=not no_wait)
-        session = open_session(target_of(namespace, context, kubeconfig))
+        session = open_session(target)
         outcome = send_request(session, name, Action(action), options)
         if outcome.code:
             raise UserError(outcome.message, outcome.code)
@@ -213,15 +205,7 @@ def promote(
     no_wait: NoWaitOption = False,
 ) -> None:
     action = "promote-full" if full else "promote"
-    send(
-        action=action,
-        name=name,
-        namespace=namespace,
-        context=context,
-        kubeconfig=kubeconfig,
-        timeout=timeout,
-        no_wait=no_wait,
-    )
+    send(action, name, target_of(namespace, context, kubeconfig), timeout, no_wait)
 
 
 def _request_command(action: str) -> Callable[..., None]:
@@ -236,15 +220,7 @@ def _request_command(action: str) -> Callable[..., None]:
         timeout: RequestTimeoutOption = "10s",
         no_wait: NoWaitOption = False,
     ) -> None:
-        send(
-            action=action,
-            name=name,
-            namespace=namespace,
-            context=context,
-            kubeconfig=kubeconfig,
-            timeout=timeout,
-            no_wait=no_wait,
-        )
+        send(action, name, target_of(namespace, context, kubeconfig), timeout, no_wait)
 
     return command
 

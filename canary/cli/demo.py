@@ -29,9 +29,9 @@ from rich.markup import escape
 
 from canary.core.model import API_VERSION, KIND
 from canary.core.status import TERMINAL_PHASES
-from canary.sandbox.client import SandboxClient, SandboxError
-from canary.sandbox.prometheus import PrometheusProcess, find_prometheus
-from canary.sandbox.stack import (
+from canary_sandbox.client import SandboxClient, SandboxError
+from canary_sandbox.prometheus import PrometheusProcess, find_prometheus
+from canary_sandbox.stack import (
     NAMESPACE,
     SERVICE,
     ControllerProcess,
@@ -41,7 +41,7 @@ from canary.sandbox.stack import (
     sandbox_with_example,
     simulated_traffic,
 )
-from canary.sandbox.traffic import TrafficSimulator
+from canary_sandbox.traffic import TrafficSimulator
 
 RELEASE_TIMEOUT = 120.0
 

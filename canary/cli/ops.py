@@ -99,7 +99,7 @@ def sandbox(
     import yaml
 
     from canary.core.crd import rollout_crd
-    from canary.sandbox.apiserver import serve
+    from canary_sandbox.apiserver import serve
 
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as crd_file:
         yaml.safe_dump(rollout_crd(), crd_file)
@@ -119,7 +119,7 @@ def simulate_traffic(
     ] = None,
     route: Annotated[str, typer.Option(help="The managed http route's name.")] = "primary",
 ) -> None:
-    from canary.sandbox.traffic import ServiceSpec, serve
+    from canary_sandbox.traffic import ServiceSpec, serve
 
     serve(
         [ServiceSpec.parse(s) for s in service],

@@ -505,18 +505,24 @@ def _follow_version(draft: _Draft, observed: Observed) -> None:
     draft.emit("Normal", "ReleaseStarted", f"releasing {wanted} (stable: {status.stable_version})")
 
 
+# What a status says when the canary has no traffic and nothing of a release is under way.
+_NO_CANARY_TRAFFIC: Mapping[str, Any] = {
+    "step_index": 0,
+    "canary_weight": 0,
+    "mirror_percent": 0.0,
+    "header_route": False,
+    "stable_subset_moved_at": None,
+    "unready_since": None,
+}
+
+
 def _start_release(draft: _Draft, trigger: Trigger, version: str, message: str) -> None:
     draft.transition(
         trigger,
         message,
         canary_version=version,
         stage=Stage.WAITING,
-        step_index=0,
-        canary_weight=0,
-        mirror_percent=0.0,
-        header_route=False,
-        stable_subset_moved_at=None,
-        unready_since=None,
+        **_NO_CANARY_TRAFFIC,
         release_started_at=draft.now,
         stage_started_at=draft.now,
         step_started_at=draft.now,
@@ -534,12 +540,7 @@ def _to_stable(draft: _Edit, trigger: Trigger, message: str) -> None:
         trigger,
         message,
         stage=None,
-        step_index=0,
-        canary_weight=0,
-        mirror_percent=0.0,
-        header_route=False,
-        stable_subset_moved_at=None,
-        unready_since=None,
+        **_NO_CANARY_TRAFFIC,
         paused_reason=None,
     )
     draft.moved = True

@@ -22,6 +22,13 @@ from canary.core.wire import DNS_LABEL, LABEL_KEY, LABEL_VALUE, MAX_ITEMS, MAX_Q
 class StringMatch(WireModel):
     """Istio's StringMatch: exactly one of exact, prefix or regex."""
 
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            ("[has(self.exact), has(self.prefix), has(self.regex)].filter(k, k).size() == 1",
+             "a string match takes exactly one of exact, prefix or regex"),
+        )
+    )  # fmt: skip
+
     exact: str | None = None
     prefix: str | None = None
     regex: str | None = None
@@ -41,16 +48,29 @@ class MatchRequest(WireModel):
     (the original client, whatever proxies appended after it).
     """
 
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            ("(has(self.headers) && size(self.headers) > 0)"
+             " || (has(self.withoutHeaders) && size(self.withoutHeaders) > 0)"
+             " || (has(self.queryParams) && size(self.queryParams) > 0)"
+             " || (has(self.sourceLabels) && size(self.sourceLabels) > 0)"
+             " || has(self.uri) || has(self.scheme) || has(self.method) || has(self.authority)"
+             " || has(self.sourceNamespace) || has(self.clientIP)",
+             "an empty match would send every request to the canary: "
+             "give headers, uri, clientIP or another condition"),
+        )
+    )  # fmt: skip
+
     name: str | None = None
-    headers: dict[str, StringMatch] | None = None
-    without_headers: dict[str, StringMatch] | None = None
+    headers: dict[str, StringMatch] | None = Field(default=None, max_length=MAX_ITEMS)
+    without_headers: dict[str, StringMatch] | None = Field(default=None, max_length=MAX_ITEMS)
     uri: StringMatch | None = None
     scheme: StringMatch | None = None
     method: StringMatch | None = None
     authority: StringMatch | None = None
-    query_params: dict[str, StringMatch] | None = None
+    query_params: dict[str, StringMatch] | None = Field(default=None, max_length=MAX_ITEMS)
     ignore_uri_case: bool | None = None
-    source_labels: dict[str, str] | None = None
+    source_labels: dict[str, str] | None = Field(default=None, max_length=MAX_ITEMS)
     source_namespace: str | None = None
     client_ip: str | None = Field(
         default=None,
@@ -374,6 +394,14 @@ class WebhookCheck(WireModel):
     traffic is still in place); gate runs at every analysis; post-release after the release.
     """
 
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            ("(self.type == 'pre-stage' || self.type == 'confirm-promotion') == has(self.stage)",
+             "pre-stage and confirm-promotion webhooks need the stage they run before (mirror, "
+             "headerCanary, split or release); the other types take no stage"),
+        )
+    )  # fmt: skip
+
     name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
     type: WebhookType
     url: str = Field(pattern=r"^https?://")
@@ -400,6 +428,16 @@ class WebhookCheck(WireModel):
 
 
 class Analysis(WireModel):
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            ("self.gates.all(g, self.gates.filter(h, h.name == g.name).size() == 1)"
+             " && (!has(self.webhooks) || self.webhooks.all(w,"
+             " !self.gates.exists(g, g.name == w.name)"
+             " && self.webhooks.filter(v, v.name == w.name).size() == 1))",
+             "every gate and webhook needs a name of its own"),
+        )
+    )  # fmt: skip
+
     interval: IntervalDuration = timedelta(seconds=30)
     window: PositiveDuration | None = Field(
         default=None,
@@ -448,6 +486,12 @@ class Analysis(WireModel):
 class SecretValueSource(WireModel):
     """Where a credential comes from: a file (a mounted Secret) or an environment variable."""
 
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            ("has(self.file) != has(self.env)", "give exactly one of file or env")
+        )
+    )
+
     file: str | None = None
     env: str | None = None
 
@@ -464,6 +508,13 @@ class BasicAuth(WireModel):
 
 
 class PrometheusAuth(WireModel):
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            ("!(has(self.bearerToken) && has(self.basic))",
+             "give one of bearerToken or basic, not both"),
+        )
+    )  # fmt: skip
+
     bearer_token: SecretValueSource | None = None
     basic: BasicAuth | None = None
 

@@ -28,7 +28,7 @@ ROLLOUT_CRD_MISSING = (
 )
 ISTIO_CRDS_MISSING = (
     "the Istio CRDs (virtualservices.networking.istio.io, destinationrules.networking.istio.io) "
-    "are not installed: install Istio, or `kubectl apply -f canary/sandbox/crds/` in a sandbox"
+    "are not installed: install Istio, or `kubectl apply -f canary_sandbox/crds/` in a sandbox"
 )
 
 NOT_FOUND_HINTS = {

@@ -79,52 +79,6 @@ _MATCH_MAPS = frozenset({"headers", "withoutHeaders", "queryParams", "sourceLabe
 _SHOWN_MATCH_CHARS = 80
 
 
-class IstioRouter:
-    """`MeshRouter` for Istio VirtualServices and DestinationRules."""
-
-    def check(
-        self, vs: Mapping[str, Any], dr: Mapping[str, Any], rollout: str, spec: RolloutSpec
-    ) -> None:
-        check(vs, dr, rollout, spec)
-
-    def plan_virtual_service(
-        self, vs: Mapping[str, Any], rollout: str, spec: RolloutSpec, traffic: Traffic
-    ) -> Planned:
-        return plan_virtual_service(vs, rollout, spec, traffic)
-
-    def plan_destination_rule(
-        self, dr: Mapping[str, Any], rollout: str, spec: RolloutSpec, traffic: Traffic
-    ) -> Planned:
-        return plan_destination_rule(dr, rollout, spec, traffic)
-
-    def release_virtual_service(
-        self, vs: Mapping[str, Any], rollout: str, spec: RolloutSpec, stable_version: str
-    ) -> Planned:
-        return release_virtual_service(vs, rollout, spec, stable_version)
-
-    def release_destination_rule(
-        self, dr: Mapping[str, Any], rollout: str, spec: RolloutSpec, stable_version: str
-    ) -> Planned:
-        return release_destination_rule(dr, rollout, spec, stable_version)
-
-    def observe_traffic(
-        self, vs: Mapping[str, Any], dr: Mapping[str, Any], rollout: str, spec: RolloutSpec
-    ) -> Traffic | None:
-        return observe_traffic(vs, dr, rollout, spec)
-
-    def stable_version(self, dr: Mapping[str, Any], rollout: str, spec: RolloutSpec) -> str:
-        return stable_version(dr, rollout, spec)
-
-    def canary_fit(
-        self, dr: Mapping[str, Any], spec: RolloutSpec, workload: str, pod_labels: Mapping[str, str]
-    ) -> str | None:
-        return canary_fit(dr, spec, workload, pod_labels)
-
-
-def _conforms(router: IstioRouter) -> MeshRouter:
-    return router  # mypy proves here that IstioRouter implements the port
-
-
 # ---------------------------------------------------------------- public functions
 
 
@@ -1166,3 +1120,20 @@ def canary_fit(
                 f"that label from the subset or add it to the pod template"
             )
     return None
+
+
+class IstioRouter:
+    """`MeshRouter` for Istio VirtualServices and DestinationRules: this module's functions."""
+
+    check = staticmethod(check)
+    plan_virtual_service = staticmethod(plan_virtual_service)
+    plan_destination_rule = staticmethod(plan_destination_rule)
+    release_virtual_service = staticmethod(release_virtual_service)
+    release_destination_rule = staticmethod(release_destination_rule)
+    observe_traffic = staticmethod(observe_traffic)
+    stable_version = staticmethod(stable_version)
+    canary_fit = staticmethod(canary_fit)
+
+
+def _conforms(router: IstioRouter) -> MeshRouter:
+    return router  # mypy proves here that IstioRouter implements the port

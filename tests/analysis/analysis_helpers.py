@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from canary.core.model import Rollout
-from canary.sandbox.prometheus import PrometheusProcess
-from canary.sandbox.traffic import Split, TrafficSimulator
+from canary_sandbox.traffic import Split, TrafficSimulator
 
 NAMESPACE = "shop"
 ERROR_RATE = {
@@ -67,17 +65,6 @@ SCENARIOS: dict[str, tuple[float, dict[str, float]]] = {
     "slow": (200, {"error_rate": 0.005, "p50_ms": 60, "p99_ms": 900}),
     "thin": (2, {"error_rate": 0.005}),
 }
-
-
-@dataclass(frozen=True)
-class Sandbox:
-    simulator: TrafficSimulator
-    prometheus: PrometheusProcess
-    started: datetime
-
-    @property
-    def url(self) -> str:
-        return self.prometheus.url
 
 
 def add_scenarios(simulator: TrafficSimulator) -> None:

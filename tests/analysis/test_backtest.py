@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
-from analysis_helpers import ERROR_RATE, Sandbox, rollout
+from analysis_helpers import ERROR_RATE, rollout
+from scraped_support import Sandbox
 from typer.testing import CliRunner
 
 from canary.cli.app import app

@@ -28,6 +28,7 @@ from canary.core.statistics import (
     histogram_quantile,
     log_evidence_worse,
 )
+from canary_sandbox.sampling import binomial
 
 ISTIO_BUCKETS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
@@ -224,16 +225,6 @@ def test_a_stream_at_the_limit_is_rejected_in_at_most_alpha_even_looking_at_ever
                 rejected += 1
                 break
     assert rejected / streams <= alpha
-
-
-def binomial(rng: random.Random, trials: int, p: float) -> int:
-    """Events in `trials` Bernoulli(p) trials, by geometric skips."""
-    events, position, log_miss = 0, 0, math.log1p(-p)
-    while True:
-        position += int(math.log(1.0 - rng.random()) / log_miss) + 1
-        if position > trials:
-            return events
-        events += 1
 
 
 def test_a_tenfold_canary_is_rolled_back_within_1500_requests_at_the_90th_percentile() -> None:

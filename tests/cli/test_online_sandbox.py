@@ -1,7 +1,7 @@
 """The API servers every online CLI test runs against, and the connection problems a user can hit.
 
 Aspects: the `sandbox` fixture, once on each API server (tests/cli/conftest.py parametrises it):
-`sandbox`, a real HTTP API server (canary.sandbox) with the Rollout and Istio CRDs, a kubeconfig
+`sandbox`, a real HTTP API server (canary_sandbox) with the Rollout and Istio CRDs, a kubeconfig
 in tmp_path, the CLI through typer's CliRunner; and `real`, the session's real control plane
 (kube-apiserver with TLS and RBAC), its admin kubeconfig, the CLI as a user runs it there:
 `kubectl canary ...` through the kubectl built with the control plane. Stand-ins for the
@@ -37,11 +37,11 @@ from canary.cli.app import app
 from canary.cli.session import Target, resolve
 from canary.core.model import API_VERSION, KIND, REQUEST_ANNOTATION
 from canary.kube.client import KubeCluster
-from canary.sandbox.apiserver import ApiServer, bundled_crd_paths
-from canary.sandbox.client import SandboxClient
-from canary.sandbox.controlplane import ControlPlane
-from canary.sandbox.objects import WriteOptions
-from canary.sandbox.stack import example_release
+from canary_sandbox.apiserver import ApiServer, bundled_crd_paths
+from canary_sandbox.client import SandboxClient
+from canary_sandbox.controlplane import ControlPlane
+from canary_sandbox.objects import WriteOptions
+from canary_sandbox.stack import example_release
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLLOUT_CRD = ROOT / "crds" / "rollout.yaml"

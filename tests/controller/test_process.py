@@ -13,7 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from canary.sandbox.stack import ControllerProcess, example_release, sandbox_with_example
+from canary_sandbox.stack import ControllerProcess, example_release, sandbox_with_example
 
 PROGRESSING = 'canary_rollout_phase{namespace="shop",phase="Progressing",rollout="ui"} 1.0'
 

@@ -1,5 +1,8 @@
 """API requests per reconcile with the informer caches (`CachedCluster`), counted by the
-sandbox's request_log: the figures docs/performance.md reports, guarded so they cannot regress.
+controller's own client (`KubeCluster.request_counts`), on the sandbox and (`ON_BOTH`) on the
+real control plane: the figures docs/performance.md reports, guarded so they cannot regress.
+The informers' standing watches are not a tick's requests and are not counted (a watch that
+times out reconnects whenever it does); their lists are.
 
 Covers: a tick that changes nothing sends zero requests (no reads either); a check that does not
 move traffic is one status write; a check that holds again, saying what the stored check said,
@@ -18,14 +21,15 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from controller_support import Env
+from controller_support import Env, writes
+from controlplane_support import ON_BOTH
 
 from canary.controller.reconcile import Reconciler
 from canary.core.path import CHECK_HEARTBEAT
 from canary.core.status import Verdict
 from canary.kube.informers import CachedCluster
 from canary.mesh.istio import IstioRouter
-from canary.sandbox.stack import example_release
+from canary_sandbox.stack import example_release
 
 READ_VERBS = ("get", "list")
 
@@ -44,26 +48,31 @@ def cached(env: Env) -> Iterator[CachedCluster]:
 
 
 def stored(env: Env) -> dict:
-    """The Rollout as stored, read past HTTP so the test's own read is not counted."""
-    return env.api.store.get(("canary.dev", "rollouts"), "shop", "ui") or {}
+    """The Rollout as stored (the test's own client: not counted)."""
+    return env.rollout()
 
 
 def tick(env: Env, seconds: float) -> None:
     env.clock.advance(seconds)
-    env.api.request_log.clear()
+    env.cluster.request_counts.clear()
     env.reconciler.reconcile(stored(env))
 
 
+def requests(env: Env) -> dict[tuple[str, str], int]:
+    """What the controller's client sent since the tick began, but the informers' watches."""
+    return {key: n for key, n in env.cluster.request_counts.items() if key[0] != "watch" and n}
+
+
 def count(env: Env, verb: str, resource: str, subresource: str | None = None) -> int:
-    return env.api.request_log.count(verb=verb, resource=resource, subresource=subresource)
+    return requests(env).get((verb, f"{resource}/{subresource}" if subresource else resource), 0)
 
 
 def requests_except_events(env: Env) -> int:
-    return sum(1 for record in env.api.request_log.records if record.resource != "events")
+    return sum(n for (_verb, resource), n in requests(env).items() if resource != "events")
 
 
 def reads(env: Env) -> int:
-    return sum(1 for record in env.api.request_log.records if record.verb in READ_VERBS)
+    return sum(n for (verb, _resource), n in requests(env).items() if verb in READ_VERBS)
 
 
 def start_release(env: Env, split_interval: str = "30s") -> None:
@@ -72,7 +81,7 @@ def start_release(env: Env, split_interval: str = "30s") -> None:
     rollout["spec"]["stages"]["mirror"]["duration"] = "10s"
     rollout["spec"]["stages"]["headerCanary"]["duration"] = "10s"
     rollout["spec"]["stages"]["split"]["interval"] = split_interval
-    env.client.apply(rollout)
+    env.apply(rollout)
     env.reconciler.reconcile(stored(env))
     tick(env, 1)  # settles anything the first reconcile asked to requeue
 
@@ -83,13 +92,15 @@ def to_split(env: Env) -> None:
     assert stored(env)["status"]["stage"] == "split"
 
 
+@ON_BOTH
 def test_a_tick_that_changes_nothing_sends_no_request(env: Env, cached: CachedCluster) -> None:
     start_release(env)
     to_split(env)
     tick(env, 1)  # analysis not due: nothing to measure, nothing to write
-    assert env.api.request_log.records == []
+    assert requests(env) == {}
 
 
+@ON_BOTH
 def test_a_check_that_moves_no_traffic_is_one_status_write(env: Env, cached: CachedCluster) -> None:
     start_release(env)
     to_split(env)
@@ -99,6 +110,7 @@ def test_a_check_that_moves_no_traffic_is_one_status_write(env: Env, cached: Cac
     assert requests_except_events(env) == 1
 
 
+@ON_BOTH
 def test_a_check_that_holds_again_writes_nothing_until_the_heartbeat(
     env: Env, cached: CachedCluster
 ) -> None:
@@ -111,7 +123,7 @@ def test_a_check_that_holds_again_writes_nothing_until_the_heartbeat(
     repeats = int(CHECK_HEARTBEAT.total_seconds() // 10) - 1
     for _ in range(repeats):
         tick(env, 10)
-        assert env.api.request_log.records == []
+        assert requests(env) == {}
     assert stored(env)["status"]["lastAnalysis"] == first
     tick(env, 10)  # the heartbeat: the check is stored again, and only the check
     assert count(env, "patch", "rollouts", "status") == 1
@@ -119,6 +131,7 @@ def test_a_check_that_holds_again_writes_nothing_until_the_heartbeat(
     assert stored(env)["status"]["lastAnalysis"]["time"] != first["time"]
 
 
+@ON_BOTH
 def test_store_every_check_stores_each_hold(env: Env, cached: CachedCluster) -> None:
     start_release(env)
     to_split(env)
@@ -129,6 +142,7 @@ def test_store_every_check_stores_each_hold(env: Env, cached: CachedCluster) -> 
     assert count(env, "patch", "rollouts", "status") == 1
 
 
+@ON_BOTH
 def test_a_changed_verdict_is_stored_at_once(env: Env, cached: CachedCluster) -> None:
     start_release(env)
     to_split(env)
@@ -140,6 +154,7 @@ def test_a_changed_verdict_is_stored_at_once(env: Env, cached: CachedCluster) ->
     assert stored(env)["status"]["lastAnalysis"]["countedAs"] == "pass"
 
 
+@ON_BOTH
 def test_a_step_is_one_virtual_service_write_and_one_status_write(
     env: Env, cached: CachedCluster
 ) -> None:
@@ -154,6 +169,7 @@ def test_a_step_is_one_virtual_service_write_and_one_status_write(
     assert requests_except_events(env) == 2
 
 
+@ON_BOTH
 def test_a_hand_edit_reaches_the_cache_by_watch_and_is_undone(
     env: Env, cached: CachedCluster
 ) -> None:
@@ -162,9 +178,9 @@ def test_a_hand_edit_reaches_the_cache_by_watch_and_is_undone(
     vs = env.vs()
     for destination in vs["spec"]["http"][-1]["route"]:
         destination["weight"] = 50
-    edited = env.client.request("PUT", env.client.path_of(vs), vs)
+    edited = env.put(vs)
     edited_version = int(edited["metadata"]["resourceVersion"])
-    _wait_until(lambda: _cached_version(cached) >= edited_version)
+    _wait_until(lambda: _cached_version(cached, env.namespace) >= edited_version)
     tick(env, 1)
     assert count(env, "update", "virtualservices") == 1
     assert reads(env) == 0
@@ -174,6 +190,7 @@ def test_a_hand_edit_reaches_the_cache_by_watch_and_is_undone(
     assert weights == {"stable": 90, "canary": 10}
 
 
+@ON_BOTH
 def test_a_cache_that_is_behind_gets_a_conflict_and_plans_again_from_a_fresh_read(
     env: Env,
 ) -> None:
@@ -185,9 +202,9 @@ def test_a_cache_that_is_behind_gets_a_conflict_and_plans_again_from_a_fresh_rea
     to_split(env)
     vs = env.vs()
     vs["metadata"].setdefault("annotations", {})["someone-else"] = "was here"
-    env.client.request("PUT", env.client.path_of(vs), vs)
+    env.put(vs)
     tick(env, 10)  # split 10 % -> 25 %, planned first on the stale cached object
-    assert env.api.request_log.count(verb="update", resource="virtualservices") == 2  # 409, then ok
+    assert count(env, "update", "virtualservices") == 2  # 409, then ok
     after = env.vs()
     assert after["metadata"]["annotations"]["someone-else"] == "was here"
     assert stored(env)["status"]["canaryWeight"] == 25
@@ -195,6 +212,7 @@ def test_a_cache_that_is_behind_gets_a_conflict_and_plans_again_from_a_fresh_rea
     assert weights == {"stable": 75, "canary": 25}
 
 
+@ON_BOTH
 def test_without_caches_every_tick_reads_the_mesh(env: Env) -> None:
     start_release(env)
     to_split(env)
@@ -203,11 +221,11 @@ def test_without_caches_every_tick_reads_the_mesh(env: Env) -> None:
     # the decision plan on the same read, and a write would read again (read-modify-write)
     assert count(env, "get", "virtualservices") == 1
     assert count(env, "get", "destinationrules") == 1
-    assert env.api.request_log.writes() == 0
+    assert writes(env) == 0
 
 
-def _cached_version(cluster: CachedCluster) -> int:
-    cached = cluster.virtual_services.get("shop", "ui") or {}
+def _cached_version(cluster: CachedCluster, namespace: str) -> int:
+    cached = cluster.virtual_services.get(namespace, "ui") or {}
     return int(cached.get("metadata", {}).get("resourceVersion") or 0)
 
 

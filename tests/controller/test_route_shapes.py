@@ -1,4 +1,5 @@
-"""Reconciles against the sandbox on VirtualServices other than examples/ui's.
+"""Reconciles on VirtualServices other than examples/ui's, on the sandbox and (`ON_BOTH`) on the
+real control plane.
 
 Covers: an unnamed single route and a route named `api v2/main` each released to Succeeded by
 the controller, claimed in `canary.dev/claims` and handed back on deletion; a second route
@@ -16,10 +17,9 @@ import json
 from typing import Any
 
 from controller_support import Env
+from controlplane_support import ON_BOTH
 
-from canary.sandbox.stack import example_release
-
-ROLLOUT = ("canary.dev/v1alpha1", "Rollout")
+from canary_sandbox.stack import example_release
 
 
 def claims(obj: dict[str, Any]) -> dict[str, Any]:
@@ -43,7 +43,7 @@ def rollout_body(route: str | None, name: str = "ui") -> dict[str, Any]:
 def put_vs(env: Env, http: list[dict[str, Any]]) -> None:
     vs = env.vs()
     vs["spec"]["http"] = http
-    env.client.request("PUT", env.client.path_of(vs), vs)
+    env.put(vs)
 
 
 def primary(**fields: Any) -> dict[str, Any]:
@@ -59,20 +59,21 @@ def release_to_the_end(env: Env, name: str = "ui") -> list[int]:
     weights = []
     for _ in range(40):
         env.clock.advance(10)
-        env.reconciler.reconcile(env.client.get(*ROLLOUT, "shop", name))
-        status = env.client.get(*ROLLOUT, "shop", name)["status"]
+        env.reconcile(name)
+        status = env.rollout(name)["status"]
         weights.append(status.get("canaryWeight", 0))
         if status["phase"] not in ("Progressing", "Pending"):
             return weights
     raise AssertionError(f"the release did not end: {status}")
 
 
+@ON_BOTH
 def test_an_unnamed_single_route_is_released_and_handed_back(env: Env) -> None:
     put_vs(env, [primary()])
-    env.client.apply(rollout_body(None))
+    env.apply(rollout_body(None))
     env.reconcile()
     assert claims(env.vs()) == {
-        "unnamedRoutes": {"ui.shop.svc.cluster.local": {"rollout": "ui", "match": None}}
+        "unnamedRoutes": {f"ui.{env.namespace}.svc.cluster.local": {"rollout": "ui", "match": None}}
     }
     assert claims(env.dr()) == {"subsets": {"stable": "ui", "canary": "ui"}}
     assert env.vs()["spec"]["http"][0]["mirror"] == {"host": "ui", "subset": "canary"}
@@ -82,15 +83,16 @@ def test_an_unnamed_single_route_is_released_and_handed_back(env: Env) -> None:
     assert status["stableVersion"] == "v2"
     assert sorted(set(weights) - {0}) == [10, 25, 50, 75, 100]
     assert env.vs()["spec"]["http"] == [primary()]
-    env.client.delete(env.client.path_of(env.rollout()))
-    env.reconciler.reconcile(env.client.get(*ROLLOUT, "shop", "ui"))
+    env.delete(env.rollout())
+    env.reconcile("ui")
     assert "annotations" not in env.vs()["metadata"]
     assert "annotations" not in env.dr()["metadata"]
 
 
+@ON_BOTH
 def test_a_route_named_api_v2_main_is_released(env: Env) -> None:
     put_vs(env, [primary(name="api v2/main")])
-    env.client.apply(rollout_body("api v2/main"))
+    env.apply(rollout_body("api v2/main"))
     env.reconcile()
     assert claims(env.vs()) == {"routes": {"api v2/main": "ui"}}
     release_to_the_end(env)
@@ -99,13 +101,14 @@ def test_a_route_named_api_v2_main_is_released(env: Env) -> None:
     assert env.vs()["spec"]["http"] == [primary(name="api v2/main")]
 
 
+@ON_BOTH
 def test_a_second_route_appearing_mid_release_is_invalid_and_writes_nothing(env: Env) -> None:
     put_vs(env, [primary()])
-    env.client.apply(rollout_body(None))
+    env.apply(rollout_body(None))
     env.reconcile()
     vs = env.vs()
     vs["spec"]["http"].insert(0, primary(match=[{"uri": {"prefix": "/beta"}}]))
-    env.client.request("PUT", env.client.path_of(vs), vs)
+    env.put(vs)
     before_vs, before_dr = env.vs(), env.dr()
     env.clock.advance(10)
     env.reconcile()
@@ -116,11 +119,12 @@ def test_a_second_route_appearing_mid_release_is_invalid_and_writes_nothing(env:
     assert (env.vs(), env.dr()) == (before_vs, before_dr)
 
 
+@ON_BOTH
 def test_two_rollouts_sharing_the_destination_rule_the_second_is_invalid(env: Env) -> None:
     vs = env.vs()
     vs["spec"]["http"].insert(1, primary(name="api", match=[{"uri": {"prefix": "/api"}}]))
-    env.client.request("PUT", env.client.path_of(vs), vs)
-    env.client.apply(rollout_body("primary"))
+    env.put(vs)
+    env.apply(rollout_body("primary"))
     for _ in range(3):  # mirror -> header canary -> split
         env.reconcile()
         env.clock.advance(10)
@@ -130,44 +134,44 @@ def test_two_rollouts_sharing_the_destination_rule_the_second_is_invalid(env: En
 
     second = rollout_body("api", name="api")
     second["spec"]["canary"]["version"] = "v3"  # would re-point the shared canary subset
-    env.client.apply(second)
+    env.apply(second)
     for _ in range(3):
-        env.reconciler.reconcile(env.client.get(*ROLLOUT, "shop", "api"))
+        env.reconcile("api")
         env.clock.advance(10)
-    status = env.client.get(*ROLLOUT, "shop", "api")["status"]
+    status = env.rollout("api")["status"]
     assert status["phase"] == "Invalid"
+    ns = env.namespace
     assert status["message"] == (
-        "DestinationRule shop/ui subset 'stable' is already steered by Rollout shop/ui, and "
-        "two Rollouts never steer one subset: give Rollout shop/api subsets of its own "
-        "(spec.stable.subset, spec.canary.subset) or delete Rollout shop/ui."
+        f"DestinationRule {ns}/ui subset 'stable' is already steered by Rollout {ns}/ui, and "
+        f"two Rollouts never steer one subset: give Rollout {ns}/api subsets of its own "
+        f"(spec.stable.subset, spec.canary.subset) or delete Rollout {ns}/ui."
     )
     assert env.dr()["spec"] == dr_before["spec"]  # the canary subset never flipped
     assert env.vs()["spec"]["http"][1] == vs["spec"]["http"][1]  # the api route untouched
 
-    env.client.delete(env.client.path(*ROLLOUT, "shop", "api"))
-    env.reconciler.reconcile(env.client.get(*ROLLOUT, "shop", "api"))
+    env.delete(env.rollout("api"))
+    env.reconcile("api")
     assert env.dr() == dr_before  # deleting the second rewrote nothing of the first's
     env.clock.advance(10)
     env.reconcile()
     assert env.rollout()["status"]["phase"] == "Progressing"
 
 
+@ON_BOTH
 def test_a_claim_written_by_an_earlier_release_is_honoured_and_migrated(env: Env) -> None:
     vs = env.vs()
     vs["metadata"]["annotations"] = {"canary.dev/route.primary": "older"}
-    env.client.request("PUT", env.client.path_of(vs), vs)
-    env.client.apply(rollout_body("primary"))
+    env.put(vs)
+    env.apply(rollout_body("primary"))
     env.reconcile()
     status = env.rollout()["status"]
     assert status["phase"] == "Invalid"
-    assert "already managed by Rollout shop/older" in status["message"]
+    assert f"already managed by Rollout {env.namespace}/older" in status["message"]
 
     vs = env.vs()
     vs["metadata"]["annotations"] = {"canary.dev/route.primary": "ui"}
-    env.client.request("PUT", env.client.path_of(vs), vs)
-    env.client.merge_patch(
-        env.client.path_of(env.rollout()), {"spec": {"canary": {"version": "v2"}}}
-    )
+    env.put(vs)
+    env.patch(env.rollout(), {"spec": {"canary": {"version": "v2"}}})
     env.clock.advance(10)
     env.reconcile()
     annotations = env.vs()["metadata"]["annotations"]

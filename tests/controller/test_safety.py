@@ -1,4 +1,6 @@
-"""Issue 14's safety defects, each replayed through one real reconcile loop on the sandbox.
+"""Issue 14's safety defects, each replayed through one real reconcile loop, on the sandbox and
+(`ON_BOTH`) on the real control plane, where a canary's readiness is the real Deployment
+controller's (kwok's Pods; an unready canary's Pods fit no Node).
 
 Aspects: a release after a succeeded one waits for its canary (not ready, missing, scaled to
 zero) and rolls back after readyTimeout (defect 1); a stable subset whose version cannot be
@@ -10,6 +12,9 @@ to (4); a crash between the status write and the DestinationRule write of the re
 does not cut the settle (6); an expired request is never acted on (7); leaving Invalid by
 recreating the DestinationRule starts the step's checks over (8); a mesh error on the very
 first write is Invalid with a message, and fixing it recovers.
+
+The mesh states are recorded through a watch (`MeshRecorder`), the same on both. The crash
+test of defect 6 stays on the sandbox: only it can fail one kind of write on demand.
 """
 
 from __future__ import annotations
@@ -18,7 +23,17 @@ import json
 from datetime import timedelta
 
 import pytest
-from controller_support import Env, managed, quick_rollout, run_until, start, weights
+from controller_support import (
+    Env,
+    MeshRecorder,
+    managed,
+    quick_rollout,
+    run_until,
+    start,
+    turn_invalid,
+    weights,
+)
+from controlplane_support import ON_BOTH
 
 from canary.core.model import REQUEST_ANNOTATION, Rollout
 from canary.core.requests import Action, encode_request
@@ -26,10 +41,6 @@ from canary.core.status import Verdict
 from canary.core.traffic import exposure
 from canary.kube.port import ConflictError, UnavailableError
 from canary.mesh.istio import observe_traffic
-from canary.sandbox.recorder import StoreRecorder
-from canary.sandbox.stack import deploy_version
-
-ROLLOUT = ("canary.dev/v1alpha1", "Rollout", "shop", "ui")
 
 
 def phase(status: dict) -> str | None:
@@ -45,7 +56,7 @@ def bump(env: Env, version: str, workload: str | None = None, **spec: object) ->
     """What a pipeline does: a new spec.canary.version (and its Deployment), in one patch."""
     canary = {"version": version, "workloadRef": {"name": workload or f"ui-{version}"}}
     patch: dict = {"canary": canary, **spec}
-    env.client.merge_patch(env.client.path_of(env.rollout()), {"spec": patch})
+    env.patch(env.rollout(), {"spec": patch})
 
 
 def to_split_25(env: Env) -> None:
@@ -57,26 +68,24 @@ def request(env: Env, action: Action, request_id: str, **extra: object) -> None:
     raw = json.loads(encode_request(action, request_id))
     raw.update(extra)
     annotation = {REQUEST_ANNOTATION: json.dumps(raw)}
-    env.client.merge_patch(
-        env.client.path_of(env.rollout()), {"metadata": {"annotations": annotation}}
-    )
+    env.patch(env.rollout(), {"metadata": {"annotations": annotation}})
 
 
 # ---------------------------------------------------------------- defect 1: readiness
 
 
+@ON_BOTH
 @pytest.mark.parametrize("workload", ["unready", "missing", "scaled-to-zero"])
 def test_a_release_after_a_succeeded_one_waits_for_its_canary(env: Env, workload: str) -> None:
     release_v2(env)
     if workload == "unready":
-        deploy_version(env.client, "v3", ready=False)
+        env.deploy_version("v3", ready=False)
         bump(env, "v3")
     elif workload == "missing":
         bump(env, "v3", workload="ui-v9")
     else:
-        deploy_version(env.client, "v3")
-        path = env.client.path("apps/v1", "Deployment", "shop", "ui-v3")
-        env.client.merge_patch(path, {"spec": {"replicas": 0}})
+        env.deploy_version("v3")
+        env.scale("ui-v3", 0)
         bump(env, "v3")
     for _ in range(5):
         env.clock.advance(10)
@@ -88,18 +97,73 @@ def test_a_release_after_a_succeeded_one_waits_for_its_canary(env: Env, workload
     assert "ui-v" in status["message"]
 
 
+def assert_no_canary_traffic(versions: list[dict]) -> None:
+    """No stored VirtualService mirrors to the canary subset or routes requests to it."""
+    for vs in (obj for obj in versions if obj["kind"] == "VirtualService"):
+        assert "ui-canary" not in [r.get("name") for r in vs["spec"]["http"]]
+        assert "mirror" not in managed(vs) and weights(vs) == {"stable": 100}
+
+
+@ON_BOTH
+def test_a_waiting_release_goes_on_once_its_canary_becomes_ready(env: Env) -> None:
+    """On the real control plane: ui-v3's Pods fit no Node until its nodeSelector goes, then
+    kwok runs them and the Deployment controller reports them ready."""
+    release_v2(env)
+    env.deploy_version("v3", ready=False)
+    with MeshRecorder(env) as recorder:
+        bump(env, "v3")
+        for _ in range(3):
+            env.clock.advance(10)
+            env.reconcile()
+            status = env.rollout()["status"]
+            assert (phase(status), status["stage"]) == ("Pending", "waiting")
+        assert f"Deployment {env.namespace}/ui-v3 has 0 of 2 replicas ready" in status["message"]
+        while_unready = recorder.versions
+    assert_no_canary_traffic(while_unready)
+    env.set_ready("ui-v3")
+    env.clock.advance(10)
+    env.reconcile()
+    status = env.rollout()["status"]
+    assert (phase(status), status["stage"], status["canaryVersion"]) == (
+        "Progressing",
+        "mirror",
+        "v3",
+    )
+    assert managed(env.vs())["mirror"] == {"host": "ui", "subset": "canary"}
+
+
+@ON_BOTH
+@pytest.mark.parametrize("workload", ["unready", "missing"])
+def test_a_canary_never_ready_rolls_back_after_ready_timeout(env: Env, workload: str) -> None:
+    """A canary whose Pods never fit a Node, or a workloadRef to a Deployment that does not
+    exist: the release waits, then fails at readyTimeout; no traffic ever reached it."""
+    release_v2(env)
+    if workload == "unready":
+        env.deploy_version("v3", ready=False)
+    with MeshRecorder(env) as recorder:
+        bump(env, "v3", workload="ui-v3" if workload == "unready" else "ui-v9")
+        env.patch(env.rollout(), {"spec": {"canary": {"readyTimeout": "1m"}}})
+        env.reconcile()
+        assert phase(env.rollout()["status"]) == "Pending"
+        status = run_until(env, lambda s: phase(s) not in ("Pending", "Progressing"))
+        versions = recorder.versions
+    assert phase(status) == "RolledBack"
+    assert status["stableVersion"] == "v2"
+    assert "not ready within" in status["message"]
+    assert ("does not exist" if workload == "missing" else "0 of 2 replicas ready") in status[
+        "message"
+    ]
+    assert_no_canary_traffic(versions)
+
+
+@ON_BOTH
 def test_a_canary_with_no_pods_is_never_released_even_with_no_data_pass(env: Env) -> None:
     release_v2(env)
-    deploy_version(env.client, "v3")
-    env.client.merge_patch(
-        env.client.path("apps/v1", "Deployment", "shop", "ui-v3"), {"spec": {"replicas": 0}}
-    )
-    env.client.set_deployment_ready("shop", "ui-v3")  # 0 of 0 ready, generation observed
+    env.deploy_version("v3")
+    env.scale("ui-v3", 0)  # 0 of 0 ready, generation observed
     env.metrics.verdict = Verdict.NO_DATA
     bump(env, "v3", analysis={"noData": "pass"})
-    env.client.merge_patch(
-        env.client.path_of(env.rollout()), {"spec": {"canary": {"readyTimeout": "1m"}}}
-    )
+    env.patch(env.rollout(), {"spec": {"canary": {"readyTimeout": "1m"}}})
     env.reconcile()
     status = run_until(env, lambda s: phase(s) not in ("Pending", "Progressing"))
     assert phase(status) == "RolledBack"
@@ -107,6 +171,7 @@ def test_a_canary_with_no_pods_is_never_released_even_with_no_data_pass(env: Env
     assert "scaled to 0 replicas" in status["message"]
 
 
+@ON_BOTH
 def test_pods_of_another_version_hold_the_release(env: Env) -> None:
     """A hurried bump to v3 that still points at ui-v2: its pods are v2, not v3."""
     release_v2(env)
@@ -122,6 +187,7 @@ def test_pods_of_another_version_hold_the_release(env: Env) -> None:
 # ---------------------------------------------------------------- defect 2: the live version
 
 
+@ON_BOTH
 @pytest.mark.parametrize(
     "labels", [{"app": "ui"}, {"app": "ui", "app.kubernetes.io/version": "v1"}]
 )
@@ -129,41 +195,42 @@ def test_a_stable_subset_without_the_version_label_is_invalid(env: Env, labels: 
     dr = env.dr()
     for subset in dr["spec"]["subsets"]:
         subset["labels"] = dict(labels)
-    env.client.request("PUT", env.client.path_of(dr), dr)
+    env.put(dr)
     before = (env.vs()["spec"], env.dr()["spec"])
     start(env)
     status = env.rollout()["status"]
     assert phase(status) == "Invalid"
     assert status.get("stableVersion") is None
-    assert "DestinationRule shop/ui subset 'stable' has no version label" in status["message"]
+    assert (
+        f"DestinationRule {env.namespace}/ui subset 'stable' has no version label"
+        in status["message"]
+    )
     assert (env.vs()["spec"], env.dr()["spec"]) == before
 
 
 # ---------------------------------------------------------------- defect 3: an invalid spec
 
 
+@ON_BOTH
 def test_a_spec_turned_invalid_mid_release_still_rolls_back_a_failing_canary(env: Env) -> None:
     to_split_25(env)
-    env.client.merge_patch(
-        env.client.path_of(env.rollout()), {"spec": {"stages": {"split": {"steps": [50, 25]}}}}
-    )
+    problem = turn_invalid(env)
     env.clock.advance(10)
     env.reconcile()
     status = env.rollout()["status"]
     assert phase(status) == "Progressing" and status["canaryWeight"] == 25
     valid = next(c for c in status["conditions"] if c["type"] == "Valid")
-    assert valid["status"] == "False" and "steps must strictly increase" in valid["message"]
+    assert valid["status"] == "False" and problem in valid["message"]
     env.metrics.verdict = Verdict.FAIL
     status = run_until(env, lambda s: phase(s) != "Progressing")
     assert phase(status) == "RolledBack"
     assert weights(env.vs()) == {"stable": 100}
 
 
+@ON_BOTH
 def test_a_spec_turned_invalid_mid_release_never_advances(env: Env) -> None:
     to_split_25(env)
-    env.client.merge_patch(
-        env.client.path_of(env.rollout()), {"spec": {"stages": {"split": {"steps": [50, 25]}}}}
-    )
+    turn_invalid(env)
     for _ in range(6):
         env.clock.advance(10)
         env.reconcile()
@@ -171,11 +238,10 @@ def test_a_spec_turned_invalid_mid_release_never_advances(env: Env) -> None:
         assert weights(env.vs()) == {"stable": 75, "canary": 25}
 
 
+@ON_BOTH
 def test_abort_is_answered_while_the_spec_is_invalid(env: Env) -> None:
     to_split_25(env)
-    env.client.merge_patch(
-        env.client.path_of(env.rollout()), {"spec": {"stages": {"split": {"steps": [50, 25]}}}}
-    )
+    turn_invalid(env)
     request(env, Action.ABORT, "abort-1")
     env.reconcile()
     status = env.rollout()["status"]
@@ -184,10 +250,11 @@ def test_abort_is_answered_while_the_spec_is_invalid(env: Env) -> None:
     assert weights(env.vs()) == {"stable": 100}
 
 
+@ON_BOTH
 def test_abort_is_carried_out_once_an_invalid_rollout_can_be_steered(env: Env) -> None:
     to_split_25(env)
     dr = env.dr()
-    env.client.delete(env.client.path_of(dr))
+    env.delete(dr)
     request(env, Action.ABORT, "abort-2")
     env.reconcile()
     status = env.rollout()["status"]
@@ -195,16 +262,17 @@ def test_abort_is_carried_out_once_an_invalid_rollout_can_be_steered(env: Env) -
     assert status["handledRequest"]["id"] == "abort-2"
     assert status["handledRequest"]["result"].startswith("aborted")
     del dr["metadata"]["resourceVersion"]
-    env.client.apply(dr)
+    env.apply(dr)
     env.clock.advance(1)
     env.reconcile()
     assert phase(env.rollout()["status"]) == "Aborted"
     assert weights(env.vs()) == {"stable": 100}
 
 
+@ON_BOTH
 def test_other_requests_are_answered_while_invalid(env: Env) -> None:
     to_split_25(env)
-    env.client.delete(env.client.path_of(env.dr()))
+    env.delete(env.dr())
     request(env, Action.PROMOTE, "promote-1")
     env.reconcile()
     handled = env.rollout()["status"]["handledRequest"]
@@ -215,13 +283,13 @@ def test_other_requests_are_answered_while_invalid(env: Env) -> None:
 # ---------------------------------------------------------------- defect 4: the write order
 
 
-def _assert_every_stored_state_safe(env: Env, recorder: StoreRecorder, before: dict) -> None:
+def _assert_every_stored_state_safe(env: Env, versions: list[dict], before: dict) -> None:
     """Replay the stored VirtualService/DestinationRule versions in order: each mesh state
     sends requests only to (subset, version) pairs the first or last state sent them to."""
     rollout = Rollout.model_validate(env.rollout())
     vs, dr = before["vs"], before["dr"]
     states = []
-    for obj in recorder.versions:
+    for obj in versions:
         if obj["kind"] == "VirtualService":
             vs = obj
         else:
@@ -234,35 +302,37 @@ def _assert_every_stored_state_safe(env: Env, recorder: StoreRecorder, before: d
         assert exposure(state) <= allowed, (state, allowed)
 
 
+@ON_BOTH
 def test_a_new_version_mid_split_takes_the_traffic_away_before_it_moves_the_subset(
     env: Env,
 ) -> None:
     to_split_25(env)
-    deploy_version(env.client, "v3", ready=False)
+    env.deploy_version("v3", ready=False)
     before = {"vs": env.vs(), "dr": env.dr()}
-    wanted = lambda event: event.storage_key[1] in ("virtualservices", "destinationrules")  # noqa: E731
-    with StoreRecorder(env.api.store, wanted) as recorder:
+    with MeshRecorder(env) as recorder:
         bump(env, "v3")
         env.reconcile()
         run_until(env, lambda s: s.get("canaryVersion") == "v3" and s.get("stage") == "waiting")
-    kinds = [obj["kind"] for obj in recorder.versions]
+        versions = recorder.versions
+    kinds = [obj["kind"] for obj in versions]
     assert kinds.index("VirtualService") < kinds.index("DestinationRule")
-    _assert_every_stored_state_safe(env, recorder, before)
+    _assert_every_stored_state_safe(env, versions, before)
     canary = next(s for s in env.dr()["spec"]["subsets"] if s["name"] == "canary")
     assert canary["labels"]["version"] == "v3" and weights(env.vs()) == {"stable": 100}
 
 
+@ON_BOTH
 def test_a_new_version_during_the_settle_moves_one_subset_at_a_time(env: Env) -> None:
     start(env)
     run_until(env, lambda s: s.get("stableSubsetMovedAt") is not None)
-    deploy_version(env.client, "v3")
+    env.deploy_version("v3")
     before = {"vs": env.vs(), "dr": env.dr()}
-    wanted = lambda event: event.storage_key[1] in ("virtualservices", "destinationrules")  # noqa: E731
-    with StoreRecorder(env.api.store, wanted) as recorder:
+    with MeshRecorder(env) as recorder:
         bump(env, "v3")
         env.reconcile()
         run_until(env, lambda s: s.get("canaryVersion") == "v3")
-    _assert_every_stored_state_safe(env, recorder, before)
+        versions = recorder.versions
+    _assert_every_stored_state_safe(env, versions, before)
 
 
 # ---------------------------------------------------------------- defect 6: the settle
@@ -271,7 +341,7 @@ def test_a_new_version_during_the_settle_moves_one_subset_at_a_time(env: Env) ->
 def test_a_crash_before_the_subset_moves_does_not_cut_the_settle(env: Env) -> None:
     start(env)
     run_until(env, lambda s: s.get("stage") == "release")
-    env.api.faults.fail_next(20, code=500, resource="destinationrules", writes_only=True)
+    env.sandbox.faults.fail_next(20, code=500, resource="destinationrules", writes_only=True)
     status = env.rollout()["status"]
     while (status.get("stage"), status.get("stepIndex")) != ("release", 1):  # subset moved
         env.clock.advance(1)
@@ -279,7 +349,7 @@ def test_a_crash_before_the_subset_moves_does_not_cut_the_settle(env: Env) -> No
             env.reconcile()
         status = env.rollout()["status"]
     assert status.get("stableSubsetMovedAt") is None  # decided, not yet done
-    env.api.faults.reset()
+    env.sandbox.faults.reset()
     env.clock.advance(60)  # a long outage, longer than the settle delay
     env.reconcile()  # the DR write that moves the labels happens now
     moved = env.rollout()["status"]
@@ -298,6 +368,7 @@ def test_a_crash_before_the_subset_moves_does_not_cut_the_settle(env: Env) -> No
 # ---------------------------------------------------------------- defect 7: expired requests
 
 
+@ON_BOTH
 def test_an_expired_request_is_never_acted_on(env: Env) -> None:
     to_split_25(env)
     expired = (env.clock() - timedelta(seconds=1)).isoformat()
@@ -308,6 +379,7 @@ def test_an_expired_request_is_never_acted_on(env: Env) -> None:
     assert status["canaryWeight"] == 25
 
 
+@ON_BOTH
 def test_a_request_withdrawn_while_the_controller_decides_is_not_acted_on(env: Env) -> None:
     """The controller stores an answer only on the Rollout it read: a request the CLI
     withdrew in between (it gave up) is never acted on, whatever the controller had seen."""
@@ -315,7 +387,7 @@ def test_a_request_withdrawn_while_the_controller_decides_is_not_acted_on(env: E
     request(env, Action.PROMOTE, "raced-1")
     stale = env.rollout()  # the controller's view, with the request
     annotations = {REQUEST_ANNOTATION: None}
-    env.client.merge_patch(env.client.path_of(stale), {"metadata": {"annotations": annotations}})
+    env.patch(stale, {"metadata": {"annotations": annotations}})
     with pytest.raises(ConflictError):
         env.reconciler.reconcile(stale)
     env.reconcile()
@@ -327,15 +399,16 @@ def test_a_request_withdrawn_while_the_controller_decides_is_not_acted_on(env: E
 # ---------------------------------------------------------------- defect 8: leaving Invalid
 
 
+@ON_BOTH
 def test_leaving_invalid_starts_the_step_over(env: Env) -> None:
     to_split_25(env)
     dr = env.dr()
-    env.client.delete(env.client.path_of(dr))
+    env.delete(dr)
     env.clock.advance(10)
     env.reconcile()
     assert phase(env.rollout()["status"]) == "Invalid"
     del dr["metadata"]["resourceVersion"]
-    env.client.apply(dr)
+    env.apply(dr)
     env.clock.advance(10)
     env.reconcile()
     status = env.rollout()["status"]
@@ -349,6 +422,7 @@ def test_leaving_invalid_starts_the_step_over(env: Env) -> None:
 # ---------------------------------------------------------------- the first write
 
 
+@ON_BOTH
 def test_a_mesh_error_on_the_first_write_is_invalid_and_fixing_it_recovers(env: Env) -> None:
     rollout = quick_rollout()
     rollout["spec"]["host"] = "reviews"
@@ -356,7 +430,7 @@ def test_a_mesh_error_on_the_first_write_is_invalid_and_fixing_it_recovers(env: 
     status = env.rollout()["status"]
     assert phase(status) == "Invalid"
     assert "not 'reviews'" in status["message"]
-    env.client.merge_patch(env.client.path_of(env.rollout()), {"spec": {"host": "ui"}})
+    env.patch(env.rollout(), {"spec": {"host": "ui"}})
     env.reconcile()
     status = env.rollout()["status"]
     assert phase(status) in ("Pending", "Progressing"), status
@@ -364,6 +438,7 @@ def test_a_mesh_error_on_the_first_write_is_invalid_and_fixing_it_recovers(env: 
     assert status["stableVersion"] == "v1"
 
 
+@ON_BOTH
 def test_warning_events_are_logged_as_warnings(env: Env) -> None:
     """Issue 14: Warning Events were logged at level info."""
     from structlog.testing import capture_logs
@@ -371,13 +446,14 @@ def test_warning_events_are_logged_as_warnings(env: Env) -> None:
     dr = env.dr()
     for subset in dr["spec"]["subsets"]:
         subset["labels"] = {"app": "ui"}
-    env.client.request("PUT", env.client.path_of(dr), dr)
+    env.put(dr)
     with capture_logs() as logs:
         start(env)
     invalid = [line for line in logs if line.get("reason") == "InvalidSpec"]
     assert invalid and all(line["log_level"] == "warning" for line in invalid)
 
 
+@ON_BOTH
 def test_a_mesh_edited_into_one_canary_cannot_steer_holds_the_release_watched(env: Env) -> None:
     """Issue 14: a Rollout whose mesh could not be written mid-release left the mirror on and
     flipped Invalid/Valid every tick. Here a person gives the managed route a match that the
@@ -389,7 +465,7 @@ def test_a_mesh_edited_into_one_canary_cannot_steer_holds_the_release_watched(en
     assert env.rollout()["status"]["stage"] == "mirror"
     vs = env.vs()
     managed(vs)["match"] = [{"uri": {"prefix": "/api"}}]
-    env.client.request("PUT", env.client.path_of(vs), vs)
+    env.put(vs)
     for _ in range(6):
         env.clock.advance(10)
         env.reconcile()
@@ -398,7 +474,14 @@ def test_a_mesh_edited_into_one_canary_cannot_steer_holds_the_release_watched(en
         valid = next(c for c in status["conditions"] if c["type"] == "Valid")
         assert valid["status"] == "False" and "uri" in valid["message"]
     assert (
-        len([e for e in env.cluster.list_events("shop", "ui") if e["reason"] == "InvalidSpec"]) == 1
+        len(
+            [
+                e
+                for e in env.cluster.list_events(env.namespace, "ui")
+                if e["reason"] == "InvalidSpec"
+            ]
+        )
+        == 1
     )
     env.metrics.verdict = Verdict.FAIL
     status = run_until(env, lambda s: phase(s) != "Progressing")

@@ -10,17 +10,18 @@ from __future__ import annotations
 import copy
 
 from controller_support import Env
+from controlplane_support import ON_BOTH
 
 from canary.controller.runtime import Controller
 from canary.controller.telemetry import Telemetry
 from canary.core.objects import Obj
 from canary.kube.port import WatchEvent
-from canary.sandbox.stack import example_release
+from canary_sandbox.stack import example_release
 
 
 def stored(env: Env) -> Obj:
-    env.client.apply(example_release())
-    return env.api.store.get(("canary.dev", "rollouts"), "shop", "ui") or {}
+    env.apply(example_release())
+    return env.rollout()
 
 
 def triggers(controller: Controller) -> int:
@@ -44,6 +45,7 @@ def next_version(obj: Obj, change: str) -> Obj:
     return later
 
 
+@ON_BOTH
 def test_only_news_triggers_a_reconcile(env: Env) -> None:
     controller = Controller(env.cluster, env.reconciler, telemetry=Telemetry())
     obj = stored(env)
@@ -54,7 +56,7 @@ def test_only_news_triggers_a_reconcile(env: Env) -> None:
     echo = next_version(obj, "status")
     controller._on_event(WatchEvent("MODIFIED", echo))  # our own status write, echoed
     assert triggers(controller) == 0
-    assert controller.rollouts.get("shop", "ui") == echo  # the next tick reads it
+    assert controller.rollouts.get(env.namespace, "ui") == echo  # the next tick reads it
 
     edited = next_version(echo, "spec")
     controller._on_event(WatchEvent("MODIFIED", edited))

@@ -17,7 +17,7 @@ from canary.core.path import analysis_due
 from canary.core.requests import Action, encode_request
 from canary.core.spec import Stage
 from canary.core.status import GateResult, Phase, RolloutStatus, Verdict
-from canary.sandbox.stack import example_release
+from canary_sandbox.stack import example_release
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 STABLE = "v1"

@@ -10,6 +10,7 @@ weights and the message untouched; non-request triggers outside the table change
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from core_builders import (
@@ -46,6 +47,7 @@ def in_phase(phase: Phase | None, **overrides: object) -> RolloutStatus:
     """A representative status in `phase` (a release of v2 over stable v1)."""
     if phase is None:
         return RolloutStatus()
+    split_25: dict[str, Any] = {"stage": Stage.SPLIT, "step": 1, "weight": 25}
     base: dict[Phase, RolloutStatus] = {
         Phase.PENDING: status_at(
             Phase.PENDING,
@@ -53,22 +55,14 @@ def in_phase(phase: Phase | None, **overrides: object) -> RolloutStatus:
             unready_since=T0,
             message="waiting for the canary before stage mirror: the canary workload",
         ),
-        Phase.PROGRESSING: status_at(Phase.PROGRESSING, stage=Stage.SPLIT, step=1, weight=25),
-        Phase.PAUSED: status_at(
-            Phase.PAUSED,
-            stage=Stage.SPLIT,
-            step=1,
-            weight=25,
-            paused_reason=PauseReason.USER,
-        ),
+        Phase.PROGRESSING: status_at(Phase.PROGRESSING, **split_25),
+        Phase.PAUSED: status_at(Phase.PAUSED, **split_25, paused_reason=PauseReason.USER),
         Phase.SUCCEEDED: status_at(Phase.SUCCEEDED, canary=STABLE),
         Phase.ROLLED_BACK: status_at(Phase.ROLLED_BACK, message="rolled back: gate x fail"),
         Phase.ABORTED: status_at(Phase.ABORTED, message="aborted"),
         Phase.INVALID: status_at(
             Phase.INVALID,
-            stage=Stage.SPLIT,
-            step=1,
-            weight=25,
+            **split_25,
             suspended_phase=Phase.PROGRESSING,
             message="spec.x is wrong",
         ),

@@ -27,9 +27,9 @@ from binary_support import require_binary
 from controlplane_support import namespace_name
 from e2e_support import Env, Stack, reset_stack
 
-from canary.sandbox.controlplane import ControlPlane
-from canary.sandbox.prometheus import PrometheusProcess
-from canary.sandbox.stack import (
+from canary_sandbox.controlplane import ControlPlane
+from canary_sandbox.prometheus import PrometheusProcess
+from canary_sandbox.stack import (
     NAMESPACE,
     cluster_with_example,
     sandbox_with_example,

@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
-from canary.sandbox.client import SandboxClient
-from canary.sandbox.stack import NAMESPACE, SERVICE
-from canary.sandbox.traffic import subset_weight
+from canary_sandbox.client import SandboxClient
+from canary_sandbox.stack import NAMESPACE, SERVICE
+from canary_sandbox.traffic import subset_weight
 
 Obj = dict[str, Any]
 T = TypeVar("T")

@@ -12,18 +12,18 @@ from typing import Any, TypeVar
 
 from e2e_helpers import ROLLOUT, Obj, Recorder, poll
 
-from canary.sandbox.apiserver import ApiServer
-from canary.sandbox.client import SandboxClient, SandboxError
-from canary.sandbox.controlplane import ControlPlane
-from canary.sandbox.prometheus import PrometheusProcess
-from canary.sandbox.stack import (
+from canary_sandbox.apiserver import ApiServer
+from canary_sandbox.client import SandboxClient, SandboxError
+from canary_sandbox.controlplane import ControlPlane
+from canary_sandbox.prometheus import PrometheusProcess
+from canary_sandbox.stack import (
     SERVICE,
     ControllerProcess,
     deploy_version,
     fast_rollout,
     install_example,
 )
-from canary.sandbox.traffic import TrafficSimulator
+from canary_sandbox.traffic import TrafficSimulator
 
 T = TypeVar("T")
 

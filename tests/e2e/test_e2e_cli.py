@@ -30,7 +30,7 @@ from e2e_helpers import (
 )
 from e2e_support import CANARY, Env
 
-from canary.sandbox.stack import SERVICE, ControllerProcess
+from canary_sandbox.stack import SERVICE, ControllerProcess
 
 pytestmark = pytest.mark.slow
 

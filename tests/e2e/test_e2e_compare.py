@@ -30,7 +30,7 @@ from e2e_helpers import (
 )
 from e2e_support import Env
 
-from canary.sandbox.stack import SERVICE
+from canary_sandbox.stack import SERVICE
 
 pytestmark = pytest.mark.slow
 

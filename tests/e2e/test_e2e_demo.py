@@ -19,9 +19,9 @@ from binary_support import require_binary
 from controlplane_support import namespace_name
 from e2e_support import CANARY
 
-from canary.sandbox.client import SandboxClient
-from canary.sandbox.controlplane import ControlPlane
-from canary.sandbox.stack import SERVICE, delete_example
+from canary_sandbox.client import SandboxClient
+from canary_sandbox.controlplane import ControlPlane
+from canary_sandbox.stack import SERVICE, delete_example
 
 pytestmark = pytest.mark.slow
 

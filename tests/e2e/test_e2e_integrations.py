@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from e2e_support import Env
 
-from canary.sandbox.client import SandboxError
-from canary.sandbox.receiver import Receiver
-from canary.sandbox.stack import SERVICE
+from canary_sandbox.client import SandboxError
+from canary_sandbox.receiver import Receiver
+from canary_sandbox.stack import SERVICE
 
 pytestmark = pytest.mark.slow
 

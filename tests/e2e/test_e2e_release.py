@@ -31,8 +31,8 @@ from e2e_helpers import (
 from e2e_support import Env
 
 from canary.cli.offline import plan
-from canary.sandbox.client import SandboxError
-from canary.sandbox.stack import EXAMPLE, SERVICE, deploy_version, example
+from canary_sandbox.client import SandboxError
+from canary_sandbox.stack import EXAMPLE, SERVICE, deploy_version, example
 
 pytestmark = pytest.mark.slow
 

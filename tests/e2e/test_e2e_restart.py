@@ -19,8 +19,8 @@ from e2e_helpers import TrafficState, collapse, logged, planned_states
 from e2e_support import Env
 
 from canary.cli.offline import plan
-from canary.sandbox.client import SandboxError
-from canary.sandbox.stack import EXAMPLE
+from canary_sandbox.client import SandboxError
+from canary_sandbox.stack import EXAMPLE
 
 pytestmark = pytest.mark.slow
 

@@ -18,9 +18,9 @@ from e2e_helpers import ROLLOUT, collapse
 from e2e_support import Env
 
 from canary.mesh.istio import route_index
-from canary.sandbox.client import SandboxError
-from canary.sandbox.stack import SERVICE, example
-from canary.sandbox.traffic import KubeRouting, route_weights
+from canary_sandbox.client import SandboxError
+from canary_sandbox.stack import SERVICE, example
+from canary_sandbox.traffic import KubeRouting, route_weights
 
 pytestmark = pytest.mark.slow
 

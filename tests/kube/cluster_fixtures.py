@@ -15,8 +15,8 @@ from cluster_helpers import ISTIO_GROUP, NAMESPACE, ROLLOUT_CRD, Backend, FakeSl
 from kubernetes import client
 
 from canary.kube.client import KubeCluster
-from canary.sandbox.apiserver import ApiServer
-from canary.sandbox.stack import example
+from canary_sandbox.apiserver import ApiServer
+from canary_sandbox.stack import example
 
 
 @pytest.fixture

@@ -8,25 +8,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pytest
+# ON_BOTH and wait_until are defined once, in tests/controlplane_support.py; re-exported here.
+from controlplane_support import ON_BOTH, wait_until  # noqa: F401
 from kubernetes import client
 
 from canary.core.model import GROUP, PLURAL, VERSION
 from canary.kube.port import WatchEvent
-from canary.sandbox.stack import example_release
+from canary_sandbox.stack import example_release
 
 if TYPE_CHECKING:
-    from canary.sandbox.apiserver import ApiServer
-    from canary.sandbox.controlplane import ControlPlane
+    from canary_sandbox.apiserver import ApiServer
+    from canary_sandbox.controlplane import ControlPlane
 
 REPO = Path(__file__).resolve().parents[2]
 ROLLOUT_CRD = REPO / "crds" / "rollout.yaml"
 NAMESPACE = "shop"
 ISTIO_GROUP = "networking.istio.io"
-
-# Runs a test once against the sandbox and once against the real control plane (the `backend`
-# fixture): for tests about Kubernetes semantics, which the sandbox must get right.
-ON_BOTH = pytest.mark.parametrize("backend", ["sandbox", "real"], indirect=True)
 
 
 @dataclass(frozen=True)
@@ -132,17 +129,7 @@ class Collector:
 
 def store_rollout(server: Any, body: dict[str, Any]) -> None:
     """Create a Rollout inside the sandbox, not over HTTP: works while it refuses requests."""
-    from canary.sandbox.objects import WriteOptions
+    from canary_sandbox.objects import WriteOptions
 
     resource_type = server.registry.lookup(GROUP, VERSION, PLURAL)
     server.objects.create(resource_type, body["metadata"]["namespace"], body, WriteOptions())
-
-
-def wait_until(condition: Any, what: str, attempts: int = 400) -> None:
-    """Poll `condition` (every 25 ms, bounded) for state another thread produces."""
-    pause = threading.Event()
-    for _ in range(attempts):
-        if condition():
-            return
-        pause.wait(0.025)
-    raise AssertionError(f"never happened: {what}")

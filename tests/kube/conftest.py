@@ -19,7 +19,7 @@ from cluster_helpers import NAMESPACE, Backend
 from kubernetes import client, config
 from sandbox_helpers import WIDGET_CRD
 
-from canary.sandbox.apiserver import ApiServer, bundled_crd_paths
+from canary_sandbox.apiserver import ApiServer, bundled_crd_paths
 
 
 @pytest.fixture

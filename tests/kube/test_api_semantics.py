@@ -20,7 +20,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from canary.core.model import GROUP, PLURAL, VERSION
-from canary.sandbox.stack import example
+from canary_sandbox.stack import example
 
 pytest_plugins = ["cluster_fixtures"]
 

@@ -24,7 +24,7 @@ from kubernetes import client
 from canary.kube.client import KubeCluster
 from canary.kube.errors import safe_host
 from canary.kube.port import ForbiddenError, KubeError, UnavailableError
-from canary.sandbox.apiserver import ApiServer
+from canary_sandbox.apiserver import ApiServer
 
 pytest_plugins = ["cluster_fixtures"]
 

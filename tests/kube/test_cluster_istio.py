@@ -16,7 +16,7 @@ from cluster_helpers import ON_BOTH
 
 from canary.kube.client import CONFLICT_ATTEMPTS, KubeCluster
 from canary.kube.port import ConflictError, NotFoundError
-from canary.sandbox.apiserver import ApiServer
+from canary_sandbox.apiserver import ApiServer
 
 pytest_plugins = ["cluster_fixtures"]
 

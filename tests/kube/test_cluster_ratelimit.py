@@ -15,7 +15,7 @@ from cluster_helpers import NAMESPACE
 
 from canary.common.pacing import Backoff, TokenBucket
 from canary.kube.client import KubeCluster
-from canary.sandbox.apiserver import ApiServer
+from canary_sandbox.apiserver import ApiServer
 
 pytest_plugins = ["cluster_fixtures"]
 

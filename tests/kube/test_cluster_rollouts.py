@@ -17,7 +17,7 @@ from kubernetes import client
 
 from canary.kube.client import KubeCluster
 from canary.kube.port import CrdMissingError, InvalidError, NotFoundError
-from canary.sandbox.apiserver import ApiServer
+from canary_sandbox.apiserver import ApiServer
 
 pytest_plugins = ["cluster_fixtures"]
 

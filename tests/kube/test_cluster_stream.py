@@ -30,7 +30,7 @@ from kubernetes import client
 from canary.core.model import GROUP, PLURAL, VERSION
 from canary.kube.client import KubeCluster
 from canary.kube.port import CrdMissingError
-from canary.sandbox.apiserver import ApiServer
+from canary_sandbox.apiserver import ApiServer
 
 pytest_plugins = ["cluster_fixtures"]
 

@@ -21,8 +21,8 @@ from kubernetes import client
 from canary.kube.client import KubeCluster
 from canary.kube.port import InvalidError
 from canary.kube.workloads import deployment_state
-from canary.sandbox.apiserver import ApiServer
-from canary.sandbox.stack import example
+from canary_sandbox.apiserver import ApiServer
+from canary_sandbox.stack import example
 
 pytest_plugins = ["cluster_fixtures"]
 

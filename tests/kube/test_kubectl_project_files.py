@@ -16,7 +16,7 @@ import pytest
 import yaml
 from binary_support import require_binary
 
-from canary.sandbox.apiserver import ApiServer, bundled_crd_paths
+from canary_sandbox.apiserver import ApiServer, bundled_crd_paths
 
 pytestmark = pytest.mark.kubectl
 ROOT = Path(__file__).resolve().parents[2]

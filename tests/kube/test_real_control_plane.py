@@ -25,8 +25,8 @@ from kubernetes import client, config
 from canary.core.model import GROUP, PLURAL, VERSION
 from canary.kube.client import KubeCluster
 from canary.kube.port import ForbiddenError, UnavailableError
-from canary.sandbox.controlplane import ControlPlane
-from canary.sandbox.stack import example
+from canary_sandbox.controlplane import ControlPlane
+from canary_sandbox.stack import example
 
 K8S_VERSION = "v1.35.4"
 

@@ -19,8 +19,8 @@ from kubernetes import client, config
 from canary.cli.offline import load_rollout, plan
 from canary.core.traffic import stable_only
 from canary.mesh.istio import plan_virtual_service
-from canary.sandbox.controlplane import ControlPlane
-from canary.sandbox.stack import EXAMPLE, example
+from canary_sandbox.controlplane import ControlPlane
+from canary_sandbox.stack import EXAMPLE, example
 
 pytest_plugins = ["cluster_fixtures"]
 

@@ -28,8 +28,8 @@ from pydantic import BaseModel
 from canary.core.model import Rollout
 from canary.core.status import RolloutStatus
 from canary.kube.client import KubeCluster
-from canary.sandbox.controlplane import ControlPlane
-from canary.sandbox.stack import example_release
+from canary_sandbox.controlplane import ControlPlane
+from canary_sandbox.stack import example_release
 
 pytest_plugins = ["cluster_fixtures"]
 
@@ -275,6 +275,26 @@ def test_status_is_a_subresource(plane: ControlPlane, real_namespace: str, tmp_p
          "canary.subset must name two different DestinationRule subsets"),
         ({"analysis": {"gates": [{"name": "x", "query": "up"}]}}, "spec.analysis.gates[0]: "
          "Invalid value: a query gate needs a threshold: give min, max or both"),
+        # the gaps a server-side dry run found: each now has its CEL twin
+        ({"analysis": {"gates": [{"name": "x", "successRate": {"min": 99}}] * 2}},
+         "spec.analysis: Invalid value: every gate and webhook needs a name of its own"),
+        ({"stages": {"headerCanary": {"match": [{"uri": {"exact": "/", "prefix": "/"}}]}}},
+         "spec.stages.headerCanary.match[0].uri: Invalid value: a string match takes exactly "
+         "one of exact, prefix or regex"),
+        ({"stages": {"headerCanary": {"match": [{"name": "nothing"}]}}},
+         "spec.stages.headerCanary.match[0]: Invalid value: an empty match would send every "
+         "request to the canary"),
+        ({"prometheus": {"url": "http://127.0.0.1:9090", "auth": {
+            "bearerToken": {"env": "T"},
+            "basic": {"username": {"env": "U"}, "password": {"env": "P"}}}}},
+         "spec.prometheus.auth: Invalid value: give one of bearerToken or basic, not both"),
+        ({"prometheus": {"url": "http://127.0.0.1:9090", "auth": {
+            "bearerToken": {"env": "T", "file": "/t"}}}},
+         "spec.prometheus.auth.bearerToken: Invalid value: give exactly one of file or env"),
+        ({"analysis": {"webhooks": [{"name": "hold", "type": "pre-stage",
+                                     "url": "http://127.0.0.1:9/"}]}},
+         "spec.analysis.webhooks[0]: Invalid value: pre-stage and confirm-promotion webhooks "
+         "need the stage they run before"),
     ],
 )  # fmt: skip
 def test_the_server_refuses_what_the_controller_refuses(

@@ -15,7 +15,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from canary.sandbox.apiserver import ApiServer
+from canary_sandbox.apiserver import ApiServer
 
 NS = "default"
 

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from binary_support import FINDERS, require_binary
 
-from canary.sandbox.apiserver import ApiServer, bundled_crd_paths
+from canary_sandbox.apiserver import ApiServer, bundled_crd_paths
 
 pytestmark = pytest.mark.kubectl
 

@@ -16,7 +16,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from sandbox_helpers import WIDGET_GROUP, WIDGET_PLURAL, WIDGET_VERSION, widget
 
-from canary.sandbox.apiserver import ApiServer
+from canary_sandbox.apiserver import ApiServer
 
 G, V, P, NS = WIDGET_GROUP, WIDGET_VERSION, WIDGET_PLURAL, "default"
 

@@ -17,7 +17,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 from sandbox_helpers import WIDGET_CRD, WIDGET_GROUP, WIDGET_PLURAL, WIDGET_VERSION, widget
 
-from canary.sandbox.apiserver import ApiServer
+from canary_sandbox.apiserver import ApiServer
 
 G, V, P, NS = WIDGET_GROUP, WIDGET_VERSION, WIDGET_PLURAL, "default"
 SAFETY_TIMEOUT = 10  # seconds; only bounds a broken test, never asserted on

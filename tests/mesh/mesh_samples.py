@@ -11,8 +11,11 @@ import copy
 import json
 from typing import Any
 
+import pytest
+
 from canary.core.spec import RolloutSpec
 from canary.core.traffic import Traffic
+from canary.mesh.istio import MeshError
 
 ROLLOUT = "ui"
 NAMESPACE = "shop"
@@ -106,3 +109,10 @@ def claims(obj: dict[str, Any]) -> dict[str, Any]:
     text = annotations(obj).get("canary.dev/claims")
     parsed: dict[str, Any] = json.loads(text) if text is not None else {}
     return parsed
+
+
+def refusal(call: Any, *args: Any) -> str:
+    """The one sentence `call(*args)` refuses with (a MeshError, or the test fails)."""
+    with pytest.raises(MeshError) as error:
+        call(*args)
+    return str(error.value)

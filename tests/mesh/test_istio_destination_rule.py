@@ -7,7 +7,7 @@ DestinationRule for another host.
 from __future__ import annotations
 
 import pytest
-from mesh_samples import CANARY, STABLE, rollout_spec, traffic, ui_destination_rule
+from mesh_samples import CANARY, STABLE, refusal, rollout_spec, traffic, ui_destination_rule
 
 from canary.mesh.istio import MeshError, plan_destination_rule
 
@@ -62,9 +62,7 @@ def test_a_subset_without_labels_gets_them() -> None:
 def test_a_missing_subset_names_the_rule_the_subset_and_the_fix(field: str, subset: str) -> None:
     dr = ui_destination_rule()
     dr["spec"]["subsets"] = [s for s in dr["spec"]["subsets"] if s["name"] != subset]
-    with pytest.raises(MeshError) as error:
-        plan_destination_rule(dr, "ui", SPEC, traffic())
-    assert str(error.value) == (
+    assert refusal(plan_destination_rule, dr, "ui", SPEC, traffic()) == (
         f"DestinationRule shop/ui has no subset named '{subset}': add a subset "
         f"`name: {subset}` (the controller sets its version label) or fix "
         f"spec.{field}.subset of Rollout shop/ui."
@@ -81,9 +79,7 @@ def test_a_rule_without_subsets_is_refused() -> None:
 def test_a_rule_for_another_host_is_refused() -> None:
     dr = ui_destination_rule()
     dr["spec"]["host"] = "payments.shop.svc.cluster.local"
-    with pytest.raises(MeshError) as error:
-        plan_destination_rule(dr, "ui", SPEC, traffic())
-    assert str(error.value) == (
+    assert refusal(plan_destination_rule, dr, "ui", SPEC, traffic()) == (
         "DestinationRule shop/ui is for host 'payments.shop.svc.cluster.local', not 'ui': "
         "point spec.destinationRule.name of Rollout shop/ui at the DestinationRule of ui."
     )

@@ -20,6 +20,7 @@ from mesh_samples import (
     annotations,
     claims,
     http,
+    refusal,
     rollout_spec,
     traffic,
     ui_destination_rule,
@@ -28,7 +29,6 @@ from mesh_samples import (
 
 from canary.mesh.istio import (
     CLAIMS_ANNOTATION,
-    MeshError,
     check,
     plan_destination_rule,
     plan_virtual_service,
@@ -52,12 +52,6 @@ def to_ui(subset: str | None = STABLE, **fields: Any) -> dict[str, Any]:
     if subset is not None:
         destination["subset"] = subset
     return {"route": [{"destination": destination}], **fields}
-
-
-def refusal(call: Any, *args: Any) -> str:
-    with pytest.raises(MeshError) as error:
-        call(*args)
-    return str(error.value)
 
 
 # ---------------------------------------------------------------- the unnamed route

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from metrics_helpers import NAMESPACE
 
-from canary.sandbox.prometheus import PrometheusProcess
-from canary.sandbox.traffic import Split, TrafficSimulator
+from canary_sandbox.traffic import Split, TrafficSimulator
 
 INJECTION = 'ui"} or vector(1) #'
 
@@ -16,16 +13,6 @@ WEIRD_VERSION = 'v"2\\n}\n{x=~".*"} \' $1 ` é ☃ \ufffd'
 
 
 SETTLE_SECONDS = 4.0  # let the 10s windows hold a few scrapes before the first test reads them
-
-
-@dataclass(frozen=True)
-class Sandbox:
-    simulator: TrafficSimulator
-    prometheus: PrometheusProcess
-
-    @property
-    def url(self) -> str:
-        return self.prometheus.url
 
 
 def add_scenarios(simulator: TrafficSimulator) -> None:

@@ -11,11 +11,11 @@ import base64
 from pathlib import Path
 
 from metrics_helpers import auth_proxy, rollout, sleeping, tiny_server
-from metrics_support import Sandbox
+from scraped_support import Sandbox
 
 from canary.core.status import Verdict
 from canary.metrics.prometheus import PrometheusSource
-from canary.sandbox.prometheus import PrometheusProcess
+from canary_sandbox.prometheus import PrometheusProcess
 
 TOKEN = "s3cr3t-token-value"
 

@@ -17,8 +17,8 @@ import pytest
 from canary.core.model import Rollout
 from canary.core.status import Verdict
 from canary.metrics.scrape import ScrapeSource, histogram_quantile
-from canary.sandbox.stack import example_release
-from canary.sandbox.traffic import Split, TrafficSimulator
+from canary_sandbox.stack import example_release
+from canary_sandbox.traffic import Split, TrafficSimulator
 
 
 class SimulatedEndpoint:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from canary.sandbox.traffic import Split, split_from
+from canary_sandbox.traffic import Split, split_from
 
 DR = {"spec": {"subsets": [{"name": "stable", "labels": {"version": "v1"}},
                            {"name": "canary", "labels": {"version": "v2"}}]}}  # fmt: skip

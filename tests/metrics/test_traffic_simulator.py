@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from canary.sandbox.apiserver import ApiServer, bundled_crd_paths
-from canary.sandbox.client import SandboxClient
-from canary.sandbox.traffic import (
+from canary_sandbox.apiserver import ApiServer, bundled_crd_paths
+from canary_sandbox.client import SandboxClient
+from canary_sandbox.traffic import (
     ISTIO_DURATION_BUCKETS_MS,
     KubeRouting,
     Split,

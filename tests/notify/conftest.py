@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from canary.sandbox.apiserver import ApiServer
-from canary.sandbox.client import SandboxClient
-from canary.sandbox.receiver import Receiver
-from canary.sandbox.stack import sandbox_with_example
+from canary_sandbox.apiserver import ApiServer
+from canary_sandbox.client import SandboxClient
+from canary_sandbox.receiver import Receiver
+from canary_sandbox.stack import sandbox_with_example
 
 
 @pytest.fixture

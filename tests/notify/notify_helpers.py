@@ -18,9 +18,9 @@ from canary.kube.client import KubeCluster
 from canary.mesh.istio import IstioRouter
 from canary.notify.dispatcher import Dispatcher, RateLimit, RetryPolicy
 from canary.notify.notifier import Notifier
-from canary.sandbox.client import SandboxClient, SandboxError
-from canary.sandbox.doubles import FixedVerdicts, ManualClock
-from canary.sandbox.stack import NAMESPACE, SERVICE, example_release
+from canary.testing import FixedVerdicts, ManualClock
+from canary_sandbox.client import SandboxClient, SandboxError
+from canary_sandbox.stack import NAMESPACE, SERVICE, example_release
 
 ROLLOUT = ("canary.dev/v1alpha1", "Rollout")
 ENDED = ("Succeeded", "RolledBack", "Aborted")

@@ -12,7 +12,7 @@ import structlog
 from notify_helpers import FAST_RETRY, PATIENT, fast_rate, poll_until
 
 from canary.notify.dispatcher import Delivery, Dispatcher, UrlUnavailableError
-from canary.sandbox.receiver import Receiver
+from canary_sandbox.receiver import Receiver
 
 
 def counting() -> tuple[Dispatcher, list[tuple[str, str]]]:

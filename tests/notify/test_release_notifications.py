@@ -27,9 +27,9 @@ from notify_helpers import (
 
 from canary.core.status import Verdict
 from canary.notify.dispatcher import RetryPolicy
-from canary.sandbox.client import SandboxClient
-from canary.sandbox.receiver import Receiver
-from canary.sandbox.stack import sandbox_with_example
+from canary_sandbox.client import SandboxClient
+from canary_sandbox.receiver import Receiver
+from canary_sandbox.stack import sandbox_with_example
 
 HEALTHY_EVENTS = [
     "releaseStarted",

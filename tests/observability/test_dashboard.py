@@ -32,9 +32,9 @@ from observability_helpers import (
 from canary.controller.telemetry import Telemetry, serve_http
 from canary.core.machine import Observed, advance
 from canary.core.model import Rollout
-from canary.sandbox.prometheus import PrometheusProcess
-from canary.sandbox.stack import example_release
-from canary.sandbox.traffic import Split, TrafficSimulator
+from canary_sandbox.prometheus import PrometheusProcess
+from canary_sandbox.stack import example_release
+from canary_sandbox.traffic import Split, TrafficSimulator
 
 EXAMPLE_NOW = datetime(2030, 1, 1, tzinfo=UTC)
 

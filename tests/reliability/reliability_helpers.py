@@ -17,8 +17,8 @@ from canary.controller.telemetry import Telemetry
 from canary.kube.client import KubeCluster
 from canary.mesh.istio import IstioRouter
 from canary.metrics.port import MetricsSource
-from canary.sandbox.apiserver import ApiServer
-from canary.sandbox.recorder import StoreRecorder, named
+from canary_sandbox.apiserver import ApiServer
+from canary_sandbox.recorder import StoreRecorder, named
 
 Obj = dict[str, Any]
 

@@ -22,9 +22,9 @@ from reliability_helpers import (
     wait_for,
 )
 
-from canary.sandbox.apiserver import ApiServer
-from canary.sandbox.doubles import FixedVerdicts
-from canary.sandbox.stack import example_release, sandbox_with_example
+from canary.testing import FixedVerdicts
+from canary_sandbox.apiserver import ApiServer
+from canary_sandbox.stack import example_release, sandbox_with_example
 
 PLANNED = [
     (0, 0.0, False),

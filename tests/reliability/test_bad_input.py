@@ -28,8 +28,8 @@ from canary.core.status import GateResult
 from canary.kube.client import KubeCluster
 from canary.kube.port import KubeError
 from canary.mesh.istio import IstioRouter
-from canary.sandbox.client import SandboxClient, SandboxError
-from canary.sandbox.stack import example_release, sandbox_with_example
+from canary_sandbox.client import SandboxClient, SandboxError
+from canary_sandbox.stack import example_release, sandbox_with_example
 
 EXAMPLE = example_release()
 

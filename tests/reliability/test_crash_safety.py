@@ -32,8 +32,8 @@ from reliability_helpers import distinct, store_recorder, stored_rollout, traffi
 from canary.core.model import Rollout
 from canary.core.path import required_checks
 from canary.core.spec import Stage
-from canary.sandbox.prometheus import PrometheusProcess
-from canary.sandbox.stack import (
+from canary_sandbox.prometheus import PrometheusProcess
+from canary_sandbox.stack import (
     ControllerProcess,
     fast_rollout,
     sandbox_with_example,

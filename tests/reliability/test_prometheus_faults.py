@@ -22,8 +22,8 @@ from reliability_helpers import in_process_controller, stored_rollout, wait_for
 
 from canary.controller.telemetry import Telemetry
 from canary.metrics.prometheus import PrometheusSource
-from canary.sandbox.prometheus import PrometheusProcess
-from canary.sandbox.stack import example, example_release, sandbox_with_example, simulated_traffic
+from canary_sandbox.prometheus import PrometheusProcess
+from canary_sandbox.stack import example, example_release, sandbox_with_example, simulated_traffic
 
 
 class Slow(BaseHTTPRequestHandler):

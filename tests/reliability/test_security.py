@@ -1,4 +1,5 @@
-"""Least privilege and secrets, checked against what the controller really does.
+"""Least privilege and secrets, checked against what the controller really does, on the sandbox
+(which records every request) and on the real control plane (which enforces RBAC).
 
 Covers: every API request the controller makes during a whole release (finalizer, status,
 VirtualService and DestinationRule updates, Deployment readiness, Events, the leader Lease, a
@@ -6,15 +7,24 @@ request annotation, deletion) is allowed by deploy/'s ClusterRole and leader-ele
 those grant nothing beyond that list; the namespace-scoped variant grants the same in one
 namespace; the Deployment runs as non-root with a read-only root filesystem; a Prometheus
 bearer token the controller uses never appears in its logs, Events or the Rollout's status.
+On the real control plane, with deploy/ (then deploy/namespaced) applied and the controller
+running on its ServiceAccount's token (two of them, as deploy/ runs them): a whole release
+(leader election, pause, resume, promote, an abort, the deletion) gets no 401 or 403, every
+verb it used is granted; what deploy/ does not grant is refused (listing Secrets, creating or
+patching Deployments, Leases outside its namespace, and for the namespaced install another
+namespace and the cluster scope, whose Rollout the running namespaced controller never
+touches).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,8 +33,15 @@ import pytest
 import yaml
 from binary_support import require_binary
 
-from canary.sandbox.client import SandboxClient
-from canary.sandbox.stack import ControllerProcess, example_release, sandbox_with_example
+from canary_sandbox.client import SandboxClient
+from canary_sandbox.controlplane import ControlPlane
+from canary_sandbox.stack import (
+    ControllerProcess,
+    example_objects,
+    example_release,
+    sandbox_with_example,
+    version_deployment,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "s3cr3t-token-4f9a1c"
@@ -266,3 +283,310 @@ def test_a_namespaced_controller_releases_in_its_namespace_only(tmp_path: Path) 
             untouched = client.get("canary.dev/v1alpha1", "Rollout", "other", "ui")
         assert "status" not in untouched or not untouched["status"]
         assert not untouched["metadata"].get("finalizers")
+
+
+# ---------------------------------------------------------------- on the real control plane
+#
+# The controller runs as a process with a real ServiceAccount token, bound by deploy/ as
+# `kubectl kustomize` (the real one) builds it and applied to the real kube-apiserver
+# (RBAC enforced). One control plane serves the whole session, so the names are adjusted where
+# the test must: canary-system and shop become the test's own namespaces, and the cluster-wide
+# ClusterRole and ClusterRoleBinding get the system namespace's name as a suffix. The CRD is
+# left out (the control plane has it, as a cluster admin installs it once).
+
+SYSTEM, APP = "canary-system", "shop"
+API_REQUESTS = "canary_kube_api_requests_total"
+RESOURCE_GROUPS = {resource: group for group, resource in {**NEEDED, **NEEDED_FOR_LEADER_ELECTION}}
+
+
+@dataclass
+class Install:
+    plane: ControlPlane
+    system: str  # where the ServiceAccount, its leader-election Role and its Lease live
+    app: str  # examples/ui's namespace
+    objects: list[dict[str, Any]]
+    kubeconfig: Path  # the ServiceAccount token's
+
+    def controller_args(self) -> list[str]:
+        """The controller's arguments as deploy/'s Deployment gives them, but for the ones
+        that only make sense in a Pod (--in-cluster, the metrics port ControllerProcess sets)."""
+        deployment = next(o for o in self.objects if o["kind"] == "Deployment")
+        args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert args[0] == "controller"
+        return [a for a in args[1:] if a != "--in-cluster" and not a.startswith("--metrics-addr")]
+
+    def as_controller(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The real kubectl with the controller's token."""
+        return self.plane.kubectl(*args, check=False, kubeconfig=self.kubeconfig)
+
+
+def adjusted(obj: dict[str, Any], system: str, app: str) -> dict[str, Any]:
+    names = {SYSTEM: system, APP: app}
+    meta = obj["metadata"]
+    if obj["kind"] == "Namespace":
+        meta["name"] = names[meta["name"]]
+    if meta.get("namespace") in names:
+        meta["namespace"] = names[meta["namespace"]]
+    if obj["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+        meta["name"] = f"{meta['name']}-{system}"
+    if obj["kind"] == "ClusterRoleBinding":
+        obj["roleRef"]["name"] = f"{obj['roleRef']['name']}-{system}"
+    for subject in obj.get("subjects") or []:
+        subject["namespace"] = names.get(subject.get("namespace"), subject.get("namespace"))
+    if obj["kind"] == "Deployment":
+        container = obj["spec"]["template"]["spec"]["containers"][0]
+        container["args"] = [
+            arg.replace(f"={SYSTEM}", f"={system}").replace(f"={APP}", f"={app}")
+            for arg in container["args"]
+        ]
+    return obj
+
+
+@pytest.fixture
+def install(
+    request: pytest.FixtureRequest, control_plane: ControlPlane, real_namespace: str,
+    tmp_path: Path,
+) -> Iterator[Install]:  # fmt: skip
+    """deploy/ (or, parametrised, deploy/namespaced) on the real control plane, examples/ui
+    in the test's namespace with ui-v1, ui-v2 and ui-v3 really Ready (kwok)."""
+    directory = getattr(request, "param", "deploy")
+    system = f"{real_namespace}-sys"[:63]
+    objects = [
+        adjusted(obj, system, real_namespace)
+        for obj in kustomize(directory)
+        if obj["kind"] != "CustomResourceDefinition"
+    ]
+    control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objects))
+    cluster_wide = [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    try:
+        control_plane.wait_for_service_account(system, "canary-controller")
+        token = control_plane.create_token(system, "canary-controller")
+        kubeconfig = control_plane.write_kubeconfig(tmp_path / "controller", {"token": token})
+        client = control_plane.client()
+        for obj in [*example_objects(real_namespace), version_deployment("v3", real_namespace)]:
+            client.apply(obj)
+        for version in ("v1", "v2", "v3"):
+            control_plane.wait_for_deployment(real_namespace, f"ui-{version}")
+        yield Install(control_plane, system, real_namespace, objects, kubeconfig)
+    finally:
+        for obj in cluster_wide:
+            control_plane.kubectl("delete", obj["kind"], obj["metadata"]["name"], check=False)
+        control_plane.delete_namespace(system)
+
+
+def real_status(install: Install) -> dict[str, Any]:
+    client = install.plane.client()
+    return dict(client.get("canary.dev/v1alpha1", "Rollout", install.app, "ui").get("status", {}))
+
+
+def real_request(install: Install, action: str, request_id: str) -> None:
+    client = install.plane.client()
+    path = client.path("canary.dev/v1alpha1", "Rollout", install.app, "ui")
+    value = json.dumps({"action": action, "id": request_id})
+    client.merge_patch(path, {"metadata": {"annotations": {"canary.dev/request": value}}})
+
+
+def answered(install: Install, request_id: str, phase: str) -> Callable[[], bool]:
+    def done() -> bool:
+        status = real_status(install)
+        handled = status.get("handledRequest") or {}
+        return handled.get("id") == request_id and status.get("phase") == phase
+
+    return done
+
+
+def a_whole_release(install: Install) -> None:
+    """v2 released (paused, resumed, promoted), then v3 started and aborted (rolled back),
+    then the Rollout deleted; with a notification whose receiver's URL is in a Secret."""
+    client = install.plane.client()
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "ui-hooks"},
+        "stringData": {"address": "http://127.0.0.1:9/hook"},  # read by `get`, never listed
+    }
+    client.request("POST", f"/api/v1/namespaces/{install.app}/secrets", secret)
+    rollout = example_release()
+    rollout["metadata"]["namespace"] = install.app
+    rollout["spec"]["notifications"] = [
+        {"name": "hook", "provider": "webhook", "secretRef": {"name": "ui-hooks"}}
+    ]
+    rollout["spec"]["analysis"]["interval"] = "1s"
+    rollout["spec"]["promotion"]["settleDelay"] = "1s"
+    rollout["spec"]["prometheus"] = {"url": "http://127.0.0.1:9", "timeout": "1s"}
+    client.apply(rollout)
+    wait_for(lambda: real_status(install).get("stage") == "mirror", timeout=60)
+    real_request(install, "pause", "pause-1")
+    wait_for(answered(install, "pause-1", "Paused"))
+    real_request(install, "resume", "resume-1")
+    wait_for(answered(install, "resume-1", "Progressing"))
+    real_request(install, "promote-full", "promote-1")
+    wait_for(lambda: real_status(install).get("phase") == "Succeeded", timeout=60)
+    path = client.path("canary.dev/v1alpha1", "Rollout", install.app, "ui")
+    canary = {"version": "v3", "workloadRef": {"name": "ui-v3"}}
+    client.merge_patch(path, {"spec": {"canary": canary}})
+    wait_for(lambda: real_status(install).get("canaryVersion") == "v3"
+             and real_status(install).get("stage") == "mirror", timeout=60)  # fmt: skip
+    real_request(install, "abort", "abort-1")
+    wait_for(answered(install, "abort-1", "Aborted"))
+
+    def rolled_back() -> bool:  # the status is written first, then the traffic
+        vs = client.get("networking.istio.io/v1beta1", "VirtualService", install.app, "ui")
+        primary = next(r for r in vs["spec"]["http"] if r.get("name") == "primary")
+        stable = [{"destination": {"host": "ui", "subset": "stable"}}]
+        return primary["route"] == stable and "mirror" not in primary
+
+    wait_for(rolled_back)
+    client.delete(path)
+    listed = client.path("canary.dev/v1alpha1", "Rollout", install.app)
+    wait_for(lambda: not client.request("GET", listed)["items"])
+
+
+def answers(controller: ControllerProcess) -> dict[tuple[str, str, str], float]:
+    """(verb, resource, HTTP code) -> how many, as the controller's client counted them."""
+    return {
+        (labels["verb"], labels["resource"], labels["code"]): value
+        for labels, value in controller.samples(API_REQUESTS)
+    }
+
+
+def assert_within_rbac(
+    counted: dict[tuple[str, str, str], float], logs: str, whole_release: bool = True
+) -> None:
+    refused = {key: n for key, n in counted.items() if key[2] in ("401", "403")}
+    assert not refused, refused
+    assert "may not" not in logs and "forbidden" not in logs.lower()
+    allowed = {**NEEDED, **NEEDED_FOR_LEADER_ELECTION}
+    for verb, resource, _code in counted:
+        if resource == "discovery":  # which Istio version is served: system:discovery's
+            continue
+        assert verb in allowed[(RESOURCE_GROUPS[resource], resource)], (verb, resource)
+    if not whole_release:
+        return
+    succeeded = {(verb, resource) for verb, resource, code in counted if code.startswith("2")}
+    assert {
+        ("patch", "rollouts"),  # the finalizer, added and removed
+        ("patch", "rollouts/status"),
+        ("update", "virtualservices"),
+        ("update", "destinationrules"),
+        ("watch", "deployments"),
+        ("create", "events"),
+        ("get", "secrets"),  # the notification receiver's URL
+        ("create", "leases"),
+        ("update", "leases"),
+    } <= succeeded, sorted(succeeded)
+
+
+def assert_refused(result: subprocess.CompletedProcess[str], verb: str, resource: str,
+                   namespace: str, install: Install, name: str = "") -> None:  # fmt: skip
+    """kubectl failed with the apiserver's 403 message (the user, verb, resource, namespace)."""
+    user = f"system:serviceaccount:{install.system}:canary-controller"
+    group = RESOURCE_GROUPS[resource]
+    qualified = f"{resource}.{group}" if group else resource
+    named = f' "{name}"' if name else ""
+    assert result.returncode != 0
+    assert (
+        f'{qualified}{named} is forbidden: User "{user}" cannot '
+        f'{verb} resource "{resource}" in API group "{group}" in the namespace "{namespace}"'
+    ) in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("install", ["deploy", "deploy/namespaced"], indirect=True)
+def test_on_the_real_apiserver_a_whole_release_gets_no_403(
+    install: Install, tmp_path: Path
+) -> None:
+    """Two controllers on the token, as deploy/'s Deployment runs them (replicas: 2, leader
+    election on): with requests (pause, resume, promote), a rollback (abort) and the Rollout's
+    deletion, every request either sent is allowed by deploy/, and each verb used is one
+    deploy/ grants (NEEDED); the standby's share is its informers and the Lease reads."""
+    replicas = next(o for o in install.objects if o["kind"] == "Deployment")["spec"]["replicas"]
+    controllers = [
+        ControllerProcess(install.kubeconfig, tmp_path / f"controller-{n}.log",
+                          extra_args=install.controller_args())
+        for n in range(replicas)
+    ]  # fmt: skip
+    with contextlib.ExitStack() as running:
+        for controller in controllers:
+            running.enter_context(controller)
+        a_whole_release(install)
+
+        def renewed() -> bool:  # the release may end before the leader's first renewal
+            return any(answers(c).get(("update", "leases", "200")) for c in controllers)
+
+        wait_for(renewed, timeout=60)
+        counted = [answers(controller) for controller in controllers]
+        lease = install.plane.client().get(
+            "coordination.k8s.io/v1", "Lease", install.system, "canary-controller"
+        )
+    merged: dict[tuple[str, str, str], float] = {}
+    for each in counted:
+        for key, value in each.items():
+            merged[key] = merged.get(key, 0) + value
+    assert replicas == 2 and "--leader-elect" in install.controller_args()
+    assert lease["spec"]["holderIdentity"]
+    leaders = [c for c in counted if c.get(("patch", "rollouts/status", "200"))]
+    assert len(leaders) == 1, counted
+    standby = next(c for c in counted if c is not leaders[0])
+    assert standby.get(("get", "leases", "200")), standby
+    assert_within_rbac(merged, "".join(controller.logs() for controller in controllers))
+
+
+@pytest.mark.parametrize("install", ["deploy", "deploy/namespaced"], indirect=True)
+def test_on_the_real_apiserver_what_deploy_does_not_grant_is_refused(install: Install) -> None:
+    secrets = install.as_controller("get", "secrets", "-n", install.app)
+    assert_refused(secrets, "list", "secrets", install.app, install)
+    created = install.as_controller(
+        "create", "deployment", "intruder", "--image=busybox", "-n", install.app
+    )
+    assert_refused(created, "create", "deployments", install.app, install)
+    patched = install.as_controller(
+        "patch", "deployment", "ui-v1", "-n", install.app, "--type=merge",
+        "-p", '{"spec":{"replicas":5}}',
+    )  # fmt: skip
+    assert_refused(patched, "patch", "deployments", install.app, install, name="ui-v1")
+    leases = install.as_controller("get", "leases", "-n", install.app)
+    assert_refused(leases, "list", "leases", install.app, install)
+    assert install.as_controller("get", "secret", "nope", "-n", install.app).returncode != 0
+    allowed = install.as_controller("get", "rollouts.canary.dev", "-n", install.app)
+    assert allowed.returncode == 0, allowed.stderr
+
+
+@pytest.mark.parametrize("install", ["deploy/namespaced"], indirect=True)
+def test_on_the_real_apiserver_the_namespaced_install_is_refused_elsewhere(
+    install: Install, tmp_path: Path
+) -> None:
+    other = f"{install.app}-other"[:63]
+    install.plane.create_namespace(other)
+    try:
+        for verb, resource, args in (
+            ("list", "rollouts", ("get", "rollouts.canary.dev")),
+            ("list", "virtualservices", ("get", "virtualservices.networking.istio.io")),
+            ("list", "deployments", ("get", "deployments")),
+        ):
+            refused = install.as_controller(*args, "-n", other)
+            assert_refused(refused, verb, resource, other, install)
+        everywhere = install.as_controller("get", "rollouts.canary.dev", "--all-namespaces")
+        assert everywhere.returncode != 0 and "at the cluster scope" in everywhere.stderr
+        assert_releases_in_its_namespace_only(install, other, tmp_path)
+    finally:
+        install.plane.delete_namespace(other)
+
+
+def assert_releases_in_its_namespace_only(install: Install, other: str, tmp_path: Path) -> None:
+    """The namespaced controller, running, takes its namespace's Rollout over and never
+    touches one in `other` (no finalizer, no status)."""
+    client = install.plane.client()
+    for namespace in (other, install.app):
+        rollout = example_release()
+        rollout["metadata"]["namespace"] = namespace
+        rollout["spec"]["prometheus"] = {"url": "http://127.0.0.1:9", "timeout": "1s"}
+        client.apply(rollout)
+    controller = ControllerProcess(
+        install.kubeconfig, tmp_path / "controller.log", extra_args=install.controller_args()
+    )
+    with controller:
+        wait_for(lambda: real_status(install).get("stage") == "mirror", timeout=60)
+        counted = answers(controller)
+    untouched = client.get("canary.dev/v1alpha1", "Rollout", other, "ui")
+    assert not untouched.get("status") and not untouched["metadata"].get("finalizers")
+    assert_within_rbac(counted, controller.logs(), whole_release=False)

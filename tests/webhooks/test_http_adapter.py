@@ -18,9 +18,9 @@ from canary.common.urls import redacted_url
 from canary.core.model import Rollout
 from canary.core.spec import WebhookCheck
 from canary.core.status import Verdict
-from canary.sandbox.receiver import Receiver
-from canary.sandbox.stack import example_release
 from canary.webhooks.http import MAX_MESSAGE, HttpWebhooks
+from canary_sandbox.receiver import Receiver
+from canary_sandbox.stack import example_release
 
 
 def rollout(*hooks: dict[str, Any]) -> Rollout:

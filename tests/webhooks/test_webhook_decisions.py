@@ -18,7 +18,7 @@ from canary.core.path import analysis_due, webhooks_due
 from canary.core.spec import Stage
 from canary.core.status import GateResult, Phase, Verdict
 from canary.core.webhooks import post_release_due
-from canary.sandbox.stack import example_release
+from canary_sandbox.stack import example_release
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 INTERVAL = timedelta(seconds=30)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -22,11 +23,11 @@ import yaml
 
 from canary.core.crd import rollout_crd
 from canary.core.model import API_VERSION, KIND
-from canary.sandbox.apiserver import ApiServer, bundled_crd_paths
-from canary.sandbox.client import SandboxClient, SandboxError
-from canary.sandbox.traffic import KubeRouting, TrafficSimulator
+from canary_sandbox.apiserver import ApiServer, bundled_crd_paths
+from canary_sandbox.client import SandboxClient, SandboxError
+from canary_sandbox.traffic import KubeRouting, TrafficSimulator
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ui"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ui"
 NAMESPACE, SERVICE = "shop", "ui"
 READY_TIMEOUT = 120.0  # a guard against a control plane that never schedules, not a figure
 UNSCHEDULABLE = "canary.dev/no-such-node"  # a node-selector label no Node has
@@ -69,6 +70,25 @@ def fast_rollout(
     spec["prometheus"] = {"url": prometheus_url, "timeout": "2s"}
     spec["promotion"]["settleDelay"] = step
     return rollout
+
+
+EXAMPLE_OBJECTS = ("service", "deployment-v1", "deployment-v2", "destinationrule", "virtualservice")
+
+
+def example_objects(namespace: str = NAMESPACE) -> list[dict[str, Any]]:
+    """examples/ui's Service, Deployments ui-v1 and ui-v2, DestinationRule and VirtualService
+    (not its Namespace or Rollout), in `namespace`."""
+    return [example(name, namespace) for name in EXAMPLE_OBJECTS]
+
+
+def version_deployment(version: str, namespace: str = NAMESPACE) -> dict[str, Any]:
+    """A Deployment ui-<version> like examples/ui's ui-v2 (pods labelled version=<version>)."""
+    text = yaml.safe_dump(example("deployment-v2"))
+    body: dict[str, Any] = yaml.safe_load(
+        text.replace("v2", version).replace("2.0.0", f"{version}.0")
+    )
+    body["metadata"]["namespace"] = namespace
+    return body
 
 
 @contextlib.contextmanager
@@ -142,8 +162,7 @@ def deploy_version(
 
     On a real control plane a version that must never be ready gets a node selector that no
     Node matches: its Pods stay Pending, as a bad rollout's would."""
-    text = yaml.safe_dump(example("deployment-v2", namespace))
-    deployment = yaml.safe_load(text.replace("v2", version).replace("2.0.0", f"{version}.0"))
+    deployment = version_deployment(version, namespace)
     if not ready and not client.reports_workloads:
         deployment["spec"]["template"]["spec"]["nodeSelector"] = {UNSCHEDULABLE: "true"}
     client.apply(deployment)
@@ -255,18 +274,28 @@ class ControllerProcess:
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum of the samples of `name` whose labels include `labels` (0 when none)."""
+        return sum(
+            value
+            for sample, value in self.samples(name)
+            if all(sample.get(key) == wanted for key, wanted in labels.items())
+        )
+
+    def samples(self, name: str) -> list[tuple[dict[str, str], float]]:
+        """Every sample of `name` on /metrics now: (its labels, its value); [] before start-up."""
         address = self.metrics_address()
         if address is None:
-            return 0.0
+            return []
         with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:
             text = response.read().decode()
-        wanted = [f'{key}="{value}"' for key, value in labels.items()]
-        total = 0.0
+        found = []
         for line in text.splitlines():
             sample, _, value = line.rpartition(" ")
-            if sample.split("{")[0] == name and all(label in sample for label in wanted):
-                total += float(value)
-        return total
+            metric, _, rest = sample.partition("{")
+            if metric != name:
+                continue
+            labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', rest))
+            found.append((labels, float(value)))
+        return found
 
     def __enter__(self) -> ControllerProcess:
         return self.start()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from canary.sandbox.errors import ApiError
+from canary_sandbox.errors import ApiError
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"

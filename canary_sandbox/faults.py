@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from canary.sandbox.errors import ApiError
+from canary_sandbox.errors import ApiError
 
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete"})
 

@@ -1,5 +1,7 @@
-"""Stand-ins the tests and benchmarks drive by hand: gates whose verdict they set, and a clock
-they move. They implement the same ports as the real thing (`MetricsSource`, a `now()`)."""
+"""Stand-ins a test drives by hand: gates whose verdict it sets, and a clock it moves. They
+implement the same ports as the real thing (`MetricsSource`, a `now()`), so a Reconciler built
+with them is the production one. Public, for our tests and for anyone testing an integration
+with canary (as `kopf.testing` is for kopf)."""
 
 from __future__ import annotations
 

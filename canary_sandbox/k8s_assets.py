@@ -18,8 +18,8 @@ standard channel (sigs.k8s.io/gateway-api, `config/crd/standard/`), at the versi
 tools/controlplane/crds/go.mod (checked against its go.sum), fetched with `go mod download -json`
 and copied into `${XDG_CACHE_HOME:-~/.cache}/canary/crds/`. None of them is copied into the repo.
 
-    python -m canary.sandbox.k8s_assets           # build what is missing; print where it is
-    python -m canary.sandbox.k8s_assets --check   # build nothing; exit 1 when something is missing
+    python -m canary_sandbox.k8s_assets           # build what is missing; print where it is
+    python -m canary_sandbox.k8s_assets --check   # build nothing; exit 1 when something is missing
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 TOOLS = REPO / "tools" / "controlplane"
 ENVTEST_VARIABLE = "KUBEBUILDER_ASSETS"
 ENVTEST_REQUIRED = ("kube-apiserver", "etcd", "kubectl")
@@ -273,7 +273,7 @@ def ensure_binaries(build: bool = True, log: Log = print) -> dict[str, Path]:
                 missing = ", ".join(name for name, path in paths.items() if path is None)
                 raise AssetsMissingError(
                     f"{missing} not built: run `./dev cluster` (or `python -m "
-                    f"canary.sandbox.k8s_assets`) to build them, or set {ENVTEST_VARIABLE}"
+                    f"canary_sandbox.k8s_assets`) to build them, or set {ENVTEST_VARIABLE}"
                 )
             with _locked(cache_root() / "k8s" / ".build.lock"):
                 if not _cached(module):  # another builder may have finished meanwhile
@@ -297,7 +297,7 @@ def ensure_crd_files(fetch: bool = True, log: Log = print) -> tuple[Path, ...]:
         if not fetch:
             raise AssetsMissingError(
                 f"the Istio and Gateway API CRDs are not in {target}: run `python -m "
-                "canary.sandbox.k8s_assets` (it needs Go to fetch them)"
+                "canary_sandbox.k8s_assets` (it needs Go to fetch them)"
             )
         with _locked(cache_root() / "crds" / ".fetch.lock"):
             if not done.is_file():
@@ -326,7 +326,7 @@ def ensure_assets(build: bool = True, log: Log = print) -> Assets:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m canary.sandbox.k8s_assets", description=(
+    parser = argparse.ArgumentParser(prog="python -m canary_sandbox.k8s_assets", description=(
         "Build (or find) the real control plane's binaries and fetch its CRDs."))  # fmt: skip
     parser.add_argument("--check", action="store_true", help="build nothing; exit 1 if missing")
     parser.add_argument("--print-bin-dir", action="store_true", help="print kubectl's directory")

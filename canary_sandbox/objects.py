@@ -20,9 +20,9 @@ from typing import Any
 import yaml
 
 from canary.core.objects import Obj
-from canary.sandbox import errors, patch, schema
-from canary.sandbox.errors import ApiError
-from canary.sandbox.resources import (
+from canary_sandbox import errors, patch, schema
+from canary_sandbox.errors import ApiError
+from canary_sandbox.resources import (
     CRD_GROUP,
     CRD_PLURAL,
     Registry,
@@ -30,8 +30,8 @@ from canary.sandbox.resources import (
     crd_problems,
     crd_status,
 )
-from canary.sandbox.selectors import field_selector, label_selector, supported_fields
-from canary.sandbox.store import Store
+from canary_sandbox.selectors import field_selector, label_selector, supported_fields
+from canary_sandbox.store import Store
 
 NAMESPACES_KEY = ("", "namespaces")
 IMMUTABLE_METADATA = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")

@@ -8,7 +8,7 @@ from typing import Any
 
 from canary.core.durations import human_age
 from canary.core.objects import Obj
-from canary.sandbox.resources import ResourceType
+from canary_sandbox.resources import ResourceType
 
 AGE_COLUMN: Obj = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 _STEP = re.compile(r"\.([\w-]+)|\[(\d+)\]|\[\?\(@\.([\w-]+)\s*==\s*[\"']([^\"']*)[\"']\)\]")

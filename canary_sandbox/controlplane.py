@@ -21,8 +21,8 @@ waits until every component is healthy, the Nodes are Ready, the CRDs are establ
 `default` ServiceAccount exists. `stop()` ends every process (children are also sent SIGKILL
 by the kernel when the process that started them dies: `setpriv --pdeathsig`).
 
-Binaries and third-party CRDs come from `canary.sandbox.k8s_assets`.
-`python -m canary.sandbox.controlplane` runs one for a person until Ctrl-C (`./dev cluster`).
+Binaries and third-party CRDs come from `canary_sandbox.k8s_assets`.
+`python -m canary_sandbox.controlplane` runs one for a person until Ctrl-C (`./dev cluster`).
 """
 
 from __future__ import annotations
@@ -51,9 +51,10 @@ from typing import Any
 import yaml
 
 from canary.core.objects import Obj
-from canary.sandbox.k8s_assets import REPO, Assets, AssetsMissingError, ensure_assets
-from canary.sandbox.pki import CertificateAuthority, KeyPair, signing_key_pair
-from canary.sandbox.prometheus import free_port
+from canary_sandbox.client import SandboxClient
+from canary_sandbox.k8s_assets import REPO, Assets, AssetsMissingError, ensure_assets
+from canary_sandbox.pki import CertificateAuthority, KeyPair, signing_key_pair
+from canary_sandbox.prometheus import free_port
 
 HOST = "127.0.0.1"
 SERVICE_CIDR = "10.96.0.0/16"
@@ -300,11 +301,17 @@ class ControlPlane:
     # ------------------------------------------------------------------ using it
 
     def kubectl(
-        self, *args: str, check: bool = True, input: str | None = None
+        self,
+        *args: str,
+        check: bool = True,
+        input: str | None = None,
+        kubeconfig: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """The built kubectl with the admin kubeconfig; raises with its stderr when `check`."""
+        """The built kubectl with the admin kubeconfig (or `kubeconfig`, e.g. a ServiceAccount
+        token's from `write_kubeconfig`); raises with its stderr when `check`."""
+        config = kubeconfig if kubeconfig is not None else self.kubeconfig
         result = subprocess.run(
-            [str(self._assets.kubectl), "--kubeconfig", str(self.kubeconfig), *args],
+            [str(self._assets.kubectl), "--kubeconfig", str(config), *args],
             capture_output=True,
             text=True,
             input=input,
@@ -355,6 +362,10 @@ class ControlPlane:
             text: str = r.read().decode()
             return text
 
+    def client(self) -> SandboxClient:
+        """The tests' small JSON client (`canary_sandbox.client`), as the admin over TLS."""
+        return SandboxClient(self.url, timeout=30, context=self._tls())
+
     def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
         self.request(
             "POST",
@@ -373,6 +384,29 @@ class ControlPlane:
         except urllib.error.HTTPError as error:
             if error.code != 404:
                 raise
+
+    def wait_for_deployment(self, namespace: str, name: str, ready: bool = True) -> None:
+        """Until the Deployment controller has observed the Deployment's spec and every replica
+        is updated and available (`ready`), or none is ready (not `ready`: e.g. its Pods fit
+        no Node)."""
+        path = f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}"
+
+        def settled() -> bool:
+            deployment = self.request("GET", path)
+            status = deployment.get("status") or {}
+            if int(status.get("observedGeneration") or 0) < deployment["metadata"]["generation"]:
+                return False
+            replicas = int(deployment["spec"].get("replicas", 1))
+            counts = [int(status.get(key) or 0) for key in ("replicas", "updatedReplicas")]
+            available = int(status.get("availableReplicas") or 0)
+            if ready:
+                return counts == [replicas, replicas] and available == replicas
+            return available == 0 and int(status.get("readyReplicas") or 0) == 0
+
+        state = "ready" if ready else "unready"
+        self._wait_for(
+            f"Deployment {namespace}/{name} {state}", settled, time.monotonic() + self.start_timeout
+        )
 
     def wait_for_service_account(self, namespace: str, name: str = "default") -> None:
         """Until the serviceaccount controller has created `name` in `namespace`."""

@@ -6,7 +6,7 @@ import hashlib
 import json
 
 from canary.core.objects import Obj
-from canary.sandbox.resources import PRESERVE_EVERYTHING, Registry, ResourceType
+from canary_sandbox.resources import PRESERVE_EVERYTHING, Registry, ResourceType
 
 KUBERNETES_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0"}
 OBJECT_META_REF = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"

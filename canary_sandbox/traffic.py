@@ -11,7 +11,7 @@ the controller writes changes what Prometheus sees.
 Time is simulated: a background ticker advances it in fixed steps (100 ms by default) and a
 seeded RNG draws every request, so a run is repeatable up to thread scheduling.
 
-Run it with `python -m canary.sandbox.traffic --service shop/ui:v1,v2 [--kubeconfig FILE]`.
+Run it with `python -m canary_sandbox.traffic --service shop/ui:v1,v2 [--kubeconfig FILE]`.
 """
 
 from __future__ import annotations
@@ -815,7 +815,7 @@ def serve(
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m canary.sandbox.traffic",
+        prog="python -m canary_sandbox.traffic",
         description="Serve simulated Istio metrics on /metrics; steer them with /control.",
     )
     parser.add_argument(

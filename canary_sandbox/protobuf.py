@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from canary.core.objects import Obj
-from canary.sandbox.errors import ApiError
+from canary_sandbox.errors import ApiError
 
 Fields = dict[int, list[int | bytes]]
 PROTOBUF = "application/vnd.kubernetes.protobuf"

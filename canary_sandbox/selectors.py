@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from canary.core.objects import Obj
-from canary.sandbox.errors import bad_request
+from canary_sandbox.errors import bad_request
 
 Matcher = Callable[[Obj], bool]
 

@@ -43,35 +43,26 @@ def qualified_resource(group: str, plural: str) -> str:
     return f"{plural}.{group}" if group else plural
 
 
+def _details(group: str, plural: str, name: str) -> Obj:
+    return {"name": name, "group": group, "kind": plural}
+
+
 def not_found(group: str, plural: str, name: str) -> ApiError:
-    resource = qualified_resource(group, plural)
-    return ApiError(
-        404,
-        "NotFound",
-        f'{resource} "{name}" not found',
-        {"name": name, "group": group, "kind": plural},
-    )
+    message = f'{qualified_resource(group, plural)} "{name}" not found'
+    return ApiError(404, "NotFound", message, _details(group, plural, name))
 
 
 def already_exists(group: str, plural: str, name: str) -> ApiError:
-    resource = qualified_resource(group, plural)
-    return ApiError(
-        409,
-        "AlreadyExists",
-        f'{resource} "{name}" already exists',
-        {"name": name, "group": group, "kind": plural},
-    )
+    message = f'{qualified_resource(group, plural)} "{name}" already exists'
+    return ApiError(409, "AlreadyExists", message, _details(group, plural, name))
 
 
 def conflict(group: str, plural: str, name: str) -> ApiError:
-    resource = qualified_resource(group, plural)
-    return ApiError(
-        409,
-        "Conflict",
-        f'Operation cannot be fulfilled on {resource} "{name}": the object has been modified; '
-        "please apply your changes to the latest version and try again",
-        {"name": name, "group": group, "kind": plural},
+    message = (
+        f'Operation cannot be fulfilled on {qualified_resource(group, plural)} "{name}": the '
+        "object has been modified; please apply your changes to the latest version and try again"
     )
+    return ApiError(409, "Conflict", message, _details(group, plural, name))
 
 
 def bad_request(message: str) -> ApiError:

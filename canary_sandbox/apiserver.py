@@ -34,14 +34,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import yaml
 
 from canary.core.objects import Obj
-from canary.sandbox import discovery, errors, protobuf
-from canary.sandbox.errors import ApiError
-from canary.sandbox.faults import Faults, RequestLog, RequestRecord
-from canary.sandbox.objects import ObjectService, WriteOptions, ensure_namespace
-from canary.sandbox.resources import CRD_GROUP, CRD_PLURAL, Registry, ResourceType
-from canary.sandbox.selectors import Matcher, field_selector, label_selector, supported_fields
-from canary.sandbox.store import Store, StoredEvent, WatchExpiredError, WatchHandle
-from canary.sandbox.table import as_table, wants_table
+from canary_sandbox import discovery, errors, protobuf
+from canary_sandbox.errors import ApiError
+from canary_sandbox.faults import Faults, RequestLog, RequestRecord
+from canary_sandbox.objects import ObjectService, WriteOptions, ensure_namespace
+from canary_sandbox.resources import CRD_GROUP, CRD_PLURAL, Registry, ResourceType
+from canary_sandbox.selectors import Matcher, field_selector, label_selector, supported_fields
+from canary_sandbox.store import Store, StoredEvent, WatchExpiredError, WatchHandle
+from canary_sandbox.table import as_table, wants_table
 
 CRD_DIRECTORY = Path(__file__).parent / "crds"
 WATCH_POLL_SECONDS = 0.5

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from canary.sandbox.store import Store, StoredEvent, WatchExpiredError
+from canary_sandbox.store import Store, StoredEvent, WatchExpiredError
 
 
 @dataclass(frozen=True)
