@@ -45,8 +45,8 @@ class SandboxClient:
         self,
         url: str,
         timeout: float = 10.0,
-        *,
         context: ssl.SSLContext | None = None,
+        *,
         token: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")

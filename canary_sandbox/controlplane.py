@@ -361,15 +361,15 @@ class ControlPlane:
             answer: Obj = json.loads(response.read() or b"{}")
             return answer
 
-    def client(self) -> SandboxClient:
-        """The tests' small JSON client (`canary_sandbox.client`), as the admin over TLS."""
-        return SandboxClient(self.url, timeout=30, context=self._tls())
-
     def read_text(self, path: str) -> str:
         """One admin GET of a plain-text endpoint (/metrics, /healthz?verbose)."""
         with urllib.request.urlopen(f"{self.url}{path}", timeout=10, context=self._tls()) as r:
             text: str = r.read().decode()
             return text
+
+    def client(self) -> SandboxClient:
+        """The tests' small JSON client (`canary_sandbox.client`), as the admin over TLS."""
+        return SandboxClient(self.url, timeout=30, context=self._tls())
 
     def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
         self.request(
@@ -833,7 +833,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"  export KUBECONFIG={kubeconfig} PATH={plane.bin_dir}:$PATH\n"
             "  kubectl get nodes\n"
             "  kubectl apply -f examples/ui/   # the CRDs are installed already\n"
-            "  kubectl canary get -n shop -w\n\n"
+            "  kubectl canary get -n shop -w\n"
+            f"  canary demo --kubeconfig {kubeconfig}   # a release and a rollback here\n\n"
             "Ctrl-C stops it and removes everything.",
             flush=True,
         )

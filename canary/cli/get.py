@@ -11,6 +11,7 @@ from typing import Any
 from canary.cli import render, waiting
 from canary.cli.errors import UserError
 from canary.cli.session import Session, explained, now_utc, read_rollout
+from canary.core.model import KIND
 from canary.core.objects import Obj, key_of, metadata_of, resource_version
 from canary.kube.port import KubeError
 
@@ -133,12 +134,22 @@ def detail(session: Session, rollout: Obj) -> Any:
 
 
 def read_events(session: Session, rollout: Obj) -> list[Obj]:
-    """Recent Events of the Rollout; none (rather than an error) when they cannot be read."""
-    name = str(metadata_of(rollout).get("name", ""))
+    """Recent Events of this Rollout object; none (rather than an error) when they cannot be
+    read. Events outlive their object (an hour by default on kube-apiserver), so the name is
+    not enough: an earlier Rollout of that name, or a Service named like it, has its own."""
+    metadata = metadata_of(rollout)
+    name, uid = str(metadata.get("name", "")), metadata.get("uid")
     try:
-        return session.cluster.list_events(session.namespace, name)
+        events = session.cluster.list_events(session.namespace, name)
     except (KubeError, OSError):
         return []
+    return [event for event in events if _about(event.get("involvedObject") or {}, uid)]
+
+
+def _about(involved: Obj, uid: object) -> bool:
+    """Whether an Event's involvedObject is the Rollout with this uid (an Event that names
+    no uid is taken by kind and name)."""
+    return bool(involved.get("kind") == KIND and involved.get("uid", uid) == uid)
 
 
 def watch_live(session: Session, name: str, rollout: Obj, printer: Printer) -> None:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
@@ -219,29 +218,6 @@ class Recorder:
 
 
 # ---------------------------------------------------------------- polling
-
-
-def poll(
-    predicate: Callable[[], T],
-    timeout: float,
-    describe: Callable[[], str],
-    what: str = "the condition",
-    every: float = 0.2,
-) -> T:
-    """The first truthy value of `predicate()`; AssertionError with `describe()` on timeout."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while True:
-        try:
-            value = predicate()
-        except (OSError, urllib.error.URLError, KeyError) as error:
-            value, last_error = None, error  # type: ignore[assignment]
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            note = f"\nlast error: {last_error!r}" if last_error is not None else ""
-            raise AssertionError(f"timed out waiting for {what}{note}\n{describe()}")
-        time.sleep(every)
 
 
 def planned_states(steps: Sequence[Any]) -> list[TrafficState]:

@@ -10,11 +10,12 @@ from itertools import count
 from pathlib import Path
 from typing import Any, TypeVar
 
-from e2e_helpers import ROLLOUT, Obj, Recorder, poll
+from e2e_helpers import ROLLOUT, Obj, Recorder
 
 from canary_sandbox.apiserver import ApiServer
 from canary_sandbox.client import SandboxClient, SandboxError
 from canary_sandbox.controlplane import ControlPlane
+from canary_sandbox.polling import poll
 from canary_sandbox.prometheus import PrometheusProcess
 from canary_sandbox.stack import (
     SERVICE,
@@ -169,7 +170,7 @@ class Env:
         every: float = 0.2,
     ) -> T:
         """Poll until `predicate()` is truthy; on timeout fail with the status and the logs."""
-        return poll(predicate, timeout, self.describe, what or "the condition", every)
+        return poll(predicate, timeout, what or "the condition", self.describe, every)
 
     def wait_for_status(
         self,

@@ -5,7 +5,9 @@ the VirtualService/DestinationRule states of `canary plan`, in order, none skipp
 from watches); a canary that starts failing at 25 % is rolled back automatically (traffic, phase,
 Event, the failing gate's value); a managed route edited mid-split (a GitOps sync) is restored
 on the next tick with a TrafficRestored Event, unmanaged routes never touched; deleting a
-Rollout mid-release hands the VirtualService back through the finalizer.
+Rollout mid-release hands the VirtualService back through the finalizer; a canary whose Pods
+never become ready (on the real control plane: a node selector no Node matches, so its Pods stay
+Pending) never gets a request and is rolled back after `readyTimeout`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from e2e_support import Env
 
 from canary.cli.offline import plan
 from canary_sandbox.client import SandboxError
-from canary_sandbox.stack import EXAMPLE, SERVICE, example
+from canary_sandbox.stack import EXAMPLE, SERVICE, deploy_version, example
 
 pytestmark = pytest.mark.slow
 
@@ -216,3 +218,23 @@ def test_deleting_a_rollout_mid_release_hands_the_route_back(env: Env) -> None:
     assert recorder.states()[-1] == STABLE_V1
     assert "route handed back to stable" in controller.logs()
     assert_unmanaged_parts_untouched(recorder.virtual_services())
+
+
+def test_a_canary_that_never_becomes_ready_gets_no_traffic_and_rolls_back(env: Env) -> None:
+    version = env.stack.next_version()
+    deploy_version(env.client, version, ready=False, namespace=env.namespace)
+    recorder = env.record()
+    env.start_controller()
+    env.release(version, lambda spec: spec["canary"].update(readyTimeout="4s"))
+    status = env.wait_for_phase(version, "RolledBack", "Succeeded", "Aborted")
+    assert status["phase"] == "RolledBack", status.get("message")
+    assert f"ui-{version}" in status["message"] and "not ready within 4s" in status["message"]
+    assert set(recorder.states()) == {STABLE_V1}  # not one request was sent to it
+    assert [e["type"] for e in env.events("RolledBack")] == ["Warning"]
+    deployment = env.client.get("apps/v1", "Deployment", env.namespace, f"ui-{version}")
+    assert not deployment.get("status", {}).get("readyReplicas")
+    if env.stack.kind == "real":  # the Deployment controller made its Pods; none could run
+        pods = env.client.request(
+            "GET", f"/api/v1/namespaces/{env.namespace}/pods?labelSelector=version%3D{version}"
+        )["items"]
+        assert len(pods) == 2 and {p["status"]["phase"] for p in pods} == {"Pending"}
