@@ -33,9 +33,17 @@ Obj = dict[str, Any]
 def in_process_controller(
     kubeconfig: Path, metrics: MetricsSource, **cluster_options: Any
 ) -> Iterator[Controller]:
+    """The runtime of `canary controller`, wired as `main.compose` wires it (the Reconciler
+    reports its decisions to the telemetry), with the test's metrics source."""
     cluster = KubeCluster.from_kubeconfig(str(kubeconfig), qps=1000, burst=1000, **cluster_options)
-    reconciler = Reconciler(cluster=cluster, router=IstioRouter(), metrics=metrics)
-    controller = Controller(cluster, reconciler, telemetry=Telemetry())
+    telemetry = Telemetry()
+    reconciler = Reconciler(
+        cluster=cluster,
+        router=IstioRouter(),
+        metrics=metrics,
+        on_decision=telemetry.observe_decision,
+    )
+    controller = Controller(cluster, reconciler, telemetry=telemetry)
     stop = threading.Event()
     thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
     thread.start()
