@@ -155,7 +155,7 @@ def test_an_invalid_spec_is_one_sentence_and_no_traffic_change(env: Env) -> None
     env.reconcile()
     status = env.rollout()["status"]
     assert status["phase"] == "Invalid"
-    assert f"spec.analysis.gates: {problem}" in status["message"]
+    assert f"spec.analysis.webhooks[0]: {problem}" in status["message"]  # the field, then why
     assert env.vs()["spec"] == vs_before["spec"]
 
 
