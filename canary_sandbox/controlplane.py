@@ -80,6 +80,19 @@ NODE_GRACE = "2m"
 OWN_CRDS = (REPO / "crds" / "rollout.yaml",)
 
 
+def deployment_ready(deployment: Obj) -> bool:
+    """Whether the Deployment controller has observed the Deployment's spec and every replica
+    is updated and available."""
+    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
+    replicas = int(spec.get("replicas", 1))
+    return bool(
+        int(status.get("observedGeneration") or 0) >= deployment["metadata"].get("generation", 1)
+        and int(status.get("updatedReplicas") or 0) == replicas
+        and int(status.get("availableReplicas") or 0) == replicas
+        and int(status.get("replicas") or 0) == replicas
+    )
+
+
 class ControlPlaneError(RuntimeError):
     """A component did not start, or died."""
 
@@ -398,14 +411,12 @@ class ControlPlane:
 
         def settled() -> bool:
             deployment = self.request("GET", path)
+            if ready:
+                return deployment_ready(deployment)
             status = deployment.get("status") or {}
             if int(status.get("observedGeneration") or 0) < deployment["metadata"]["generation"]:
                 return False
-            replicas = int(deployment["spec"].get("replicas", 1))
-            counts = [int(status.get(key) or 0) for key in ("replicas", "updatedReplicas")]
             available = int(status.get("availableReplicas") or 0)
-            if ready:
-                return counts == [replicas, replicas] and available == replicas
             return available == 0 and int(status.get("readyReplicas") or 0) == 0
 
         state = "ready" if ready else "unready"

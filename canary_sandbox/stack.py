@@ -179,22 +179,13 @@ def make_ready(
     if client.reports_workloads:
         client.set_deployment_ready(namespace, name)
         return
+    from canary_sandbox.controlplane import deployment_ready  # not on the sandbox demo's path
+
     deadline = time.monotonic() + timeout
     while not deployment_ready(client.get("apps/v1", "Deployment", namespace, name)):
         if time.monotonic() > deadline:
             raise TimeoutError(f"Deployment {namespace}/{name} not ready within {timeout:g}s")
         time.sleep(0.2)
-
-
-def deployment_ready(deployment: dict[str, Any]) -> bool:
-    spec, status = deployment.get("spec", {}), deployment.get("status", {})
-    replicas = int(spec.get("replicas", 1))
-    return bool(
-        status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 1)
-        and status.get("updatedReplicas", 0) == replicas
-        and status.get("availableReplicas", 0) == replicas
-        and status.get("replicas", 0) == replicas
-    )
 
 
 @contextlib.contextmanager

@@ -28,12 +28,12 @@ from canary.testing import FixedVerdicts, ManualClock
 from canary_sandbox.apiserver import ApiServer
 from canary_sandbox.client import SandboxClient
 from canary_sandbox.controlplane import ControlPlane
-from canary_sandbox.stack import example_release, version_deployment
+from canary_sandbox.stack import UNSCHEDULABLE, example_release, version_deployment
 
 ROLLOUT_API = "canary.dev/v1alpha1"
 ISTIO_API = "networking.istio.io/v1beta1"
 # A nodeSelector that no kwok Node matches: the Deployment's Pods stay Pending, never Ready.
-NO_NODE = {"canary.dev/test-node": "none-has-this-label"}
+NO_NODE = {UNSCHEDULABLE: "true"}
 
 
 @dataclass
