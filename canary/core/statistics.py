@@ -147,10 +147,29 @@ def log_evidence_worse(
     """
     if not worse_by or min(worse_by) <= 1:
         raise ValueError(f"the alternatives must all be worse than the null: {worse_by}")
+    return _log_odds_mixture(canary_errors, errors, share, worse_by)
+
+
+def log_evidence_better(
+    canary_errors: float, errors: float, share: float, better_by: tuple[float, ...]
+) -> float:
+    """log M: the evidence that the canary's share of all errors is below `share`.
+
+    The mirror of `log_evidence_worse`, with alternatives c < 1: each error's factor has mean
+    <= 1 under any true share at or above `share`, so the same Ville bound holds.
+    """
+    if not better_by or max(better_by) >= 1:
+        raise ValueError(f"the alternatives must all be better than the null: {better_by}")
+    return _log_odds_mixture(canary_errors, errors, share, better_by)
+
+
+def _log_odds_mixture(
+    canary_errors: float, errors: float, share: float, factors: tuple[float, ...]
+) -> float:
     x = min(max(canary_errors, 0.0), max(errors, 0.0))
     m = max(errors, 0.0)
     share = min(max(share, 0.0), 1.0)
-    terms = [x * math.log(c) - m * math.log1p((c - 1) * share) for c in worse_by]
+    terms = [x * math.log(c) - m * math.log1p((c - 1) * share) for c in factors]
     top = max(terms)
     return top + math.log(sum(math.exp(t - top) for t in terms) / len(terms))
 
@@ -185,8 +204,11 @@ def compare_rates(
     total the canary's share of them is Binomial(m, pi) with pi = rhow / (rhow + 1), w = canary
     requests / stable requests, whatever the stable rate is. The test is one-sided: WORSE when
     the evidence against every rho <= limit (`log_evidence_worse` at the limit's share) reaches
-    1/alpha; UNSURE while the estimate is above the limit without proof (thin or leaning
-    evidence: the check holds); WITHIN when the estimate is at or below it (including no errors).
+    1/alpha; WITHIN when the estimate is at or below the limit and the evidence also rules out
+    a canary max(worse_by) times worse than the limit allows (`log_evidence_better`), or there
+    is no error anywhere to compare; UNSURE otherwise (thin or leaning evidence: the check holds).
+    A canary with no errors in 20 requests says nothing against a stable at 0.5 %: a canary at
+    20 % errors shows none that often (1.2 %), so that check holds rather than passes.
     """
     limit = 1 + max_increase
     if canary.trials <= 0 or stable.trials <= 0:
@@ -208,13 +230,22 @@ def compare_rates(
     ratio = ((canary_errors + pseudo) / canary.trials) / (
         (stable_errors + 1 - pseudo) / stable.trials
     )
+    far_worse = _share_of(limit * max(worse_by), exposure)
+    ruled_out = errors <= 0 or (
+        log_evidence_better(canary_errors, errors, far_worse, _better_by(worse_by)) >= threshold
+    )
     if rejected(_share_of(limit, exposure)):
         judgement = Judgement.WORSE
-    elif ratio > limit:
-        judgement = Judgement.UNSURE
-    else:
+    elif ratio <= limit and ruled_out:
         judgement = Judgement.WITHIN
+    else:
+        judgement = Judgement.UNSURE
     return RateComparison(canary, stable, ratio, low, limit, judgement)
+
+
+def _better_by(worse_by: tuple[float, ...]) -> tuple[float, ...]:
+    """The alternatives below the far-worse null: the worse ones mirrored (1/8, 1/4, 1/2)."""
+    return tuple(sorted(1 / c for c in worse_by))
 
 
 def _share_of(ratio: float, exposure: float) -> float:

@@ -111,6 +111,43 @@ def test_one_error_in_sixty_against_a_clean_stable_holds_instead_of_failing() ->
     assert result.judgement is Judgement.UNSURE
 
 
+def test_no_canary_error_in_twenty_requests_holds_against_a_stable_that_has_errors() -> None:
+    """A 20 % canary shows none in 20 requests 1.2 % of the time: that is no evidence of health."""
+    result = compare_rates(Counts(0, 20), Counts(1, 180), max_increase=0.5, alpha=0.01)
+    assert result.judgement is Judgement.UNSURE
+    # one error in all is no evidence either way; eleven, one of them the canary's, are
+    assert compare_rates(Counts(0, 200), Counts(1, 1800), 0.5, 0.01).judgement is Judgement.UNSURE
+    enough = compare_rates(Counts(1, 600), Counts(10, 5400), max_increase=0.5, alpha=0.01)
+    assert enough.judgement is Judgement.WITHIN
+
+
+@given(
+    canary_requests=st.integers(min_value=20, max_value=400),
+    stable_requests=st.integers(min_value=100, max_value=4000),
+    stable_rate=st.sampled_from([0.001, 0.005, 0.01, 0.03]),
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+)
+def test_a_canary_far_worse_than_the_limit_rarely_passes_once_there_are_errors(
+    canary_requests: int, stable_requests: int, stable_rate: float, seed: int
+) -> None:
+    """A canary 8 times worse than the limit allows passes at most alpha of the checks that saw
+    an error (checks without any error are decided by the estimate: nothing to compare)."""
+    alpha, limit = 0.01, 1.5
+    canary_rate = min(8 * limit * stable_rate, 1.0)
+    rng = random.Random(seed)
+    passes = compared = 0
+    for _ in range(100):
+        canary = Counts(binomial(rng, canary_requests, canary_rate), canary_requests)
+        stable = Counts(binomial(rng, stable_requests, stable_rate), stable_requests)
+        if canary.events + stable.events == 0:
+            continue
+        compared += 1
+        judgement = compare_rates(canary, stable, limit - 1, alpha).judgement
+        passes += judgement is Judgement.WITHIN
+    # alpha of 100 checks is 1; 4 leaves room for binomial noise (P(>= 5) < 0.4 % at alpha)
+    assert passes <= 4, (passes, compared)
+
+
 def test_healthy_canaries_checked_every_interval_rarely_fail() -> None:
     """Seeded: 1,000 stages of 20 checks, both versions at 1 % errors; alpha 0.01."""
     rng, fails = random.Random(5), 0
