@@ -13,6 +13,10 @@ module tools/controlplane/kube: k8s.io/kubernetes at one release, every staging 
    go.mod, go.sum, tools.go and the linker flags) says whether the cached binaries are the ones
    these files build; a changed pin builds them again.
 
+Helm (`HELM`: helm.sh/helm/v4 at the release tools/helm/go.mod pins) is built the same way, by
+`ensure_helm()`, into `${XDG_CACHE_HOME:-~/.cache}/canary/helm/<helm version>/bin`, for the tests
+of the chart deploy/helm/canary; `$CANARY_HELM` names a helm binary to use instead.
+
 CRDs: Istio's (istio.io/api, `kubernetes/customresourcedefinitions.gen.yaml`) and Gateway API's
 standard channel (sigs.k8s.io/gateway-api, `config/crd/standard/`), at the versions pinned in
 tools/controlplane/crds/go.mod (checked against its go.sum), fetched with `go mod download -json`
@@ -20,6 +24,7 @@ and copied into `${XDG_CACHE_HOME:-~/.cache}/canary/crds/`. None of them is copi
 
     python -m canary_sandbox.k8s_assets           # build what is missing; print where it is
     python -m canary_sandbox.k8s_assets --check   # build nothing; exit 1 when something is missing
+    python -m canary_sandbox.k8s_assets --helm [--check]   # the same for helm; print its path
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = REPO / "tools" / "controlplane"
 ENVTEST_VARIABLE = "KUBEBUILDER_ASSETS"
+HELM_VARIABLE = "CANARY_HELM"
 ENVTEST_REQUIRED = ("kube-apiserver", "etcd", "kubectl")
 Log = Callable[[str], None]
 
@@ -51,23 +57,51 @@ class AssetsMissingError(RuntimeError):
     """A binary or CRD file is missing and may not (or cannot) be built."""
 
 
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "canary"
+
+
+def bin_cache() -> Path:
+    return cache_root() / "k8s" / kubernetes_version() / "bin"
+
+
+def helm_bin_cache() -> Path:
+    return cache_root() / "helm" / required_version(REPO / "tools" / "helm", HELM_MODULE) / "bin"
+
+
 @dataclass(frozen=True)
 class GoModule:
-    """One build module under tools/controlplane and the programs it builds."""
+    """One build module under tools/ and the programs it builds."""
 
     directory: str
     programs: tuple[tuple[str, str], ...]  # (binary name, main package)
     kubernetes_version_flags: bool = False
+    tools: Path = TOOLS  # the folder holding `directory`
+    cache: Callable[[], Path] = bin_cache  # where its binaries and stamp go
+    version_variable: tuple[str, str] | None = None  # (module, -X variable set to its version)
 
     @property
     def path(self) -> Path:
-        return TOOLS / self.directory
+        return self.tools / self.directory
+
+    @property
+    def relative_path(self) -> str:
+        return str(self.path.relative_to(REPO))
 
     @property
     def binaries(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.programs)
 
 
+HELM_MODULE = "helm.sh/helm/v4"
+HELM = GoModule(
+    "helm",
+    (("helm", f"{HELM_MODULE}/cmd/helm"),),
+    tools=REPO / "tools",
+    cache=helm_bin_cache,
+    version_variable=(HELM_MODULE, f"{HELM_MODULE}/internal/version.version"),
+)
 MODULES = (
     GoModule(
         "kube",
@@ -99,15 +133,6 @@ def required_version(module_dir: Path, module: str) -> str:
 
 def kubernetes_version() -> str:
     return required_version(TOOLS / "kube", "k8s.io/kubernetes")
-
-
-def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "canary"
-
-
-def bin_cache() -> Path:
-    return cache_root() / "k8s" / kubernetes_version() / "bin"
 
 
 def version_ldflags(version: str, built: str) -> list[str]:
@@ -167,6 +192,9 @@ def _ldflags(module: GoModule) -> list[str]:
         version = kubernetes_version()
         built = _module_info(module.path, "k8s.io/kubernetes").get("Time", "")
         flags += version_ldflags(version, built)
+    if module.version_variable is not None:
+        versioned, variable = module.version_variable
+        flags.append(f"-X {variable}={required_version(module.path, versioned)}")
     return flags
 
 
@@ -175,11 +203,13 @@ def _stamp(module: GoModule) -> str:
     for name in ("go.mod", "go.sum", "tools.go"):
         digest.update(name.encode() + b"\0" + (module.path / name).read_bytes() + b"\0")
     digest.update(repr((module.programs, module.kubernetes_version_flags)).encode())
+    if module.version_variable is not None:
+        digest.update(repr(module.version_variable).encode())
     return digest.hexdigest()[:16]
 
 
 def _stamp_file(module: GoModule) -> Path:
-    return bin_cache() / f".stamp-{module.directory}"
+    return module.cache() / f".stamp-{module.directory}"
 
 
 def _cached(module: GoModule) -> bool:
@@ -187,7 +217,7 @@ def _cached(module: GoModule) -> bool:
     return (
         stamp.is_file()
         and stamp.read_text().strip() == _stamp(module)
-        and all((bin_cache() / name).is_file() for name in module.binaries)
+        and all((module.cache() / name).is_file() for name in module.binaries)
     )
 
 
@@ -218,10 +248,10 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _build(module: GoModule, log: Log) -> None:
-    target = bin_cache()
+    target = module.cache()
     target.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    log(f"building {', '.join(module.binaries)} (Go module tools/controlplane/{module.directory})")
+    log(f"building {', '.join(module.binaries)} (Go module {module.relative_path})")
     with tempfile.TemporaryDirectory(dir=target, prefix=".build-") as scratch:
         for name, package in module.programs:  # one `go build` each: -o names the binary
             command = [
@@ -239,7 +269,7 @@ def _build(module: GoModule, log: Log) -> None:
             )
             if result.returncode != 0:
                 raise AssetsMissingError(
-                    f"`go build {package}` failed in tools/controlplane/{module.directory}: "
+                    f"`go build {package}` failed in {module.relative_path}: "
                     f"{result.stderr.strip()[-2000:]}"
                 )
         for name in module.binaries:
@@ -281,6 +311,26 @@ def ensure_binaries(build: bool = True, log: Log = print) -> dict[str, Path]:
             paths = {name: find_binary(name) for name in module.binaries}
         found.update({name: path for name, path in paths.items() if path is not None})
     return found
+
+
+def ensure_helm(build: bool = True, log: Log = print) -> Path:
+    """The helm binary: `$CANARY_HELM`, or the cached build of tools/helm (built when missing,
+    if `build`)."""
+    named = os.environ.get(HELM_VARIABLE)
+    if named:
+        if not Path(named).is_file():
+            raise AssetsMissingError(f"{HELM_VARIABLE}={named} is not a file")
+        return Path(named)
+    if not _cached(HELM):
+        if not build:
+            raise AssetsMissingError(
+                "helm not built: run `./dev test` (or `python -m canary_sandbox.k8s_assets "
+                f"--helm`) to build it from tools/helm, or set {HELM_VARIABLE}"
+            )
+        with _locked(cache_root() / "helm" / ".build.lock"):
+            if not _cached(HELM):
+                _build(HELM, log)
+    return HELM.cache() / "helm"
 
 
 def crd_cache() -> Path:
@@ -330,12 +380,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Build (or find) the real control plane's binaries and fetch its CRDs."))  # fmt: skip
     parser.add_argument("--check", action="store_true", help="build nothing; exit 1 if missing")
     parser.add_argument("--print-bin-dir", action="store_true", help="print kubectl's directory")
+    parser.add_argument("--helm", action="store_true", help="helm alone; print its path")
     arguments = parser.parse_args(argv)
 
     def log(line: str) -> None:
         print(f"==> {line}", file=sys.stderr, flush=True)
 
     started = time.monotonic()
+    if arguments.helm:
+        try:
+            print(ensure_helm(build=not arguments.check, log=log))
+        except AssetsMissingError as error:
+            print(f"helm: {error}", file=sys.stderr)
+            return 1
+        return 0
     try:
         assets = ensure_assets(build=not arguments.check, log=log)
     except AssetsMissingError as error:

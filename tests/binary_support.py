@@ -29,8 +29,17 @@ INSTALL = {
     "promtool": "install it with `apt-get install prometheus` on Debian (it comes with Prometheus)",
     "kubectl": BUILD,
     "lua5.4": "install it with `apt-get install lua5.4` on Debian",
+    "helm": "build it with `python -m canary_sandbox.k8s_assets --helm` (`./dev test` does), "
+    "or set CANARY_HELM",
     "go": "install Go (https://go.dev/dl/, or `apt-get install golang-go` on Debian)",
 }
+
+
+def _helm() -> str | None:
+    try:
+        return str(k8s_assets.ensure_helm(build=False))
+    except k8s_assets.AssetsMissingError:
+        return None
 
 
 def _built(name: str) -> str | None:
@@ -42,6 +51,7 @@ def _built(name: str) -> str | None:
 FINDERS: dict[str, Callable[[], str | None]] = {
     "prometheus": find_prometheus,
     "kubectl": lambda: _built("kubectl"),
+    "helm": _helm,
 }
 
 

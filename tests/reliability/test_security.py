@@ -493,6 +493,13 @@ def test_on_the_real_apiserver_a_whole_release_gets_no_403(
     election on): with requests (pause, resume, promote), a rollback (abort) and the Rollout's
     deletion, every request either sent is allowed by deploy/, and each verb used is one
     deploy/ grants (NEEDED); the standby's share is its informers and the Lease reads."""
+    assert_a_whole_release_gets_no_403(install, tmp_path)
+
+
+def assert_a_whole_release_gets_no_403(install: Install, tmp_path: Path) -> None:
+    """As many controllers as the installed Deployment's replicas, on the ServiceAccount's token
+    with the Deployment's arguments, through `a_whole_release`: no 401 or 403, only granted
+    verbs, one leader (tests/helm runs it on the chart's install too)."""
     replicas = next(o for o in install.objects if o["kind"] == "Deployment")["spec"]["replicas"]
     controllers = [
         ControllerProcess(install.kubeconfig, tmp_path / f"controller-{n}.log",
