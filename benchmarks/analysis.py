@@ -19,6 +19,11 @@ counts as inf).
 `--effects` adds the same detection figures for canaries at 0.3, 0.5, 2 and 5 % errors: the
 error-rate test's mixture is a design choice that trades speed across effect sizes, and these
 rows show the trade.
+
+`--split-hold` models how long a canary as good as stable holds in a split stage at the traffic
+of tests/e2e/test_e2e_compare.py (40 requests a second, both versions at 3 % 5xx, steps 10, 25,
+50, 75 and 100 % of at least 2 s, one check a second on the stage's counts, minRequests 20):
+the share of releases whose split outlasts 75 s, 150 s and 300 s.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 
 from canary.core.model import Rollout
 from canary.core.spec import Gate
+from canary.core.statistics import Counts, Judgement, compare_rates
 from canary.core.status import Verdict
 from canary.metrics.compare import judge_compare
 from canary.metrics.verdicts import Measurement, Series, judge
@@ -178,6 +184,39 @@ def detection(
     )
 
 
+def split_seconds(rng: random.Random, rps: float = 40.0, error_rate: float = 0.03) -> int:
+    """Seconds an equal canary's split stage lasts (a rollback counts as forever)."""
+    canary, stable, seconds = Counts(0, 0), Counts(0, 0), 0
+    for weight in (0.10, 0.25, 0.50, 0.75, 1.00):
+        in_step = 0
+        while True:
+            seconds, in_step = seconds + 1, in_step + 1
+            to_canary = round(rps * weight)
+            canary = Counts(
+                canary.events + binomial(rng, to_canary, error_rate), canary.trials + to_canary
+            )
+            to_stable = round(rps) - to_canary
+            stable = Counts(
+                stable.events + binomial(rng, to_stable, error_rate), stable.trials + to_stable
+            )
+            if weight == 1.00:
+                break
+            if canary.trials < 20:
+                continue
+            judgement = compare_rates(canary, stable, 0.5, 0.01).judgement
+            if judgement is Judgement.WORSE:
+                return sys.maxsize
+            if judgement is Judgement.WITHIN and in_step >= 2:
+                break
+    return seconds
+
+
+def split_hold(runs: int, seed: int) -> str:
+    rng = random.Random(seed)
+    lasted = [split_seconds(rng) for _ in range(runs)]
+    return ", ".join(f"> {s} s: {sum(t > s for t in lasted) / runs:.1%}" for s in (75, 150, 300))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2000)
@@ -188,8 +227,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also other canary error rates against stable's 0.1 %% (60 requests a check)",
     )
+    parser.add_argument(
+        "--split-hold",
+        action="store_true",
+        help="only how long an equal canary holds in test_e2e_compare's split stage",
+    )
     args = parser.parse_args(argv)
     runs = 300 if args.small else args.runs
+    if args.split_hold:
+        held = split_hold(runs, args.seed)
+        print(f"runs={runs} seed={args.seed}, an equal canary's split stage lasted {held}")
+        return 0
     gates = {"fixed successRate>=99": fixed_verdict, "compare errorRate +50%": compare_verdict}
     print(f"runs={runs} seed={args.seed}, 10% canary, failureLimit {FAILURE_LIMIT}, minRequests 50")
     print(

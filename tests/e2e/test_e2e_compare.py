@@ -28,7 +28,7 @@ from e2e_helpers import (
     errors_in_window,
     http_route,
 )
-from e2e_support import Env
+from e2e_support import RELEASE_TIMEOUT, Env
 
 from canary_sandbox.stack import SERVICE
 
@@ -46,6 +46,11 @@ SHARED_ERROR_RATE = 0.03
 # stages it fails two checks in a row in all but ~1 in 10,000 releases (a seeded model of its
 # 10 s windows); with the usual two-second stages it would release this canary ~9 % of the time.
 MIRROR_SECONDS, HEADER_SECONDS, SPLIT_STEP_SECONDS = 8, 4, 2
+# A canary as good as stable still holds while its whole-stage estimate sits above the limit by
+# chance, and at 4 requests a second that can last: `benchmarks/analysis.py --split-hold` (these
+# split steps, one check a second) finds the split outlasting 75 s in 2.1 % of 3,000 releases,
+# 150 s in 0.4 % and 300 s in none. Holding is the right answer there, so the release gets 300 s.
+EQUAL_CANARY_TIMEOUT = MIRROR_SECONDS + HEADER_SECONDS + 300.0
 
 
 @pytest.fixture
@@ -87,12 +92,14 @@ def set_errors(env: Env, version: str, error_rate: float) -> None:
     env.stack.simulator.set_version(env.namespace, SERVICE, version, error_rate=error_rate)
 
 
-def release_and_wait(env: Env, version: str, change: Callable[[Obj], None]) -> tuple[Obj, Recorder]:
+def release_and_wait(
+    env: Env, version: str, change: Callable[[Obj], None], timeout: float = RELEASE_TIMEOUT
+) -> tuple[Obj, Recorder]:
     """Release `version` with a fresh controller; the status once the release has ended."""
     recorder = env.record()
     env.start_controller()
     env.release(version, change)
-    return env.wait_for_phase(version, *ENDED), recorder
+    return env.wait_for_phase(version, *ENDED, timeout=timeout), recorder
 
 
 def verdicts(recorder: Recorder, gate: str) -> list[str]:
@@ -174,7 +181,7 @@ def test_a_canary_with_stables_error_rate_is_released_at_low_traffic(
     set_errors(env, version, SHARED_ERROR_RATE)
 
     status, recorder = release_and_wait(
-        env, version, only_gates(error_rate_gate(), longer_stages=True)
+        env, version, only_gates(error_rate_gate(), longer_stages=True), EQUAL_CANARY_TIMEOUT
     )
 
     assert status["phase"] == "Succeeded", status.get("message")
