@@ -39,7 +39,6 @@ from datetime import UTC, datetime, timedelta
 
 from canary.core.model import Rollout
 from canary.core.spec import Gate
-from canary.core.statistics import Counts, Judgement, compare_rates
 from canary.core.status import Verdict
 from canary.metrics.compare import judge_compare
 from canary.metrics.verdicts import Measurement, Series, judge
@@ -58,7 +57,7 @@ COMPARE_GATE = Gate.model_validate(
 )
 
 
-def subject() -> Rollout:
+def subject(min_requests: int = MIN_REQUESTS) -> Rollout:
     return Rollout.model_validate(
         {
             "metadata": {"name": "bench"},
@@ -72,7 +71,7 @@ def subject() -> Rollout:
                 "analysis": {
                     "interval": "30s",
                     "failureLimit": FAILURE_LIMIT,
-                    "minRequests": MIN_REQUESTS,
+                    "minRequests": min_requests,
                     "gates": [COMPARE_GATE.wire(), FIXED_GATE.wire()],
                 },
             },
@@ -82,6 +81,7 @@ def subject() -> Rollout:
 
 
 ROLLOUT = subject()
+SPLIT_ROLLOUT = subject(min_requests=20)  # test_e2e_compare's Rollout
 
 
 @dataclass
@@ -111,14 +111,14 @@ def fixed_verdict(stage: Stage) -> Verdict:
     return judge(FIXED_GATE, measurement).verdict
 
 
-def compare_verdict(stage: Stage) -> Verdict:
+def compare_verdict(stage: Stage, rollout: Rollout = ROLLOUT) -> Verdict:
     readings = {
         "canary_requests": (Series({}, stage.canary_requests),),
         "canary_errors": (Series({}, stage.canary_errors),),
         "stable_requests": (Series({}, stage.stable_requests),),
         "stable_errors": (Series({}, stage.stable_errors),),
     }
-    return judge_compare(COMPARE_GATE, readings, ROLLOUT, timedelta(minutes=5)).verdict
+    return judge_compare(COMPARE_GATE, readings, rollout, timedelta(minutes=5)).verdict
 
 
 Judge = Callable[[Stage], Verdict]
@@ -184,29 +184,24 @@ def detection(
     )
 
 
-def split_seconds(rng: random.Random, rps: float = 40.0, error_rate: float = 0.03) -> int:
-    """Seconds an equal canary's split stage lasts (a rollback counts as forever)."""
-    canary, stable, seconds = Counts(0, 0), Counts(0, 0), 0
+def split_seconds(rng: random.Random, rps: int = 40, error_rate: float = 0.03) -> int:
+    """Seconds an equal canary's split stage lasts (a failed check counts as forever)."""
+    stage, seconds = Stage(), 0
     for weight in (0.10, 0.25, 0.50, 0.75, 1.00):
         in_step = 0
         while True:
             seconds, in_step = seconds + 1, in_step + 1
             to_canary = round(rps * weight)
-            canary = Counts(
-                canary.events + binomial(rng, to_canary, error_rate), canary.trials + to_canary
-            )
-            to_stable = round(rps) - to_canary
-            stable = Counts(
-                stable.events + binomial(rng, to_stable, error_rate), stable.trials + to_stable
-            )
+            stage.canary_requests += to_canary
+            stage.canary_errors += binomial(rng, to_canary, error_rate)
+            stage.stable_requests += rps - to_canary
+            stage.stable_errors += binomial(rng, rps - to_canary, error_rate)
             if weight == 1.00:
                 break
-            if canary.trials < 20:
-                continue
-            judgement = compare_rates(canary, stable, 0.5, 0.01).judgement
-            if judgement is Judgement.WORSE:
+            verdict = compare_verdict(stage, SPLIT_ROLLOUT)
+            if verdict is Verdict.FAIL:
                 return sys.maxsize
-            if judgement is Judgement.WITHIN and in_step >= 2:
+            if verdict is Verdict.PASS and in_step >= 2:
                 break
     return seconds
 
