@@ -62,36 +62,55 @@ class LeaderElection:
         less than `renew_deadline` ago. Checked at each write, so a renewal that hangs (a dead
         connection, an apiserver waiting for etcd) stops the writes in time, long before the
         Lease expires for the other candidates, even while the call has not returned."""
-        renewed = self.renewed_at
-        return (
-            self.leading.is_set()
-            and renewed is not None
-            and time.monotonic() - renewed < self.renew_deadline
-        )
+        return self.leading.is_set() and self._renewed_in_time()
 
     def run(self, stop: threading.Event, on_elected: Callable[[], None] = lambda: None) -> None:
         while not stop.is_set():
-            attempt = time.monotonic()
-            try:
-                held = self.cluster.try_acquire_lease(
-                    self.namespace, self.name, self.identity, self.lease_seconds
-                )
-            except KubeError as error:
-                log.warning("lease renewal failed", error=str(error))
-                held = self.is_leading()
-            else:
-                if held:
-                    self.renewed_at = attempt  # not the answer's moment: the call may have hung
-            if held:
-                if not self.leading.is_set():
-                    log.info("became leader", identity=self.identity)
-                    self.leading.set()
-                    on_elected()
-            elif self.leading.is_set():
-                log.warning("lost the leader lease; writing stops", identity=self.identity)
-                self.leading.clear()
-            stop.wait(self.retry_seconds)
+            self._renew()
+            self._follow_lease(on_elected)
+            stop.wait(self._until_next_renewal())
+            self._follow_lease(on_elected)  # the renew deadline may have passed meanwhile
         self.leading.clear()
+
+    def _renew(self) -> None:
+        """Take or renew the Lease, bounded by what is left of the renew deadline (as
+        client-go's leader election does), so that losing it is noticed and logged on time."""
+        attempt = time.monotonic()
+        try:
+            held = self.cluster.try_acquire_lease(
+                self.namespace,
+                self.name,
+                self.identity,
+                self.lease_seconds,
+                timeout=self._time_left(attempt) or self.renew_deadline,
+            )
+        except KubeError as error:
+            log.warning("lease renewal failed", error=str(error))
+            return
+        # not the answer's moment: the call may have hung
+        self.renewed_at = attempt if held else None
+
+    def _follow_lease(self, on_elected: Callable[[], None]) -> None:
+        if self._renewed_in_time() and not self.leading.is_set():
+            log.info("became leader", identity=self.identity)
+            self.leading.set()
+            on_elected()
+        elif not self._renewed_in_time() and self.leading.is_set():
+            log.warning("lost the leader lease; writing stops", identity=self.identity)
+            self.leading.clear()
+
+    def _renewed_in_time(self) -> bool:
+        return self._time_left(time.monotonic()) > 0
+
+    def _time_left(self, now: float) -> float:
+        """Seconds from `now` to the renew deadline of the last renewal (0 if past or none)."""
+        if self.renewed_at is None:
+            return 0.0
+        return max(0.0, self.renewed_at + self.renew_deadline - now)
+
+    def _until_next_renewal(self) -> float:
+        left = self._time_left(time.monotonic())
+        return min(self.retry_seconds, left) if left > 0 else self.retry_seconds
 
 
 @dataclass

@@ -519,53 +519,69 @@ class KubeCluster:
     # ------------------------------------------------------------------ leases
 
     def try_acquire_lease(
-        self, namespace: str, name: str, identity: str, duration_seconds: int
+        self,
+        namespace: str,
+        name: str,
+        identity: str,
+        duration_seconds: int,
+        timeout: float | None = None,
     ) -> bool:
         """Acquire or renew; False when another holder's lease has not expired.
 
         The moment written as renewTime is taken after the read: one from before it would
         make a read that took long write a Lease that expires early, and another candidate
-        would take it over while this one still counts on it."""
+        would take it over while this one still counts on it. With `timeout`, the read and
+        the write together get that many seconds and no retries (a renewal that cannot
+        finish before its holder's renew deadline is of no use to it)."""
+        budget = _Budget(timeout, self._timeout)
         try:
-            current = self._read_lease(namespace, name)
+            current = self._read_lease(namespace, name, budget)
         except NotFoundError:
-            return self._write_lease(
-                "create",
-                leases.new_lease(namespace, name, identity, duration_seconds, self._now()),
-            )
+            lease = leases.new_lease(namespace, name, identity, duration_seconds, self._now())
+            return self._write_lease("create", lease, budget)
         claimed = leases.claim(current, identity, duration_seconds, self._now())
         if claimed is None:
             return False
-        return self._write_lease("update", claimed)
+        return self._write_lease("update", claimed, budget)
 
-    def _read_lease(self, namespace: str, name: str) -> Obj:
+    def _read_lease(self, namespace: str, name: str, budget: _Budget) -> Obj:
+        request = Request("get", "leases", "Lease", namespace, name)
+        options = self._raw(budget.left(request))
         return self._send(
-            Request("get", "leases", "Lease", namespace, name),
-            lambda: self._coordination.read_namespaced_lease(name, namespace, **self._raw()),
+            request,
+            lambda: self._coordination.read_namespaced_lease(name, namespace, **options),
+            retry=budget.retries,
         )
 
-    def _write_lease(self, verb: Literal["create", "update"], lease: Obj) -> bool:
+    def _write_lease(self, verb: Literal["create", "update"], lease: Obj, budget: _Budget) -> bool:
         """Write with the read resourceVersion as precondition; False when someone else won."""
         namespace = lease["metadata"]["namespace"]
         name = lease["metadata"]["name"]
         request = Request(verb, "leases", "Lease", namespace, name)
+        options = self._raw(budget.left(request))
         try:
             if verb == "create":
-                self._send(request, lambda: self._create_lease(namespace, lease), retry=False)
+                self._send(request, lambda: self._create_lease(namespace, lease, options), False)
             else:
-                self._send(request, lambda: self._replace_lease(namespace, name, lease))
+                self._send(
+                    request,
+                    lambda: self._replace_lease(namespace, name, lease, options),
+                    budget.retries,
+                )
         except ConflictError:
             return False
         return True
 
-    def _create_lease(self, namespace: str, lease: Obj) -> object:
+    def _create_lease(self, namespace: str, lease: Obj, options: dict[str, Any]) -> object:
         return self._coordination.create_namespaced_lease(
-            namespace, _model(k8s.V1Lease, lease), _content_type=JSON, **self._raw()
+            namespace, _model(k8s.V1Lease, lease), _content_type=JSON, **options
         )
 
-    def _replace_lease(self, namespace: str, name: str, lease: Obj) -> object:
+    def _replace_lease(
+        self, namespace: str, name: str, lease: Obj, options: dict[str, Any]
+    ) -> object:
         return self._coordination.replace_namespaced_lease(
-            name, namespace, _model(k8s.V1Lease, lease), _content_type=JSON, **self._raw()
+            name, namespace, _model(k8s.V1Lease, lease), _content_type=JSON, **options
         )
 
     # ------------------------------------------------------------------ discovery
@@ -584,9 +600,9 @@ class KubeCluster:
 
     # ------------------------------------------------------------------ transport
 
-    def _raw(self) -> dict[str, Any]:
+    def _raw(self, timeout: float | None = None) -> dict[str, Any]:
         """Options for every call: the raw response (plain dicts), and our timeout."""
-        return {"_preload_content": False, "_request_timeout": self._timeout}
+        return {"_preload_content": False, "_request_timeout": timeout or self._timeout}
 
     def _send(self, request: Request, call: Callable[[], object], retry: bool = True) -> Obj:
         """One API request, retried on 429/5xx/connection errors when `retry`; its JSON body."""
@@ -647,6 +663,28 @@ class KubeCluster:
 
 ListCall = Callable[[], tuple[list[Obj], str]]
 WatchCall = Callable[[str, Any], Iterator[Obj]]
+
+
+class _Budget:
+    """The seconds a group of requests may take together; None: each its own timeout."""
+
+    def __init__(self, seconds: float | None, per_request: float) -> None:
+        self._deadline = None if seconds is None else time.monotonic() + seconds
+        self._per_request = per_request
+
+    @property
+    def retries(self) -> bool:
+        """Whether a request may be retried: only without a budget, which retries would pass."""
+        return self._deadline is None
+
+    def left(self, request: Request) -> float:
+        """The timeout for `request`: what is left of the budget, or ServerBusyError if nothing."""
+        if self._deadline is None:
+            return self._per_request
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise ServerBusyError(f"no time left to {request.verb} {request.target}")
+        return min(left, self._per_request)
 
 
 class _ListWatchStream:

@@ -229,6 +229,11 @@ class CachedCluster:
         return self.cluster.get_secret(namespace, name)
 
     def try_acquire_lease(
-        self, namespace: str, name: str, identity: str, duration_seconds: int
+        self,
+        namespace: str,
+        name: str,
+        identity: str,
+        duration_seconds: int,
+        timeout: float | None = None,
     ) -> bool:
-        return self.cluster.try_acquire_lease(namespace, name, identity, duration_seconds)
+        return self.cluster.try_acquire_lease(namespace, name, identity, duration_seconds, timeout)

@@ -109,7 +109,13 @@ class Cluster(Protocol):
         ...
 
     def try_acquire_lease(
-        self, namespace: str, name: str, identity: str, duration_seconds: int
+        self,
+        namespace: str,
+        name: str,
+        identity: str,
+        duration_seconds: int,
+        timeout: float | None = None,
     ) -> bool:
-        """Acquire or renew; False when another holder's lease has not expired."""
+        """Acquire or renew; False when another holder's lease has not expired. With
+        `timeout`, a KubeError when the answer would take longer than that many seconds."""
         ...

@@ -19,7 +19,7 @@ from cluster_helpers import NAMESPACE, ON_BOTH
 from kubernetes import client
 
 from canary.kube.client import KubeCluster
-from canary.kube.port import InvalidError
+from canary.kube.port import InvalidError, KubeError
 from canary.kube.workloads import deployment_state
 from canary_sandbox.apiserver import ApiServer
 from canary_sandbox.stack import example
@@ -273,6 +273,25 @@ def test_a_lost_race_for_the_lease_is_false(kubeconfig: Path, server: ApiServer)
 
     assert a.try_acquire_lease(NAMESPACE, "canary-leader", "a", 15) is False
     assert a.try_acquire_lease(NAMESPACE, "canary-leader", "a", 15) is True
+
+
+def test_a_renewal_that_would_outlast_its_timeout_fails(kubeconfig: Path, server: ApiServer):
+    a = cluster_at(kubeconfig, Clock())
+    a.try_acquire_lease(NAMESPACE, "canary-leader", "a", 15)
+    server.faults.delay(1.0)
+
+    with pytest.raises(KubeError):
+        a.try_acquire_lease(NAMESPACE, "canary-leader", "a", 15, timeout=0.5)
+
+
+def test_a_renewal_with_a_timeout_is_not_retried(kubeconfig: Path, server: ApiServer):
+    a = cluster_at(kubeconfig, Clock())
+    server.faults.fail_next(1, code=503, resource="leases")
+
+    with pytest.raises(KubeError):
+        a.try_acquire_lease(NAMESPACE, "canary-leader", "a", 15, timeout=5)
+    server.faults.fail_next(1, code=503, resource="leases")
+    assert a.try_acquire_lease(NAMESPACE, "canary-leader", "a", 15) is True  # retried
 
 
 def test_two_creators_race_and_one_wins(kubeconfig: Path, server: ApiServer):
