@@ -1,7 +1,7 @@
 """Patch formats the API server accepts.
 
 * JSON merge patch (RFC 7386).
-* JSON patch (RFC 6902), including the `test` operation.
+* JSON patch (RFC 6902), including the `test` operation, by the `jsonpatch` library.
 * Strategic merge patch, simplified: a merge patch in which lists of objects that all carry a
   `name` are merged by name, `{"name": ..., "$patch": "delete"}` removes an item, and the other
   `$`-directives kubectl sends (`$setElementOrder/...`, `$retainKeys`) are ignored. Good enough
@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import copy
 from typing import Any
+
+import jsonpatch
+import jsonpointer
 
 from canary_sandbox.errors import ApiError
 
@@ -88,107 +91,13 @@ def _without_directives(value: Any) -> Any:
 
 
 def json_patch(document: Any, operations: Any) -> Any:
-    """RFC 6902 on a deep copy of `document`; raises PatchError and changes nothing on failure."""
+    """RFC 6902 on a deep copy of `document`; raises PatchError and changes nothing on failure:
+    400 for a malformed patch, 422 for one that does not fit the object (as the apiserver)."""
     if not isinstance(operations, list):
         raise PatchError("json patch must be a list of operations", code=400)
-    result = copy.deepcopy(document)
-    for operation in operations:
-        result = _apply_operation(result, operation)
-    return result
-
-
-def _apply_operation(document: Any, operation: Any) -> Any:
-    if not isinstance(operation, dict) or "op" not in operation or "path" not in operation:
-        raise PatchError(f"invalid json patch operation: {operation!r}", code=400)
-    op = operation["op"]
-    path = _parse_pointer(operation["path"])
-    if op == "add":
-        return _add(document, path, copy.deepcopy(_required_value(operation)))
-    if op == "remove":
-        return _remove(document, path)[0]
-    if op == "replace":
-        document = _remove(document, path)[0]
-        return _add(document, path, copy.deepcopy(_required_value(operation)))
-    if op == "move":
-        source = _parse_pointer(operation.get("from", ""))
-        document, value = _remove(document, source)
-        return _add(document, path, value)
-    if op == "copy":
-        value = copy.deepcopy(_resolve(document, _parse_pointer(operation.get("from", ""))))
-        return _add(document, path, value)
-    if op == "test":
-        if _resolve(document, path) != _required_value(operation):
-            raise PatchError(f"testing value {operation['path']} failed")
-        return document
-    raise PatchError(f"unknown json patch operation {op!r}", code=400)
-
-
-def _required_value(operation: dict[str, Any]) -> Any:
-    if "value" not in operation:
-        raise PatchError(f"json patch operation {operation['op']!r} needs a value", code=400)
-    return operation["value"]
-
-
-def _parse_pointer(pointer: Any) -> list[str]:
-    if not isinstance(pointer, str) or (pointer and not pointer.startswith("/")):
-        raise PatchError(f"invalid json pointer {pointer!r}", code=400)
-    if pointer == "":
-        return []
-    return [part.replace("~1", "/").replace("~0", "~") for part in pointer[1:].split("/")]
-
-
-def _resolve(document: Any, path: list[str]) -> Any:
-    current = document
-    for part in path:
-        current = _child(current, part, pointer=path)
-    return current
-
-
-def _child(container: Any, part: str, pointer: list[str]) -> Any:
-    if isinstance(container, dict):
-        if part not in container:
-            raise PatchError(f"path /{'/'.join(pointer)} does not exist")
-        return container[part]
-    if isinstance(container, list):
-        return container[_list_index(container, part, pointer, allow_end=False)]
-    raise PatchError(f"path /{'/'.join(pointer)} does not exist")
-
-
-def _list_index(items: list[Any], part: str, pointer: list[str], allow_end: bool) -> int:
-    if allow_end and part == "-":
-        return len(items)
-    if not part.isdigit():
-        raise PatchError(f"invalid array index {part!r} in /{'/'.join(pointer)}")
-    index = int(part)
-    limit = len(items) if allow_end else len(items) - 1
-    if index > limit:
-        raise PatchError(f"array index {index} out of bounds in /{'/'.join(pointer)}")
-    return index
-
-
-def _add(document: Any, path: list[str], value: Any) -> Any:
-    if not path:
-        return value
-    parent = _resolve(document, path[:-1])
-    last = path[-1]
-    if isinstance(parent, dict):
-        parent[last] = value
-    elif isinstance(parent, list):
-        parent.insert(_list_index(parent, last, path, allow_end=True), value)
-    else:
-        raise PatchError(f"path /{'/'.join(path)} does not exist")
-    return document
-
-
-def _remove(document: Any, path: list[str]) -> tuple[Any, Any]:
-    if not path:
-        return None, document
-    parent = _resolve(document, path[:-1])
-    last = path[-1]
-    if isinstance(parent, dict):
-        if last not in parent:
-            raise PatchError(f"path /{'/'.join(path)} does not exist")
-        return document, parent.pop(last)
-    if isinstance(parent, list):
-        return document, parent.pop(_list_index(parent, last, path, allow_end=False))
-    raise PatchError(f"path /{'/'.join(path)} does not exist")
+    try:
+        return jsonpatch.JsonPatch(operations).apply(document)
+    except jsonpatch.InvalidJsonPatch as error:
+        raise PatchError(f"invalid json patch: {error}", code=400) from None
+    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as error:
+        raise PatchError(f"the json patch does not apply: {error}") from None
