@@ -28,6 +28,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol
 
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector, CollectorRegistry
+
 from canary.core.objects import Obj
 from canary.kube.client import KubeCluster
 from canary.kube.port import KubeError
@@ -333,51 +337,46 @@ class Histogram:
         self.count += 1
 
 
-class IstioMetrics:
-    """istio_requests_total and istio_request_duration_milliseconds, rendered as text."""
+class IstioMetrics(Collector):
+    """istio_requests_total and istio_request_duration_milliseconds, in Prometheus's text
+    format (written by prometheus_client, from counts kept here)."""
 
     def __init__(self) -> None:
         self.requests: dict[Labels, int] = {}
         self.durations: dict[Labels, Histogram] = {}
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._registry.register(self)
 
     def record(self, labels: Labels, latency_ms: float) -> None:
         self.requests[labels] = self.requests.get(labels, 0) + 1
         self.durations.setdefault(labels, Histogram()).observe(latency_ms)
 
     def render(self) -> str:
-        return "".join(self._request_lines()) + "".join(self._duration_lines())
+        return generate_latest(self._registry).decode()
 
-    def _request_lines(self) -> Iterator[str]:
-        yield "# HELP istio_requests_total Requests, as Istio's sidecars count them.\n"
-        yield "# TYPE istio_requests_total counter\n"
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "istio_requests", "Requests, as Istio's sidecars count them.", labels=LABEL_NAMES
+        )
         for labels in sorted(self.requests):
-            yield f"istio_requests_total{label_text(labels)} {self.requests[labels]}\n"
-
-    def _duration_lines(self) -> Iterator[str]:
-        name = "istio_request_duration_milliseconds"
-        yield f"# HELP {name} Request durations, as Istio's sidecars measure them.\n"
-        yield f"# TYPE {name} histogram\n"
+            requests.add_metric(labels, self.requests[labels])
+        yield requests
+        durations = HistogramMetricFamily(
+            "istio_request_duration_milliseconds",
+            "Request durations, as Istio's sidecars measure them.",
+            labels=LABEL_NAMES,
+        )
         for labels in sorted(self.durations):
             histogram = self.durations[labels]
-            for bound, count in zip(
-                ISTIO_DURATION_BUCKETS_MS, histogram.bucket_counts, strict=True
-            ):
-                yield f"{name}_bucket{label_text(labels, le=f'{bound:g}')} {count}\n"
-            yield f"{name}_bucket{label_text(labels, le='+Inf')} {histogram.count}\n"
-            yield f"{name}_sum{label_text(labels)} {histogram.total!r}\n"
-            yield f"{name}_count{label_text(labels)} {histogram.count}\n"
-
-
-def label_text(values: Labels, le: str | None = None) -> str:
-    pairs = list(zip(LABEL_NAMES, values, strict=True))
-    if le is not None:
-        pairs.append(("le", le))
-    return "{" + ",".join(f'{name}="{exposition_escape(value)}"' for name, value in pairs) + "}"
-
-
-def exposition_escape(value: str) -> str:
-    """A label value escaped for the Prometheus text format."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+            buckets = [
+                (f"{bound:g}", float(count))
+                for bound, count in zip(
+                    ISTIO_DURATION_BUCKETS_MS, histogram.bucket_counts, strict=True
+                )
+            ]
+            buckets.append(("+Inf", float(histogram.count)))
+            durations.add_metric(labels, buckets, histogram.total)
+        yield durations
 
 
 # ---------------------------------------------------------------- services

@@ -43,7 +43,7 @@ def counts(text: str, **labels: str) -> int:
         if line.startswith("istio_requests_total{") and all(
             f'{k}="{v}"' in line for k, v in labels.items()
         ):
-            total += int(line.rsplit(" ", 1)[1])
+            total += int(float(line.rsplit(" ", 1)[1]))
     return total
 
 
