@@ -9,13 +9,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
-
-import yaml
 
 from canary.cli.errors import UserError, crd_missing_message, first_line, forbidden_message
 from canary.core.objects import Obj
+from canary.kube.kubeconfig import Kubeconfig, KubeconfigError, kubeconfig_files, merge
 from canary.kube.port import (
     Cluster,
     CrdMissingError,
@@ -42,83 +39,45 @@ class Target:
 
 @dataclass(frozen=True)
 class KubeContext:
-    """The kubeconfig as resolved: which file and context, and the namespace to use."""
+    """The kubeconfig as resolved: the merged files, the context, and the namespace to use."""
 
-    kubeconfig: str | None
+    kubeconfig: Kubeconfig | None  # None in a pod (its service account)
     context: str | None
     namespace: str
-    in_cluster: bool = False
-
-
-def kubeconfig_paths(explicit: str | None) -> list[Path]:
-    if explicit:
-        return [Path(explicit).expanduser()]
-    listed = os.environ.get("KUBECONFIG", "")
-    if listed:
-        return [Path(p).expanduser() for p in listed.split(os.pathsep) if p]
-    return [Path("~/.kube/config").expanduser()]
-
-
-def load_kubeconfig(path: Path) -> dict[str, Any]:
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise UserError(f"cannot read kubeconfig {path}: {error.strerror}") from None
-    except yaml.YAMLError:
-        raise UserError(f"kubeconfig {path} is not valid YAML: fix or regenerate it") from None
-    if document is None:
-        return {}
-    if not isinstance(document, dict):
-        raise UserError(f"kubeconfig {path} is not a kubeconfig (expected a mapping)")
-    return document
-
-
-def merged_kubeconfig(paths: list[Path]) -> dict[str, Any]:
-    """kubectl's merge: the first file that sets a value or names an entry wins."""
-    merged: dict[str, Any] = {"contexts": [], "current-context": None}
-    seen: set[str] = set()
-    for path in paths:
-        document = load_kubeconfig(path)
-        merged["current-context"] = merged["current-context"] or document.get("current-context")
-        for entry in document.get("contexts") or []:
-            if isinstance(entry, dict) and entry.get("name") not in seen:
-                seen.add(str(entry.get("name")))
-                merged["contexts"].append(entry)
-    return merged
 
 
 def resolve(target: Target) -> KubeContext:
-    """The kubeconfig file, context and namespace this command uses, or a clear UserError."""
-    paths = kubeconfig_paths(target.kubeconfig)
-    existing = [p for p in paths if p.is_file()]
-    if target.kubeconfig and not existing:
-        raise UserError(f"kubeconfig {target.kubeconfig} does not exist: check --kubeconfig")
-    if not existing:
+    """The kubeconfig, context and namespace this command uses, or a clear UserError."""
+    try:
+        files = kubeconfig_files(target.kubeconfig)
+        kubeconfig = merge(files) if files else None
+    except KubeconfigError as error:
+        raise UserError(str(error)) from None
+    if kubeconfig is None:
         if os.environ.get("KUBERNETES_SERVICE_HOST"):
-            return KubeContext(None, None, target.namespace or DEFAULT_NAMESPACE, in_cluster=True)
+            return KubeContext(None, None, target.namespace or DEFAULT_NAMESPACE)
         raise UserError(
             "no kubeconfig found (~/.kube/config or $KUBECONFIG): pass --kubeconfig or set "
             "KUBECONFIG"
         )
-    config = merged_kubeconfig(existing)
-    name = target.context or config["current-context"]
+    name = target.context or kubeconfig.current_context
     if not name:
         raise UserError("the kubeconfig has no current context: pass --context")
-    contexts = {str(c.get("name")): c.get("context") or {} for c in config["contexts"]}
+    contexts = kubeconfig.contexts()
     if name not in contexts:
         known = ", ".join(sorted(contexts)) or "none"
         raise UserError(f"context {name!r} is not in the kubeconfig (contexts: {known})")
     namespace = target.namespace or contexts[name].get("namespace") or DEFAULT_NAMESPACE
-    return KubeContext(target.kubeconfig, target.context, str(namespace))
+    return KubeContext(kubeconfig, name, str(namespace))
 
 
 def kube_cluster(context: KubeContext) -> Cluster:
     """The real adapter; imported here so `canary --help` never loads `kubernetes`."""
     from canary.kube.client import KubeCluster
 
-    if context.in_cluster:
+    if context.kubeconfig is None:
         return KubeCluster.in_cluster(qps=CLI_QPS, burst=CLI_BURST)
-    return KubeCluster.from_kubeconfig(
+    return KubeCluster.from_merged(
         context.kubeconfig, context.context, qps=CLI_QPS, burst=CLI_BURST, retries=CLI_RETRIES
     )
 

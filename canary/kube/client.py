@@ -45,6 +45,7 @@ from canary.kube.errors import (
     safe_host,
     unreachable,
 )
+from canary.kube.kubeconfig import Kubeconfig, KubeconfigError, kubeconfig_files, merge
 from canary.kube.port import (
     ConflictError,
     CrdMissingError,
@@ -124,19 +125,47 @@ class KubeCluster:
         timeout: float = 10,
         **options: Any,
     ) -> KubeCluster:
-        """From a kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)."""
+        """From a kubeconfig file (default: the files of $KUBECONFIG, then ~/.kube/config)."""
+        try:
+            files = kubeconfig_files(path)
+            kubeconfig = merge(files)
+        except KubeconfigError as error:
+            raise KubeError(
+                f"cannot load the kubeconfig {error.path} ({error.problem}): {error.fix}"
+            ) from None
+        if not files:
+            raise KubeError(
+                "cannot load the kubeconfig: there is none at ~/.kube/config or in $KUBECONFIG; "
+                "pass --kubeconfig"
+            )
+        return cls.from_merged(
+            kubeconfig, context, qps=qps, burst=burst, timeout=timeout, **options
+        )
+
+    @classmethod
+    def from_merged(
+        cls,
+        kubeconfig: Kubeconfig,
+        context: str | None = None,
+        qps: float = 20,
+        burst: int = 40,
+        timeout: float = 10,
+        **options: Any,
+    ) -> KubeCluster:
+        """From a kubeconfig already read (its `context`, default its current one)."""
         configuration = k8s.Configuration()
-        loader: Any = k8s_config.load_kube_config
+        loader: Any = k8s_config.load_kube_config_from_dict
         try:
             loader(
-                config_file=path,
+                kubeconfig.document,
                 context=context,
                 client_configuration=configuration,
                 persist_config=False,
             )
         except (k8s_config.ConfigException, OSError) as error:
+            files = ", ".join(str(p) for p in kubeconfig.paths) or "(none)"
             raise KubeError(
-                f"cannot load the kubeconfig {path or '(default)'}"
+                f"cannot load the kubeconfig {files}"
                 f"{f' context {context}' if context else ''}: {_first_line(error)}; "
                 "check --kubeconfig and --context"
             ) from None

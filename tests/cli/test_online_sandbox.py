@@ -16,6 +16,7 @@ Other test_online_* modules import the fixtures (`sandbox_fixture`) and helpers 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -322,6 +323,41 @@ def test_kubeconfig_env_lists_several_files(tmp_path: Path, monkeypatch: Any) ->
     second = write_kubeconfig(tmp_path / "second", namespace="other", current="a")
     monkeypatch.setenv("KUBECONFIG", f"{first}:{second}")
     assert resolve(Target()).namespace == "shop"  # first file's context, second's current
+
+
+def test_a_kubeconfig_split_over_two_files_with_relative_files_connects(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The context in one file, the cluster and user in another with their certificates as
+    files beside it (relative paths), as kubectl allows: the CLI resolves and connects with
+    the same merge."""
+    sandbox.create(example_rollout())
+    config = yaml.safe_load(sandbox.kubeconfig.read_text())
+    credentials = tmp_path / "credentials"
+    (credentials / "pki").mkdir(parents=True)
+    for entry in [*config["clusters"], *config["users"]]:
+        body = entry.get("cluster") or entry.get("user") or {}
+        for key in [k for k in body if k.endswith("-data")]:
+            name = f"pki/{entry['name']}-{key.removesuffix('-data')}"
+            (credentials / name).write_bytes(base64.b64decode(body.pop(key)))
+            body[key.removesuffix("-data")] = name
+    contexts = {
+        "current-context": config["current-context"],
+        "contexts": [{**c, "context": {**c["context"], "namespace": "shop"}}
+                     for c in config["contexts"]],
+    }  # fmt: skip
+    first = tmp_path / "contexts" / "config"
+    first.parent.mkdir()
+    first.write_text(yaml.safe_dump(contexts))
+    second = credentials / "config"
+    second.write_text(yaml.safe_dump({"clusters": config["clusters"], "users": config["users"]}))
+    monkeypatch.setenv("KUBECONFIG", f"{first}{os.pathsep}{second}")
+    monkeypatch.chdir(tmp_path)
+
+    result = run_cli("get", "ui")
+
+    assert result.exit_code == 0, result.output
+    assert "ui" in result.output
 
 
 @pytest.mark.parametrize(
