@@ -111,6 +111,11 @@ class RolloutStatus(WireModel):
         description="Since when an advance has waited for the canary workload to be ready.",
     )
     paused_reason: PauseReason | None = None
+    waiting_for_slot_since: datetime | None = Field(
+        default=None,
+        description="Since when the release has waited in Pending for a release slot (the "
+        "controller's --max-concurrent-releases): it starts when one frees.",
+    )
     suspended_phase: Phase | None = None
     message: str = ""
     last_analysis: AnalysisRecord | None = None
@@ -129,6 +134,22 @@ class RolloutStatus(WireModel):
         description="The spec the running release last ran on: if the spec turns invalid "
         "mid-release, checks go on against this one and a failure still rolls back.",
     )
+
+    @property
+    def holds_release_slot(self) -> bool:
+        """Whether this status shows a release under way, one that counts against the
+        controller's --max-concurrent-releases: it has begun (the canary may have traffic) and
+        has not ended. A Pending release has not begun, nor has one paused before it began (a
+        resume returns it to Pending); an Invalid Rollout counts as the phase it suspended,
+        since its canary keeps whatever traffic it had."""
+        phase = self.suspended_phase if self.phase is Phase.INVALID else self.phase
+        if phase is Phase.PROGRESSING:
+            return True
+        if phase is Phase.PAUSED:
+            return self.stage not in (None, Stage.WAITING) or (
+                self.paused_reason is PauseReason.MANUAL_GATE
+            )
+        return False
 
     @property
     def stable_subset_moved(self) -> bool:
