@@ -23,7 +23,7 @@ from canary.core.model import Rollout
 from canary.core.path import analysis_due
 from canary.core.requests import Action
 from canary.core.spec import Stage
-from canary.core.status import PauseReason, Phase, RolloutStatus
+from canary.core.status import PauseReason, Phase, RolloutStatus, wire_holds_release_slot
 from canary.core.traffic import Traffic
 
 NO_SLOT = Observed(stable_version=STABLE, release_slot=False, running_releases=3, max_releases=3)
@@ -134,6 +134,11 @@ def test_an_abort_of_a_waiting_release_needs_no_slot() -> None:
 )
 def test_which_statuses_hold_a_release_slot(status: RolloutStatus, holds: bool) -> None:
     assert status.holds_release_slot is holds
+    assert wire_holds_release_slot(status.wire()) is holds  # as the controller's watch reads it
+
+
+def test_a_stored_status_it_cannot_read_holds_no_slot() -> None:
+    assert not wire_holds_release_slot({"phase": "Running", "stage": "split"})
 
 
 def _check_slot(before: Rollout, with_slot: Decision, without: Decision) -> None:
