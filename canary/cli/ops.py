@@ -57,6 +57,15 @@ def controller(
             "(by default a repeat is stored every 5 minutes)."
         ),
     ] = False,
+    max_concurrent_releases: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Releases under way at once, for this controller; the others wait in Pending "
+            "(the reason in their status) and begin, longest waiting first, as slots free. "
+            "A release under way is never interrupted. 0: no cap.",
+        ),
+    ] = 0,
 ) -> None:
     from canary.controller.main import ControllerOptions, run
     from canary.notify.config import ConfigError, load_config
@@ -86,6 +95,7 @@ def controller(
             batch_queries=batch_queries,
             query_bucket_seconds=query_bucket,
             store_every_check=store_every_check,
+            max_concurrent_releases=max_concurrent_releases,
         )
     )
 

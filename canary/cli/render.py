@@ -128,7 +128,17 @@ def step_text(rollout: Obj) -> str:
 def phase_text(status: Obj) -> str:
     phase = str(status.get("phase") or "Unknown")
     reason = status.get("pausedReason")
-    return f"{phase} ({reason})" if phase == "Paused" and reason else phase
+    if phase == "Paused" and reason:
+        return f"{phase} ({reason})"
+    return waiting_text(phase, status)
+
+
+def waiting_text(phase: str, status: Obj) -> str:
+    """`Pending (waitingForSlot)` for a release the controller's --max-concurrent-releases
+    holds back (its message says how many run); any other phase as it is."""
+    if phase == "Pending" and status.get("waitingForSlotSince"):
+        return f"{phase} (waitingForSlot)"
+    return phase
 
 
 # ---------------------------------------------------------------- the list
@@ -151,7 +161,7 @@ def table_row(rollout: Obj, now: datetime) -> list[str | Text]:
     return [
         str(metadata.get("namespace", "")),
         str(metadata.get("name", "")),
-        styled(phase or NONE, PHASE_STYLES.get(phase)),
+        styled(waiting_text(phase, status) or NONE, PHASE_STYLES.get(phase)),
         str(status.get("stage") or NONE),
         f"{int(status.get('canaryWeight') or 0)}%",
         str(status.get("stableVersion") or NONE),

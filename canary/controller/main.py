@@ -13,6 +13,7 @@ from canary.controller import integrations
 from canary.controller.logs import configure_logging
 from canary.controller.reconcile import Reconciler
 from canary.controller.runtime import Controller, LeaderElection, WriteGuard
+from canary.controller.slots import ReleaseSlots
 from canary.controller.telemetry import Telemetry, serve_http
 from canary.kube.client import KubeCluster
 from canary.kube.informers import CachedCluster
@@ -45,6 +46,7 @@ class ControllerOptions:
     query_bucket_seconds: float = 1.0  # how long a grouped answer is shared
     store_every_check: bool = False  # also store checks that repeat the stored one
     workers: int = 8  # reconciles in parallel (of different Rollouts)
+    max_concurrent_releases: int = 0  # releases under way at once; 0: no cap
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ def compose(options: ControllerOptions, stop: threading.Event, telemetry: Teleme
     notifier = integrations.notifier(cluster, telemetry, options.notifications)
     leader = LeaderElection(cluster, options.lease_namespace) if options.leader_elect else None
     may_write = WriteGuard(telemetry, leader, stopping=stop)
+    slots = release_slots(options.max_concurrent_releases)
     reconciler = Reconciler(
         cluster=cluster,
         router=IstioRouter(),
@@ -72,6 +75,7 @@ def compose(options: ControllerOptions, stop: threading.Event, telemetry: Teleme
         store_every_check=options.store_every_check,
         may_write=may_write,
         on_decision=telemetry.observe_decision,
+        slots=slots,
     )
     controller = Controller(
         cluster,
@@ -81,8 +85,16 @@ def compose(options: ControllerOptions, stop: threading.Event, telemetry: Teleme
         leader=leader,
         may_write=may_write,
         workers=options.workers,
+        slots=slots,
     )
     return Composition(controller, kube, notifier)
+
+
+def release_slots(limit: int) -> ReleaseSlots | None:
+    """The registry of --max-concurrent-releases; none without a cap (0, the default)."""
+    if limit < 0:
+        raise ValueError("--max-concurrent-releases is a number of releases, 0 for no cap")
+    return ReleaseSlots(limit) if limit else None
 
 
 def run(options: ControllerOptions, stop: threading.Event | None = None) -> None:
@@ -102,6 +114,7 @@ def run(options: ControllerOptions, stop: threading.Event | None = None) -> None
         "controller starting",
         namespace=options.namespace or "<all>",
         leader_elect=options.leader_elect,
+        max_concurrent_releases=options.max_concurrent_releases or "no cap",
         metrics_addr="{}:{}".format(*server.server_address[:2]),
     )
     try:

@@ -40,6 +40,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
+from canary.controller.slots import ReleaseSlots, SlotAnswer
 from canary.core.errors import describe_validation_error
 from canary.core.machine import (
     Decision,
@@ -112,6 +113,7 @@ class Reconciler:
     webhooks: WebhookCaller = field(default_factory=NoWebhooks)
     notifier: NotificationSink = field(default_factory=NoNotifications)
     store_every_check: bool = False  # the baseline of benchmarks/scale.py
+    slots: ReleaseSlots | None = None  # --max-concurrent-releases; None: no cap
 
     def reconcile(self, obj: Obj) -> Outcome:
         meta = obj.get("metadata", {})
@@ -152,21 +154,61 @@ class Reconciler:
             rollout, mesh = self._converge(rollout, mesh)
         now = self.clock()
         canary = self._canary_state(rollout, mesh)
-        observed = Observed(
-            canary_ready=canary.ready,
-            stable_version=self._live_version(rollout, mesh),
-            gates=self.metrics.evaluate(rollout) if analysis_due(rollout, now) else None,
-            workload=canary.message,
-            webhooks=self.webhooks.call(rollout, webhooks_due(rollout, now, canary.ready)),
-            spec_problem=spec_problem,
-        )
-        decision = advance(rollout, observed, now)
-        bound.debug("decided", phase=decision.status.phase, weight=decision.status.canary_weight)
+        live = self._live_version(rollout, mesh)
+        slot = self._release_slot(rollout, canary, live, spec_problem, now)
         try:
-            plan = self._plan(rollout, mesh, decision.traffic)
-        except MeshError as error:
-            raise _CannotSteerError(str(error), rollout) from error
-        return self._write(rollout, decision, plan)
+            observed = Observed(
+                canary_ready=canary.ready,
+                stable_version=live,
+                gates=self.metrics.evaluate(rollout) if analysis_due(rollout, now) else None,
+                workload=canary.message,
+                # a release waiting for a slot calls none of the webhooks before its first stage
+                webhooks=self.webhooks.call(rollout, webhooks_due(rollout, now, canary.ready))
+                if slot.granted
+                else {},
+                spec_problem=spec_problem,
+                release_slot=slot.granted,
+                running_releases=slot.running,
+                max_releases=slot.limit,
+            )
+            decision = advance(rollout, observed, now)
+            bound.debug(
+                "decided", phase=decision.status.phase, weight=decision.status.canary_weight
+            )
+            try:
+                plan = self._plan(rollout, mesh, decision.traffic)
+            except MeshError as error:
+                raise _CannotSteerError(str(error), rollout) from error
+            return self._write(rollout, decision, plan)
+        finally:
+            if slot.claimed and self.slots is not None:
+                self.slots.unclaim(rollout.key)
+
+    def _release_slot(
+        self,
+        rollout: Rollout,
+        canary: WorkloadState,
+        live: str,
+        spec_problem: str | None,
+        now: datetime,
+    ) -> SlotAnswer:
+        """Whether a release that would begin in this reconcile may (--max-concurrent-releases).
+        The machine says whether it would: `advance` without a slot and without the gates and
+        webhooks, which matter only after it asks (`Decision.slot_requested`). Only then is a
+        slot claimed, so a Rollout that begins nothing never takes one, even for a moment."""
+        if self.slots is None or rollout.status.holds_release_slot:
+            return SlotAnswer(granted=True, running=0, limit=0)
+        without = Observed(
+            canary_ready=canary.ready,
+            stable_version=live,
+            workload=canary.message,
+            spec_problem=spec_problem,
+            release_slot=False,
+        )
+        if not advance(rollout, without, now).slot_requested:
+            self.slots.not_waiting(rollout.key)
+            return SlotAnswer(granted=True, running=0, limit=0)
+        return self.slots.claim(rollout.key, rollout.status.waiting_for_slot_since)
 
     def _held(self, rollout: Rollout, problem: str, bound: Any) -> Outcome:
         """The spec (or the mesh it names) cannot be used. A running release goes on, held:
@@ -282,6 +324,8 @@ class Reconciler:
             status_patch(old, new),
             _precondition(rollout, status),
         )
+        if self.slots is not None:  # a release that began holds its slot from this write on
+            self.slots.observe(response)
         meta = rollout.metadata.model_copy(
             update={"resource_version": response.get("metadata", {}).get("resourceVersion")}
         )

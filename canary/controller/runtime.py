@@ -26,6 +26,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from canary.controller.reconcile import Outcome, Reconciler
+from canary.controller.slots import ReleaseSlots
 from canary.controller.telemetry import Telemetry
 from canary.controller.workqueue import WorkQueue
 from canary.core.durations import parse_duration
@@ -139,6 +140,7 @@ class Controller:
         leader: LeaderElection | None = None,
         may_write: Callable[[], bool] | None = None,
         workers: int = 8,
+        slots: ReleaseSlots | None = None,
     ) -> None:
         self.cluster = cluster
         self.reconciler = reconciler
@@ -150,6 +152,12 @@ class Controller:
         self.queue = WorkQueue()
         self._stop = threading.Event()
         self.may_write = may_write or WriteGuard(telemetry, leader)
+        # --max-concurrent-releases: the registry learns from every Rollout the watch brings
+        # (so a standby and a restarted controller both count the releases under way), and a
+        # freed slot reconciles the longest-waiting Rollouts at once
+        self.slots = slots
+        if slots is not None:
+            slots.on_free = self._wake
         self._workers = [
             threading.Thread(target=self._work, name=f"worker-{n}", daemon=True)
             for n in range(workers)
@@ -206,6 +214,9 @@ class Controller:
             fresh = {key_of(obj) for obj in event.objects}
             for key in set(self.rollouts.all_keys()) - fresh:
                 self._forget(key)
+            if self.slots is not None:  # every release under way counted before any reconcile
+                for obj in event.objects:
+                    self.slots.observe(obj)
             for obj in event.objects:
                 self._upsert(obj)
             self.synced.set()
@@ -219,12 +230,16 @@ class Controller:
         replaced = self.rollouts.put(obj)
         if not replaced.stored or _same_version(obj, replaced.previous):
             return  # nothing new: e.g. the echo of our own status write (#8)
+        if self.slots is not None:
+            self.slots.observe(obj)
         self._schedule_interval(key, obj)
         if not _only_status_changed(obj, replaced.previous):
             self.trigger(key)
 
     def _forget(self, key: str) -> None:
         self.rollouts.remove(key)
+        if self.slots is not None:
+            self.slots.forget(key)
         self.queue.remove(key)
         with contextlib.suppress(JobLookupError):
             self.scheduler.remove_job(f"{key}#tick")
@@ -255,6 +270,11 @@ class Controller:
     def trigger(self, key: str, after: float = 0.0) -> None:
         """Reconcile `key` after `after` seconds (sooner if already due sooner)."""
         self.queue.add(key, after)
+
+    def _wake(self, keys: list[str]) -> None:
+        """Release slots have freed: the Rollouts waiting longest for one, in that order."""
+        for key in keys:
+            self.trigger(key)
 
     def _trigger_all(self) -> None:
         for key in self.rollouts.all_keys():

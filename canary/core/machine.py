@@ -9,7 +9,7 @@ A reconcile handles, in this order: leaving `Invalid`, the pending request, a ch
 `spec.canary.version`, then the phase's own progress (readiness, a gate check, the release
 sequence). Traffic is derived from the resulting status alone (`traffic_for`).
 
-Three rules hold whatever the observations are:
+Four rules hold whatever the observations are:
 - the canary's traffic goes up (a release starts, a step advances, a promotion) only when the
   canary workload was just observed ready; a wait longer than `readyTimeout` rolls back;
 - a running release whose spec cannot be used is held, not abandoned (`Observed.spec_problem`):
@@ -17,6 +17,9 @@ Three rules hold whatever the observations are:
   nothing advances until the spec is fixed;
 - a Rollout that cannot be steered at all is `Invalid`, and still answers every request: an
   abort is recorded at once and carried out when the mesh can be written again.
+- a release begins (leaves Pending for its first stage) only with a release slot
+  (`Observed.release_slot`, the controller's --max-concurrent-releases); without one it waits
+  in Pending with no canary traffic. A release under way never needs one, nor does an abort.
 
 Every phase change is an entry of `TRANSITIONS`, fired by `fire` and listed in
 `Decision.transitions`, but one, documented here as h11 documents its one hand-coded
@@ -143,6 +146,10 @@ class Observed:
     webhooks: the answers of the webhooks called for this reconcile (`webhooks_due`), by name.
     spec_problem: why the Rollout's own spec cannot be used; the Rollout given to `advance`
         then carries the last valid spec (`status.lastValidSpec`) and nothing advances.
+    release_slot: whether a release that has not begun may begin now (the controller's
+        --max-concurrent-releases); without one it waits in Pending. A release under way never
+        needs one, nor does an abort or a rollback. running_releases and max_releases say, for
+        the message, how many releases hold the slots and how many there are.
     """
 
     canary_ready: bool = True
@@ -151,6 +158,9 @@ class Observed:
     workload: str = "the canary workload"
     webhooks: Mapping[str, GateResult] = field(default_factory=dict)
     spec_problem: str | None = None
+    release_slot: bool = True
+    running_releases: int = 0
+    max_releases: int = 0
 
 
 @dataclass(frozen=True)
@@ -176,6 +186,8 @@ class Decision:
     events: tuple[Event, ...] = ()
     requeue_after: timedelta | None = None
     transitions: tuple[Transition, ...] = ()  # in the order fired
+    # the release asked for a release slot: it begins (or, without one, waits) on the answer
+    slot_requested: bool = False
 
 
 def fire(phase: Phase | None, trigger: Trigger) -> Phase:
@@ -217,6 +229,7 @@ class _Draft(_Edit):
     spec: RolloutSpec = field(kw_only=True)
     observed: Observed = field(default_factory=Observed)
     requeue_after: timedelta | None = None
+    slot_requested: bool = False
 
     @property
     def answers(self) -> Mapping[str, GateResult]:
@@ -250,6 +263,7 @@ def advance(rollout: Rollout, observed: Observed, now: datetime) -> Decision:
         events=tuple(draft.events),
         requeue_after=draft.requeue_after,
         transitions=tuple(draft.transitions),
+        slot_requested=draft.slot_requested,
     )
 
 
@@ -572,12 +586,40 @@ def _webhook_checks(draft: _Draft) -> tuple[GateResult, ...]:
 
 def _await_canary(draft: _Draft, observed: Observed) -> None:
     first = next_position(draft.spec, Stage.WAITING, 0)
-    if _held(draft) or not _ready_for(draft, first):
+    if _held(draft) or not _has_release_slot(draft) or not _ready_for(draft, first):
         return
     if not all(_confirmed(draft, first, t) for t in BOUNDARY_ORDER):
         return
     draft.transition(Trigger.CANARY_READY, f"{observed.workload} is ready")
     _enter_or_wait_for_promotion(draft, first)
+
+
+def _has_release_slot(draft: _Draft) -> bool:
+    """Whether the release may begin: a slot under --max-concurrent-releases is free for it.
+    Without one it waits in Pending, writing no traffic, calling no webhook and with no
+    `readyTimeout` running (the queue is not the canary's fault): that clock starts when the
+    slot is given."""
+    draft.slot_requested = True
+    status, observed = draft.status, draft.observed
+    if observed.release_slot:
+        if status.waiting_for_slot_since is not None:
+            draft.update(
+                waiting_for_slot_since=None, stage_started_at=draft.now, step_started_at=draft.now
+            )
+            draft.emit("Normal", "ReleaseSlotTaken", f"a release slot is free; {_RELEASING}")
+        return True
+    message = (
+        f"waiting for a release slot: {observed.running_releases} of {observed.max_releases} "
+        "concurrent releases are running (--max-concurrent-releases)"
+    )
+    if status.waiting_for_slot_since is None:
+        draft.emit("Normal", "WaitingForReleaseSlot", message)
+    draft.update(waiting_for_slot_since=status.waiting_for_slot_since or draft.now, message=message)
+    draft.requeue(draft.spec.analysis.interval)
+    return False
+
+
+_RELEASING = "the release begins"
 
 
 def _held(draft: _Draft) -> bool:
@@ -803,7 +845,13 @@ def _bookkeeping(
     generation: int | None,
     spec_problem: str | None = None,
 ) -> RolloutStatus:
-    """History on every position change, conditions, observed generation."""
+    """History on every position change, conditions, observed generation; only a release
+    waiting in Pending waits for a release slot."""
+    if status.waiting_for_slot_since is not None and (status.phase, status.stage) != (
+        Phase.PENDING,
+        Stage.WAITING,
+    ):
+        status = status.model_copy(update={"waiting_for_slot_since": None})
     history = status.history
     if (status.phase, status.stage, status.step_index) != (
         before.phase,
@@ -833,9 +881,12 @@ def _conditions(
 ) -> list[Condition]:
     running = status.phase in RUNNING_PHASES
     valid = status.phase is not Phase.INVALID and spec_problem is None
+    progress = str(status.phase or "Unknown")
+    if status.waiting_for_slot_since is not None:
+        progress = "WaitingForReleaseSlot"
     wanted = {
         "Valid": ("True" if valid else "False", "Valid" if valid else "InvalidSpec"),
-        "Progressing": ("True" if running else "False", str(status.phase or "Unknown")),
+        "Progressing": ("True" if running else "False", progress),
     }
     existing = {c.type: c for c in status.conditions}
     conditions = []

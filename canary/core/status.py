@@ -3,9 +3,10 @@ the history and the requests it answered."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import ConfigDict, Field, WithJsonSchema
 
@@ -13,6 +14,7 @@ from canary.core.spec import RELEASE_SUBSET_MOVED, RolloutSpec, Stage
 from canary.core.wire import WireModel
 
 HISTORY_LIMIT = 20
+E = TypeVar("E", bound=StrEnum)
 
 
 class Phase(StrEnum):
@@ -111,6 +113,11 @@ class RolloutStatus(WireModel):
         description="Since when an advance has waited for the canary workload to be ready.",
     )
     paused_reason: PauseReason | None = None
+    waiting_for_slot_since: datetime | None = Field(
+        default=None,
+        description="Since when the release has waited in Pending for a release slot (the "
+        "controller's --max-concurrent-releases): it starts when one frees.",
+    )
     suspended_phase: Phase | None = None
     message: str = ""
     last_analysis: AnalysisRecord | None = None
@@ -131,6 +138,49 @@ class RolloutStatus(WireModel):
     )
 
     @property
+    def holds_release_slot(self) -> bool:
+        """Whether this status shows a release under way (`holds_release_slot`)."""
+        return holds_release_slot(self.phase, self.stage, self.paused_reason, self.suspended_phase)
+
+    @property
     def stable_subset_moved(self) -> bool:
         """Whether the release has moved the stable subset to the new version."""
         return self.stage is Stage.RELEASE and self.step_index == RELEASE_SUBSET_MOVED
+
+
+def holds_release_slot(
+    phase: Phase | None,
+    stage: Stage | None,
+    paused_reason: PauseReason | None,
+    suspended_phase: Phase | None,
+) -> bool:
+    """Whether a status shows a release under way, one that counts against the controller's
+    --max-concurrent-releases: it has begun (the canary may have traffic) and has not ended.
+    A Pending release has not begun, nor has one paused before it began (a resume returns it to
+    Pending); an Invalid Rollout counts as the phase it suspended, since its canary keeps the
+    traffic it had."""
+    if phase is Phase.INVALID:
+        phase = suspended_phase
+    if phase is Phase.PROGRESSING:
+        return True
+    if phase is Phase.PAUSED:
+        return stage not in (None, Stage.WAITING) or paused_reason is PauseReason.MANUAL_GATE
+    return False
+
+
+def wire_holds_release_slot(status: Mapping[str, Any]) -> bool:
+    """`holds_release_slot` of a status as stored (camelCase, not validated): the controller
+    asks it of every Rollout its watch brings, without parsing the whole status."""
+
+    def enum(kind: type[E], raw: Any) -> E | None:
+        try:
+            return kind(raw) if raw is not None else None
+        except ValueError:
+            return None
+
+    return holds_release_slot(
+        enum(Phase, status.get("phase")),
+        enum(Stage, status.get("stage")),
+        enum(PauseReason, status.get("pausedReason")),
+        enum(Phase, status.get("suspendedPhase")),
+    )

@@ -63,6 +63,25 @@ def test_table_lists_the_namespace(sandbox: Sandbox) -> None:
     assert "\x1b[" not in result.output  # no ANSI when not a terminal
 
 
+WAITING = (
+    "waiting for a release slot: 3 of 3 concurrent releases are running (--max-concurrent-releases)"
+)
+
+
+def test_a_release_waiting_for_a_slot_says_so_in_the_table_and_the_detail(
+    sandbox: Sandbox,
+) -> None:
+    waiting = status(
+        "Pending", stage="waiting", message=WAITING, waitingForSlotSince="2024-05-01T12:00:00Z"
+    )
+    sandbox.create_rollout("ui", with_status=waiting)
+    _, *rows = lines(sandbox.cli("get").output)
+    assert rows[0][:4] == ["ui", "Pending", "(waitingForSlot)", "waiting"]
+    out = sandbox.cli("get", "ui").output
+    assert "Phase          Pending (waitingForSlot)" in out
+    assert f"Message        {WAITING}" in out
+
+
 def test_all_namespaces_adds_the_namespace_column(sandbox: Sandbox) -> None:
     sandbox.create_rollout("ui")
     sandbox.create_rollout("elsewhere", namespace="other")

@@ -122,6 +122,13 @@ def test_leader_election_with_two_replicas_and_without_it_one() -> None:
     assert "Role" not in kinds(alone)  # no Lease to grant
 
 
+def test_a_release_cap_is_passed_to_the_controller_and_none_by_default() -> None:
+    capped = container(render({"maxConcurrentReleases": "3"}))["args"]
+    assert "--max-concurrent-releases=3" in capped
+    default = container(render({}))["args"]
+    assert not any(a.startswith("--max-concurrent-releases") for a in default)
+
+
 def test_monitoring_on_renders_the_service_monitor_and_rule_where_served() -> None:
     objects = render(MONITORING_ON, *MONITORING)
     monitor = one(objects, "ServiceMonitor")
@@ -156,6 +163,7 @@ def test_monitoring_on_a_cluster_without_prometheus_operator_is_left_out() -> No
         ({"metrics.port": "70000"}, "at '/metrics/port'"),
         ({"serviceMonitor.interval": "often"}, "at '/serviceMonitor/interval'"),
         ({"replica": "3"}, "additional properties 'replica' not allowed"),
+        ({"maxConcurrentReleases": "-1"}, "at '/maxConcurrentReleases'"),
     ],
 )
 def test_a_wrong_value_is_refused_by_lint_and_template(
