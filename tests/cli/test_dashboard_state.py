@@ -100,7 +100,7 @@ def test_the_timeline_keeps_changes_and_counts_each_check_once() -> None:
     assert timeline.checks["success-rate"] == [(T0_MS, 99.5), (T0_MS + 2000, 99.9)]
     assert timeline.checks["p99-latency"] == [(T0_MS, 40.0), (T0_MS + 2000, 40.0)]
     assert [(m["label"], m["kind"]) for m in timeline.markers] == [
-        ("split", "stage"),
+        ("split 1", "stage"),
         ("RolledBack", "rollback"),
     ]
 
@@ -155,7 +155,7 @@ def test_the_detail_has_split_gates_events_and_charts() -> None:
                        [T0_MS + 30_000, 10.0]]  # fmt: skip
     assert [(m["label"], m["kind"]) for m in traffic["markers"]] == [
         ("mirror", "stage"),
-        ("split", "stage"),
+        ("split 1", "stage"),
         ("Paused", "hold"),
     ]
     success = detail["charts"]["gates"][0]

@@ -115,9 +115,11 @@ def observe(timeline: Timeline, rollout: Obj, now: int) -> Timeline:
 
 
 def position_marker(position: tuple[str, str, int], at: int) -> Obj:
-    phase, stage, _ = position
+    phase, stage, step = position
     kind = PHASE_MARKERS.get(phase, "hold" if phase == "Paused" else "stage")
     label = phase if kind != "stage" else (stage or phase)
+    if kind == "stage" and stage == "split":
+        label = f"split {step + 1}"
     return {"at": at, "label": label, "kind": kind}
 
 
@@ -185,7 +187,12 @@ def history_markers(status: Obj) -> list[Obj]:
         at = millis(entry.get("time"))
         if at is None:
             continue
-        position = (str(entry.get("phase", "")), str(entry.get("stage") or ""), 0)
+        step = entry.get("step")
+        position = (
+            str(entry.get("phase", "")),
+            str(entry.get("stage") or ""),
+            step if isinstance(step, int) else 0,
+        )
         markers.append(position_marker(position, at))
     return markers
 

@@ -49,7 +49,7 @@
       cell(tr, r.name, "name");
       cell(tr, r.phaseText, "phase phase-" + r.phase);
       cell(tr, r.stage, "stage");
-      cell(tr, r.step);
+      cell(tr, r.step, "step");
       cell(tr, weightBar(r.canaryWeight));
       cell(tr, r.stableVersion);
       cell(tr, r.canaryVersion);

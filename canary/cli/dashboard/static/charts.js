@@ -123,20 +123,28 @@
     var span = range.x1 - range.x0, ticks = 5;
     for (var i = 0; i <= ticks; i++) {
       var x = range.x0 + span * i / ticks;
-      text(axes, sx(x), height - PAD.bottom + 14, formatTime(x, span), {"text-anchor": "middle"});
+      var anchor = i === 0 ? "start" : i === ticks ? "end" : "middle";
+      text(axes, sx(x), height - PAD.bottom + 14, formatTime(x, span), {"text-anchor": anchor});
     }
     el("rect", {x: PAD.left, y: PAD.top, width: plotW, height: plotH, fill: "none",
       stroke: "#ced4da"}, axes);
 
-    (spec.markers || []).forEach(function (marker) {
+    var rowEnds = [];  // where each row of marker labels ends, so that labels never overlap
+    (spec.markers || []).slice().sort(function (a, b) { return a.at - b.at; }).forEach(function (marker) {
       if (marker.at < range.x0 || marker.at > range.x1) return;
       var kind = marker.kind || "stage";
       var colour = MARKER_COLOURS[kind] || MARKER_COLOURS.stage;
       var g = el("g", {class: "cc-marker cc-" + kind, "data-kind": kind}, svg);
       el("line", {x1: sx(marker.at), x2: sx(marker.at), y1: PAD.top, y2: PAD.top + plotH,
         stroke: colour, "stroke-dasharray": kind === "stage" ? "2,3" : "4,2"}, g);
-      text(g, sx(marker.at) + 2, PAD.top + 9, marker.label || kind,
-        {"font-size": 9, fill: colour});
+      var label = marker.label || kind, x = sx(marker.at) + 2, row = 0;
+      var labelWidth = 5.6 * label.length, anchor = "start";
+      if (x + labelWidth > width - PAD.right) { x -= 4; anchor = "end"; }  // at the right edge
+      var left = anchor === "end" ? x - labelWidth : x;
+      while (rowEnds[row] !== undefined && rowEnds[row] > left) row++;
+      rowEnds[row] = left + labelWidth + 6;
+      text(g, x, PAD.top + 9 + 10 * row, label,
+        {"font-size": 9, fill: colour, "text-anchor": anchor});
       tooltip(g, (marker.label || kind) + " at " + new Date(marker.at).toLocaleTimeString());
     });
 
