@@ -75,7 +75,13 @@ class Live:
         rollout = fast_rollout(INTERVAL, self.simulator.url)
         if change is not None:
             change(rollout["spec"])
-        self.client.apply(rollout)
+        uid = self.client.apply(rollout)["metadata"]["uid"]
+
+        def picked_up(_: Any) -> bool:  # by the controller: this Rollout, not the last test's
+            current = self.client.get(API_VERSION, KIND, NAMESPACE, SERVICE)
+            return bool(current["metadata"]["uid"] == uid and self.status().get("phase"))
+
+        self.wait(picked_up)
 
     def status(self) -> Obj:
         status: Obj = self.client.get(API_VERSION, KIND, NAMESPACE, SERVICE).get("status") or {}
@@ -101,10 +107,16 @@ class Live:
         return str(self.driver.find_element(By.ID, element_id).text)
 
     def open_list(self) -> None:
-        self.driver.get(self.dashboard.url)
+        self._load(self.dashboard.url)
 
     def open_rollout(self) -> None:
-        self.driver.get(f"{self.dashboard.url}#/{NAMESPACE}/{SERVICE}")
+        self._load(f"{self.dashboard.url}#/{NAMESPACE}/{SERVICE}")
+
+    def _load(self, url: str) -> None:
+        """A fresh page: the same URL again would only be a same-document navigation that
+        keeps what the last test's page showed."""
+        self.driver.get("about:blank")
+        self.driver.get(url)
 
 
 def chrome() -> Any:
