@@ -1,5 +1,5 @@
-"""The real binaries some tests run (prometheus, promtool, kubectl, lua5.4, go, the control
-plane), shared by every tier.
+"""The real binaries some tests run (prometheus, promtool, kubectl, lua5.4, chromium and
+chromedriver, go, the control plane), shared by every tier.
 
 `require_binary(name)` returns the binary's path. When it is missing the test is skipped
 locally, and fails under CI=true (`.ci/run`), where every real component is required. Each tier
@@ -31,6 +31,9 @@ INSTALL = {
     "lua5.4": "install it with `apt-get install lua5.4` on Debian",
     "helm": "build it with `python -m canary_sandbox.k8s_assets --helm` (`./dev test` does), "
     "or set CANARY_HELM",
+    "chromium": "install it with `apt-get install chromium` on Debian (`./dev test` does)",
+    "chromedriver": "install it with `apt-get install chromium-driver` on Debian "
+    "(`./dev test` does)",
     "go": "install Go (https://go.dev/dl/, or `apt-get install golang-go` on Debian)",
 }
 

@@ -172,6 +172,34 @@ def get(
     run_online(body)
 
 
+@app.command("dashboard")
+def dashboard(
+    *,
+    namespace: NamespaceOption = None,
+    all_namespaces: AllNamespacesOption = False,
+    context: ContextOption = None,
+    kubeconfig: KubeconfigOption = None,
+    port: Annotated[int, typer.Option("--port", help="Port to serve on (0: any free one).")] = 8765,
+    address: Annotated[
+        str, typer.Option("--address", help="Address to serve on (only this machine by default).")
+    ] = "127.0.0.1",
+) -> None:
+    """Serves the page, its JSON API and a live stream until Ctrl-C, with your kubeconfig's
+    credentials (as `get` does), and prints its URL; open that in a browser. The buttons write
+    the same request annotation as `canary promote|pause|resume|abort|retry`."""
+    from canary.cli.dashboard.server import serve
+    from canary.cli.session import open_session
+
+    def body() -> None:
+        session = open_session(target_of(namespace, context, kubeconfig, all_namespaces))
+        try:
+            serve(session, address, port, typer.echo)
+        except KeyboardInterrupt:
+            typer.echo("dashboard stopped")
+
+    run_online(body)
+
+
 def send(action: str, name: str, target: Any, timeout: str, no_wait: bool) -> None:
     """Send one request to the Rollout `name` at `target` (a `session.Target`)."""
     from canary.cli.errors import UserError, parse_timeout

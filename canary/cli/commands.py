@@ -17,6 +17,10 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ),
     ("get", "List Rollouts, or show one in detail: stage, weight, gates, history and events."),
     (
+        "dashboard",
+        "Serve a local web page of every Rollout, live: stages, traffic, gates, events, buttons.",
+    ),
+    (
         "promote",
         "Move the release to its next step (past a manual gate), or with --full to release.",
     ),

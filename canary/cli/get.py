@@ -183,9 +183,12 @@ def changes_until_ended(session: Session, name: str, first: Obj) -> Iterator[Obj
             return
 
 
-def rollout_changes(session: Session, name: str | None) -> Iterator[tuple[str, Obj | None]]:
-    """(type, object) for every change in the namespace (or only to `name`); SYNC is unfolded."""
-    stop = threading.Event()
+def rollout_changes(
+    session: Session, name: str | None, stop: threading.Event | None = None
+) -> Iterator[tuple[str, Obj | None]]:
+    """(type, object) for every change in the namespace (or only to `name`); SYNC is unfolded.
+    Setting `stop` (a long-running reader's, e.g. the dashboard's) ends the watch."""
+    stop = stop or threading.Event()
     namespace = session.namespace if name is not None else list_namespace(session)
     try:
         with explained(session, "watch", name):
