@@ -68,6 +68,10 @@ def backtest_command(
     end: Annotated[str | None, typer.Option("--to", help="End (with --prometheus).")] = None,
     stable_version: StableOption = None,
     output: Annotated[str, typer.Option("-o", "--output", help="text or json")] = "text",
+    html_file: Annotated[
+        str | None,
+        typer.Option("--html", help="Also write the report as a web page (charts) to this file."),
+    ] = None,
 ) -> None:
     """Exit codes: 0 the release would have succeeded, 1 rolled back, 2 still running at the end."""
     try:
@@ -77,12 +81,25 @@ def backtest_command(
     except (BacktestError, OSError, ValueError) as error:
         _fail(error)
     report = summarise(ticks, recording)
+    if html_file is not None:
+        _write_page(html_file, report, f"backtest of {rollout}")
     if output == "json":
         typer.echo(json.dumps(report, indent=2))
     else:
         for line in render(report):
             typer.echo(line)
     raise typer.Exit({"Succeeded": 0, "RolledBack": 1}.get(str(report["phase"]), 2))
+
+
+def _write_page(path: str, report: dict[str, Any], title: str) -> None:
+    from canary.cli.backtest_page import page
+
+    try:
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(page(report, title))
+    except OSError as error:
+        _fail(BacktestError(f"cannot write {path}: {error.strerror}; choose another --html file"))
+    typer.echo(f"wrote the report page to {path}", err=True)
 
 
 def _fail(error: Exception) -> None:
@@ -168,6 +185,7 @@ def summarise(ticks: list[Tick], recording: Recording) -> dict[str, Any]:
     checks, furthest = [], "nothing"
     for tick in ticks:
         status = tick.decision.status
+        before = furthest
         if status.stage is not None:
             furthest = _position(status.stage.value, status.step_index, status.canary_weight)
         if tick.gates is None:
@@ -177,6 +195,8 @@ def summarise(ticks: list[Tick], recording: Recording) -> dict[str, Any]:
                 "at": _offset(tick.time, recording),
                 "time": tick.time.isoformat(),
                 "position": furthest,
+                "canaryWeight": status.canary_weight,
+                "outcome": _outcome(str(status.phase), moved=furthest != before),
                 "gates": [
                     {
                         "name": g.name,
@@ -200,6 +220,13 @@ def summarise(ticks: list[Tick], recording: Recording) -> dict[str, Any]:
     }
 
 
+def _outcome(phase: str, moved: bool) -> str:
+    """What the policy did after a check: rolled back, promoted (moved on), or held."""
+    if phase == "RolledBack":
+        return "rollback"
+    return "promote" if moved or phase == "Succeeded" else "hold"
+
+
 def _position(stage: str, step: int, weight: int) -> str:
     return f"split step {step + 1} ({weight}%)" if stage == "split" else stage
 
@@ -213,13 +240,17 @@ def render(report: dict[str, Any]) -> list[str]:
     for check in report["checks"]:
         gates = ", ".join(_gate_text(g) for g in check["gates"])
         lines.append(f"{check['at']:>7}  {check['position']:<22} {gates}")
+    lines.append(verdict_line(report))
+    return lines
+
+
+def verdict_line(report: dict[str, Any]) -> str:
     outcome = {"Succeeded": "would have succeeded", "RolledBack": "would have rolled back"}
     verdict = outcome.get(report["phase"], f"still {report['phase']} at the end of the data")
-    lines.append(
+    return (
         f"{verdict} at {report['endedAt']}; furthest position: {report['furthest']}; "
         f"{report['message']}"
     )
-    return lines
 
 
 def _gate_text(gate: dict[str, Any]) -> str:
