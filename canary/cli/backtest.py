@@ -94,9 +94,10 @@ def backtest_command(
 def _write_page(path: str, report: dict[str, Any], title: str) -> None:
     from canary.cli.backtest_page import page
 
+    text = page(report, title)  # all of it before the file is opened: never half a page
     try:
         with open(path, "w", encoding="utf-8") as file:
-            file.write(page(report, title))
+            file.write(text)
     except OSError as error:
         _fail(BacktestError(f"cannot write {path}: {error.strerror}; choose another --html file"))
     typer.echo(f"wrote the report page to {path}", err=True)

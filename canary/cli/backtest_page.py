@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any
 
 from canary.cli.backtest import verdict_line
+from canary.cli.dashboard.state import thresholds_of
 
 _OUTCOMES = ("hold", "promote", "rollback")
 
@@ -76,12 +77,12 @@ def chart_specs(report: dict[str, Any]) -> list[dict[str, Any]]:
 def _gate_spec(name: str, checks: list[dict[str, Any]], markers: list[Any]) -> dict[str, Any]:
     readings = [(c["time"], g) for c in checks for g in c["gates"] if g["name"] == name]
     points = [[_millis(t), g["value"]] for t, g in readings if g["value"] is not None]
-    limits = sorted({g["threshold"] for _, g in readings if g["threshold"] is not None})
+    texts = dict.fromkeys(g["threshold"] for _, g in readings if g["threshold"])
     return {
         "title": name,
         "unit": "",
         "series": [{"name": name, "points": points}],
-        "thresholds": [{"value": limit, "label": f"threshold {limit:g}"} for limit in limits],
+        "thresholds": [bound for text in texts for bound in thresholds_of(text)],
         "markers": markers,
     }
 

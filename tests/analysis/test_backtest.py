@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 from analysis_helpers import ERROR_RATE, rollout
+from browser_support import chrome
 from scraped_support import Sandbox
 from typer.testing import CliRunner
 
@@ -108,3 +109,30 @@ def test_user_errors_are_one_sentence(tmp_path: Path, sandbox: Sandbox) -> None:
     assert "cannot be read" in missing.output and "Traceback" not in missing.output
     no_span = runner.invoke(app, ["backtest", path, "--prometheus", sandbox.url])
     assert "--prometheus needs --from and --to" in no_span.output
+
+
+def test_the_html_page_charts_the_checks_and_marks_the_rollback(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    """`--html`: the tenfold recording's page, opened in chromium, draws the traffic chart and
+    one chart per gate with the checks as points, and marks the rollback."""
+    from selenium.webdriver.common.by import By
+
+    path, recording = record(tmp_path, sandbox, "tenfold")
+    page = tmp_path / "report.html"
+    result = CliRunner().invoke(
+        app, ["backtest", path, "--recording", recording, "--html", str(page)]
+    )
+    assert result.exit_code == 1, result.output
+    driver = chrome()
+    try:
+        driver.get(page.as_uri())
+        charts = driver.find_elements(By.CSS_SELECTOR, "#charts .chart")
+        titles = [chart.get_attribute("data-chart") for chart in charts]
+        assert titles == ["canary traffic", "errors-vs-stable", "success-rate"]
+        for chart in charts:
+            assert chart.find_elements(By.CSS_SELECTOR, "svg .cc-marker.cc-rollback")
+        assert charts[0].find_elements(By.CSS_SELECTOR, "svg .cc-point")
+        assert "would have rolled back" in driver.find_element(By.ID, "verdict").text
+    finally:
+        driver.quit()

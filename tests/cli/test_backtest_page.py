@@ -27,7 +27,7 @@ def check(at: int, outcome: str, weight: int, value: float | None) -> dict[str, 
                 "name": "success-rate",
                 "verdict": "pass" if value is None or value >= 99 else "fail",
                 "value": value,
-                "threshold": 99.0,
+                "threshold": ">= 99.0%",
                 "message": f"success-rate {value} <script>",
             }
         ],
@@ -56,7 +56,7 @@ def test_a_chart_for_the_traffic_and_one_per_gate_with_its_threshold() -> None:
     ]
     assert gate["title"] == "success-rate"
     assert gate["series"][0]["points"] == [[1796292010000, 99.5], [1796292020000, 80.0]]
-    assert gate["thresholds"] == [{"value": 99.0, "label": "threshold 99"}]
+    assert gate["thresholds"] == [{"value": 99.0, "label": ">= 99.0"}]
 
 
 def test_every_check_is_marked_with_what_the_policy_did() -> None:

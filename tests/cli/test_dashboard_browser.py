@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from binary_support import require_binary
+from browser_support import chrome
 
 from canary.cli.dashboard.server import DashboardServer, start_in_thread
 from canary.cli.session import Target, open_session
@@ -49,15 +49,6 @@ pytestmark = pytest.mark.slow
 GUARD_SECONDS = 120.0  # only against hanging forever
 INTERVAL = 1.0  # the analysis interval of the releases here
 Obj = dict[str, Any]
-CHROME_ARGUMENTS = (
-    "--headless=new",
-    "--no-sandbox",  # the tests may run as root, where chromium's sandbox refuses to start
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--window-size=1200,800",
-    "--no-first-run",
-    "--disable-extensions",
-)
 
 
 @dataclass
@@ -117,19 +108,6 @@ class Live:
         keeps what the last test's page showed."""
         self.driver.get("about:blank")
         self.driver.get(url)
-
-
-def chrome() -> Any:
-    chromium = require_binary("chromium")
-    chromedriver = require_binary("chromedriver")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in CHROME_ARGUMENTS:
-        options.add_argument(argument)
-    return webdriver.Chrome(options=options, service=Service(chromedriver))
 
 
 @pytest.fixture(scope="module")
