@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from canary.core.objects import Obj, key_of, resource_version
+from canary.core.objects import Obj, key_of, resource_version, version_not_older
 from canary.core.status import wire_holds_release_slot
 
 
@@ -59,9 +59,7 @@ class ReleaseSlots:
         status = obj.get("status")
         holds = wire_holds_release_slot(status if isinstance(status, dict) else {})
         with self._lock:
-            seen = self._versions.get(key)
-            older = seen is not None and version.isdigit() and seen.isdigit()
-            if older and int(version) < int(str(seen)):
+            if not version_not_older(version, self._versions.get(key)):
                 return
             self._versions[key] = version
             if holds:

@@ -30,9 +30,13 @@ def is_newer(candidate: Obj, current: Obj | None) -> bool:
     resourceVersions are opaque to clients; comparing them as numbers is what every cache here
     does, and it holds for kube-apiserver (etcd revisions) and the sandbox alike.
     """
-    if current is None:
-        return True
-    new, old = resource_version(candidate), resource_version(current)
-    if new.isdigit() and old.isdigit():
+    return current is None or version_not_older(
+        resource_version(candidate), resource_version(current)
+    )
+
+
+def version_not_older(new: str, old: str | None) -> bool:
+    """`is_newer` for resourceVersions kept apart from their objects."""
+    if old is not None and new.isdigit() and old.isdigit():
         return int(new) >= int(old)
     return True
