@@ -37,13 +37,14 @@ from canary.cli.dashboard import state
 from canary.cli.errors import UserError, first_line
 from canary.cli.requests import RequestOptions, send_request
 from canary.cli.session import Session, explained
+from canary.common.pacing import Backoff
 from canary.core.objects import Obj, key_of
 from canary.kube.port import KubeError
 
 DEFAULT_ADDRESS, DEFAULT_PORT = "127.0.0.1", 8765
 CSRF_HEADER = "X-Canary-Dashboard"
 PROBE_SECONDS = 2.0
-BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
+WATCH_RETRY_BASE, WATCH_RETRY_CAP = 0.5, 10.0  # seconds, for a watch that failed
 KEEPALIVE_SECONDS = 15.0
 REQUEST_TIMEOUT = timedelta(seconds=10)
 ACTIONS = frozenset({*state.ACTIONS, "promote-full"})
@@ -106,17 +107,16 @@ class Dashboard:
             return self.session.cluster.list_rollouts(getting.list_namespace(self.session))
 
     def _watch_loop(self) -> None:
-        failures = 0
+        backoff = Backoff(WATCH_RETRY_BASE, WATCH_RETRY_CAP)
         while not self.stop.is_set():
             try:
                 for event_type, obj in getting.rollout_changes(self.session, None, self.stop):
                     if obj is not None:
                         self.apply(event_type, obj)
-                    failures = 0
+                    backoff.reset()
             except (UserError, KubeError, OSError) as error:
                 self.set_error(first_line(error))
-                self.stop.wait(BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS) - 1)])
-                failures += 1
+                self.stop.wait(backoff.next_delay())
 
     def _probe_loop(self) -> None:
         while not self.stop.wait(PROBE_SECONDS):
