@@ -40,7 +40,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from canary.controller.slots import ReleaseSlots, SlotAnswer
+from canary.controller.slots import NOT_NEEDED, ReleaseSlots, SlotAnswer
 from canary.core.errors import describe_validation_error
 from canary.core.machine import (
     Decision,
@@ -197,7 +197,7 @@ class Reconciler:
         webhooks, which matter only after it asks (`Decision.slot_requested`). Only then is a
         slot claimed, so a Rollout that begins nothing never takes one, even for a moment."""
         if self.slots is None or rollout.status.holds_release_slot:
-            return SlotAnswer(granted=True, running=0, limit=0)
+            return NOT_NEEDED
         without = Observed(
             canary_ready=canary.ready,
             stable_version=live,
@@ -207,7 +207,7 @@ class Reconciler:
         )
         if not advance(rollout, without, now).slot_requested:
             self.slots.not_waiting(rollout.key)
-            return SlotAnswer(granted=True, running=0, limit=0)
+            return NOT_NEEDED
         return self.slots.claim(rollout.key, rollout.status.waiting_for_slot_since)
 
     def _held(self, rollout: Rollout, problem: str, bound: Any) -> Outcome:

@@ -37,6 +37,9 @@ class SlotAnswer:
     claimed: bool = False  # answered by `claim`: its reconcile ends with `unclaim`
 
 
+NOT_NEEDED = SlotAnswer(granted=True, running=0, limit=0)  # no cap, or nothing to begin
+
+
 class ReleaseSlots:
     def __init__(self, limit: int, on_free: Callable[[list[str]], None] = lambda keys: None):
         if limit < 1:
