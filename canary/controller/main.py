@@ -15,6 +15,7 @@ from canary.controller.reconcile import Reconciler
 from canary.controller.runtime import Controller, LeaderElection, WriteGuard
 from canary.controller.slots import ReleaseSlots
 from canary.controller.telemetry import Telemetry, serve_http
+from canary.controller.workqueue import WorkQueue
 from canary.kube.client import KubeCluster
 from canary.kube.informers import CachedCluster
 from canary.kube.port import Cluster
@@ -65,7 +66,12 @@ def compose(options: ControllerOptions, stop: threading.Event, telemetry: Teleme
     notifier = integrations.notifier(cluster, telemetry, options.notifications)
     leader = LeaderElection(cluster, options.lease_namespace) if options.leader_elect else None
     may_write = WriteGuard(telemetry, leader, stopping=stop)
-    slots = release_slots(options.max_concurrent_releases)
+    queue = WorkQueue()
+    slots = release_slots(options.max_concurrent_releases, queue)
+    if slots is not None:
+        telemetry.track_release_slots(
+            slots.limit, slots.running, waiting=lambda: len(slots.waiting())
+        )
     reconciler = Reconciler(
         cluster=cluster,
         router=IstioRouter(),
@@ -86,15 +92,17 @@ def compose(options: ControllerOptions, stop: threading.Event, telemetry: Teleme
         may_write=may_write,
         workers=options.workers,
         slots=slots,
+        queue=queue,
     )
     return Composition(controller, kube, notifier)
 
 
-def release_slots(limit: int) -> ReleaseSlots | None:
-    """The registry of --max-concurrent-releases; none without a cap (0, the default)."""
+def release_slots(limit: int, queue: WorkQueue) -> ReleaseSlots | None:
+    """The registry of --max-concurrent-releases, which puts the Rollouts a freed slot may
+    begin into the controller's queue; none without a cap (0, the default)."""
     if limit < 0:
         raise ValueError("--max-concurrent-releases is a number of releases, 0 for no cap")
-    return ReleaseSlots(limit) if limit else None
+    return ReleaseSlots(limit, on_free=queue.add) if limit else None
 
 
 def run(options: ControllerOptions, stop: threading.Event | None = None) -> None:

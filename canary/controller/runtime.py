@@ -141,6 +141,7 @@ class Controller:
         may_write: Callable[[], bool] | None = None,
         workers: int = 8,
         slots: ReleaseSlots | None = None,
+        queue: WorkQueue | None = None,
     ) -> None:
         self.cluster = cluster
         self.reconciler = reconciler
@@ -149,15 +150,13 @@ class Controller:
         self.leader = leader
         self.synced = threading.Event()
         self.rollouts = ObjectCache()
-        self.queue = WorkQueue()
+        self.queue = queue or WorkQueue()
         self._stop = threading.Event()
         self.may_write = may_write or WriteGuard(telemetry, leader)
         # --max-concurrent-releases: the registry learns from every Rollout the watch brings
-        # (so a standby and a restarted controller both count the releases under way), and a
-        # freed slot reconciles the longest-waiting Rollouts at once
+        # (so a standby and a restarted controller both count the releases under way); it
+        # puts the longest-waiting Rollouts into `queue` when a slot frees (`wake_into`)
         self.slots = slots
-        if slots is not None:
-            slots.on_free = self._wake
         self._workers = [
             threading.Thread(target=self._work, name=f"worker-{n}", daemon=True)
             for n in range(workers)
@@ -270,11 +269,6 @@ class Controller:
     def trigger(self, key: str, after: float = 0.0) -> None:
         """Reconcile `key` after `after` seconds (sooner if already due sooner)."""
         self.queue.add(key, after)
-
-    def _wake(self, keys: list[str]) -> None:
-        """Release slots have freed: the Rollouts waiting longest for one, in that order."""
-        for key in keys:
-            self.trigger(key)
 
     def _trigger_all(self) -> None:
         for key in self.rollouts.all_keys():

@@ -41,7 +41,9 @@ NOT_NEEDED = SlotAnswer(granted=True, running=0, limit=0)  # no cap, or nothing 
 
 
 class ReleaseSlots:
-    def __init__(self, limit: int, on_free: Callable[[list[str]], None] = lambda keys: None):
+    def __init__(self, limit: int, on_free: Callable[[str], None] = lambda key: None):
+        """`on_free(key)` is called for each waiting Rollout that a freed slot may now take,
+        the longest waiting first: the controller's `WorkQueue.add`."""
         if limit < 1:
             raise ValueError("a release cap is at least 1 (no cap: no ReleaseSlots)")
         self.limit = limit
@@ -142,5 +144,5 @@ class ReleaseSlots:
         return [key for key, _ in sorted(self._waiting.items(), key=age)]
 
     def _wake(self, keys: list[str]) -> None:
-        if keys:
-            self.on_free(keys)
+        for key in keys:
+            self.on_free(key)

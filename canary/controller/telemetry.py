@@ -115,6 +115,25 @@ class Telemetry:
             "canary_leader", "1 while this replica holds the leader lease", registry=self.registry
         )
 
+    def track_release_slots(
+        self, limit: int, running: Callable[[], int], waiting: Callable[[], int]
+    ) -> None:
+        """--max-concurrent-releases: the cap, and the releases under way and waiting for a
+        slot, read at every scrape."""
+        Gauge("canary_release_slots", "The cap on concurrent releases", registry=self.registry).set(
+            limit
+        )
+        Gauge(
+            "canary_release_slots_in_use",
+            "Releases under way (or beginning) that hold a slot",
+            registry=self.registry,
+        ).set_function(running)
+        Gauge(
+            "canary_release_slots_waiting",
+            "Rollouts whose release waits in Pending for a slot",
+            registry=self.registry,
+        ).set_function(waiting)
+
     def observe_decision(self, rollout: Rollout, decision: Decision) -> None:
         key = (rollout.metadata.namespace, rollout.metadata.name)
         status = decision.status

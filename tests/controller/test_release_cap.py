@@ -24,10 +24,12 @@ import pytest
 from controller_support import Env, quick_rollout, weights
 from controlplane_support import ON_BOTH, wait_until
 
+from canary.controller.main import release_slots
 from canary.controller.reconcile import Reconciler
 from canary.controller.runtime import Controller
 from canary.controller.slots import ReleaseSlots
 from canary.controller.telemetry import Telemetry
+from canary.controller.workqueue import WorkQueue
 from canary.core.status import Verdict, wire_holds_release_slot
 from canary.kube.client import KubeCluster
 from canary.mesh.istio import IstioRouter
@@ -101,7 +103,7 @@ def test_an_older_version_never_overrides_a_newer_one() -> None:
 
 
 def test_freed_slots_wake_the_longest_waiting_first() -> None:
-    woken: list[list[str]] = []
+    woken: list[str] = []
     slots = ReleaseSlots(2, on_free=woken.append)
     slots.observe(rollout_obj("a", "1", "Progressing", "split"))
     slots.observe(rollout_obj("b", "1", "Paused", "split"))
@@ -109,12 +111,12 @@ def test_freed_slots_wake_the_longest_waiting_first() -> None:
         assert not slots.claim(key).granted
     assert slots.waiting() == ["c/ui", "d/ui", "e/ui"]
     slots.observe(rollout_obj("a", "2", "Succeeded", ""))
-    assert woken == [["c/ui"]]
+    assert woken == ["c/ui"]
     slots.forget("b/ui")  # deleted mid-release
-    assert woken[-1] == ["c/ui", "d/ui"]  # two free now; c has not claimed yet
+    assert woken[1:] == ["c/ui", "d/ui"]  # two free now; c has not claimed yet
     assert slots.claim("c/ui").granted
     slots.unclaim("c/ui")  # it began nothing (its canary was not ready): the slot frees
-    assert woken[-1] == ["d/ui", "e/ui"]
+    assert woken[3:] == ["d/ui", "e/ui"]
     slots.not_waiting("e/ui")  # its release was superseded by the stable version
     assert slots.waiting() == ["d/ui"]
 
@@ -127,6 +129,26 @@ def test_a_restarted_registry_orders_waiters_by_their_stored_wait() -> None:
     slots.claim("late/ui", datetime(2030, 1, 1, 12, 5, tzinfo=UTC))
     slots.claim("early/ui", datetime(2030, 1, 1, 12, 0, tzinfo=UTC))
     assert slots.waiting() == ["early/ui", "late/ui"]
+
+
+def test_metrics_show_the_cap_the_slots_in_use_and_the_waiting() -> None:
+    telemetry = Telemetry()
+    slots = release_slots(2, WorkQueue())
+    assert slots is not None
+    telemetry.track_release_slots(slots.limit, slots.running, lambda: len(slots.waiting()))
+    slots.observe(rollout_obj("a", phase="Progressing", stage="split"))
+    slots.claim("b/ui")
+    slots.claim("c/ui")
+    slots.claim("d/ui")
+
+    def sample(name: str) -> float | None:
+        return telemetry.registry.get_sample_value(name)
+
+    assert sample("canary_release_slots") == 2
+    assert sample("canary_release_slots_in_use") == 2
+    assert sample("canary_release_slots_waiting") == 2
+    slots.unclaim("b/ui")  # it began nothing
+    assert sample("canary_release_slots_in_use") == 1
 
 
 def test_a_cap_is_at_least_one() -> None:
@@ -226,13 +248,14 @@ def brisk_release(namespace: str) -> Obj:
 
 
 @contextmanager
-def running_controller(
-    kubeconfig: Path, metrics: FixedVerdicts, slots: ReleaseSlots
-) -> Iterator[Controller]:
-    """The runtime of `canary controller --max-concurrent-releases`, in this process."""
+def running_controller(kubeconfig: Path, metrics: FixedVerdicts) -> Iterator[Controller]:
+    """The runtime of `canary controller --max-concurrent-releases 1`, wired as its
+    composition root wires it, in this process."""
     cluster = KubeCluster.from_kubeconfig(str(kubeconfig), qps=1000, burst=1000)
+    queue = WorkQueue()
+    slots = release_slots(1, queue)
     reconciler = Reconciler(cluster=cluster, router=IstioRouter(), metrics=metrics, slots=slots)
-    controller = Controller(cluster, reconciler, telemetry=Telemetry(), slots=slots)
+    controller = Controller(cluster, reconciler, telemetry=Telemetry(), slots=slots, queue=queue)
     stop = threading.Event()
     thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
     thread.start()
@@ -267,9 +290,8 @@ def succeeded(env: Env, namespace: str) -> bool:
 
 
 def test_the_runtime_runs_one_release_at_a_time_and_wakes_the_next(env: Env) -> None:
-    slots = ReleaseSlots(1)
     with three_namespaces(env) as namespaces, rollout_writes(env) as recorder:
-        with running_controller(env.kubeconfig, FixedVerdicts(), slots):
+        with running_controller(env.kubeconfig, FixedVerdicts()) as controller:
             for namespace in namespaces:
                 apply_release(env, namespace, brisk_release(namespace))
             for namespace in namespaces:
@@ -282,14 +304,15 @@ def test_the_runtime_runs_one_release_at_a_time_and_wakes_the_next(env: Env) -> 
         if (obj.get("status") or {}).get("message") == WAITING
     }
     assert len(waited) == 2  # all three asked at once; two waited, each for the one before
-    assert slots.running() == 0 and slots.waiting() == []
+    assert controller.slots is not None
+    assert controller.slots.running() == 0 and controller.slots.waiting() == []
 
 
 def test_a_restarted_controller_keeps_the_running_release_and_the_wait(env: Env) -> None:
     holding = FixedVerdicts(Verdict.NO_DATA)  # the release holds at its split step
     with three_namespaces(env) as namespaces, rollout_writes(env) as recorder:
         first, second, _ = namespaces
-        with running_controller(env.kubeconfig, holding, ReleaseSlots(1)):
+        with running_controller(env.kubeconfig, holding):
             apply_release(env, first, brisk_release(first))
             wait_until(lambda: canary_weight(env, first) == 50, "the first release at 50 %")
             apply_release(env, second, brisk_release(second))
@@ -297,8 +320,9 @@ def test_a_restarted_controller_keeps_the_running_release_and_the_wait(env: Env)
                 lambda: (stored(env, second).get("status") or {}).get("message") == WAITING,
                 "the second release waiting",
             )
-        restarted = ReleaseSlots(1)
-        with running_controller(env.kubeconfig, holding, restarted):
+        with running_controller(env.kubeconfig, holding) as controller:
+            restarted = controller.slots
+            assert restarted is not None
             # reconciled by the new controller, and refused: the running release kept its slot
             wait_until(lambda: restarted.waiting() == [f"{second}/ui"], "the second refused")
             assert restarted.running() == 1
