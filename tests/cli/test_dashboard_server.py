@@ -14,13 +14,13 @@ from __future__ import annotations
 import http.client
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from test_online_sandbox import Sandbox, sandbox_fixture, status, until  # noqa: F401
 
-from canary.cli.dashboard.server import DashboardServer, start_in_thread
-from canary.cli.session import Target, open_session
+from canary.cli.dashboard.server import Dashboard, DashboardServer, start_in_thread
+from canary.cli.session import Session, Target, open_session
 from canary.core.model import REQUEST_ANNOTATION
 
 Obj = dict[str, Any]
@@ -226,3 +226,26 @@ def test_an_api_outage_is_an_error_event_then_ok(
         assert get_json(dashboard, "/api/rollouts/shop/ui")[1]["apiError"] is None
     finally:
         stream.close()
+
+
+def rollout_at(version: str, phase: str) -> Obj:
+    return {
+        "metadata": {"namespace": "shop", "name": "ui", "resourceVersion": version},
+        "status": {"phase": phase},
+    }
+
+
+def test_a_relist_keeps_what_the_watch_brought_and_takes_what_it_missed() -> None:
+    board = Dashboard(cast(Session, None))  # the session is only used to reach the API
+    changes = board.subscribe()
+    board.apply("MODIFIED", rollout_at("12", "Progressing"))
+    changes.get_nowait()
+    board.replace_all([rollout_at("10", "Pending")])  # a list older than the watch
+    assert board.rollouts["shop/ui"]["status"]["phase"] == "Progressing" and changes.empty()
+    board.replace_all([rollout_at("12", "Progressing")])  # nothing new
+    assert changes.empty()
+    board.replace_all([rollout_at("15", "Succeeded")])  # the watch was down and missed it
+    assert board.rollouts["shop/ui"]["status"]["phase"] == "Succeeded"
+    assert changes.get_nowait()[0] == "change"
+    board.replace_all([])
+    assert board.rollouts == {} and changes.get_nowait()[0] == "change"

@@ -38,7 +38,7 @@ from canary.cli.errors import UserError, first_line
 from canary.cli.requests import RequestOptions, send_request
 from canary.cli.session import Session, explained
 from canary.common.pacing import Backoff
-from canary.core.objects import Obj, key_of
+from canary.core.objects import Obj, is_newer, key_of, resource_version
 from canary.kube.port import KubeError
 
 DEFAULT_ADDRESS, DEFAULT_PORT = "127.0.0.1", 8765
@@ -125,7 +125,7 @@ class Dashboard:
             except UserError as error:
                 self.set_error(str(error))
                 continue
-            self.replace_all(listed, keep_newer=True)
+            self.replace_all(listed)
             self.set_error(None)
 
     def apply(self, event_type: str, obj: Obj) -> None:
@@ -139,22 +139,22 @@ class Dashboard:
                 state.observe(self.timelines.setdefault(key, state.Timeline()), obj, self.clock())
         self.publish("change", {"changed": key})
 
-    def replace_all(self, listed: list[Obj], keep_newer: bool = False) -> None:
-        """The listed Rollouts become the known ones; with `keep_newer`, a Rollout the watch
-        already holds stays as the watch saw it (it is at least as recent)."""
+    def replace_all(self, listed: list[Obj]) -> None:
+        """The listed Rollouts become the known ones, except where the watch already brought
+        a version at least as recent (the list may be older than the watch, or newer while
+        the watch is down)."""
         fresh = {key_of(r): r for r in listed}
         with self.lock:
-            before = set(self.rollouts)
-            for key in before - set(fresh):
+            gone = set(self.rollouts) - set(fresh)
+            for key in gone:
                 self.rollouts.pop(key, None)
                 self.timelines.pop(key, None)
-            for key, obj in fresh.items():
-                if keep_newer and key in self.rollouts:
-                    continue
+            updated = [obj for key, obj in fresh.items() if _replaces(obj, self.rollouts.get(key))]
+            for obj in updated:
+                key = key_of(obj)
                 self.rollouts[key] = obj
                 state.observe(self.timelines.setdefault(key, state.Timeline()), obj, self.clock())
-            changed = before != set(self.rollouts)
-        if changed or not keep_newer:
+        if gone or updated:
             self.publish("change", {"changed": None})
 
     def set_error(self, message: str | None) -> None:
@@ -429,3 +429,10 @@ def start_in_thread(
     thread = threading.Thread(target=server.serve_forever, daemon=True, name="dashboard-http")
     thread.start()
     return server
+
+
+def _replaces(listed: Obj, known: Obj | None) -> bool:
+    """Whether a listed Rollout is news: unknown, or a later version than the one held."""
+    if known is None:
+        return True
+    return resource_version(listed) != resource_version(known) and is_newer(listed, known)
