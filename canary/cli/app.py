@@ -183,6 +183,14 @@ def dashboard(
     address: Annotated[
         str, typer.Option("--address", help="Address to serve on (only this machine by default).")
     ] = "127.0.0.1",
+    prometheus: Annotated[
+        str | None,
+        typer.Option(
+            "--prometheus",
+            help="Also chart each gate over the release from this Prometheus's range data "
+            "(e.g. a port-forward: http://127.0.0.1:9090).",
+        ),
+    ] = None,
 ) -> None:
     """Serves the page, its JSON API and a live stream until Ctrl-C, with your kubeconfig's
     credentials (as `get` does), and prints its URL; open that in a browser. The buttons write
@@ -193,7 +201,7 @@ def dashboard(
     def body() -> None:
         session = open_session(target_of(namespace, context, kubeconfig, all_namespaces))
         try:
-            serve(session, address, port, typer.echo)
+            serve(session, address, port, typer.echo, prometheus)
         except KeyboardInterrupt:
             typer.echo("dashboard stopped")
 

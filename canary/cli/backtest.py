@@ -146,7 +146,6 @@ def read_rollout(path: str) -> Rollout:
 def fetch(
     subject: Rollout, url: str | None, start: str, end: str, stable_version: str | None
 ) -> Recording:
-    from canary.core.spec import PrometheusRef
     from canary.metrics.errors import MetricsError
     from canary.metrics.prometheus import PrometheusClient
     from canary.metrics.recording import parse_time, record
@@ -156,9 +155,7 @@ def fetch(
         raise BacktestError(
             "the Rollout has no status.stableVersion: give the live version with --stable-version"
         )
-    ref = subject.spec.prometheus
-    if url is not None:
-        ref = PrometheusRef.model_validate({**ref.wire(), "url": url})
+    ref = subject.spec.prometheus.at(url)
     begin, finish = parse_time(start), parse_time(end)
     if finish <= begin:
         raise BacktestError(f"--to ({finish}) must come after --from ({begin})")

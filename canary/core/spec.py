@@ -532,6 +532,10 @@ class PrometheusRef(WireModel):
     insecure_skip_verify: bool = False
     ca_file: str | None = None
 
+    def at(self, url: str | None) -> PrometheusRef:
+        """The same Prometheus reached at `url` (e.g. a port-forward); itself when None."""
+        return self if url is None else PrometheusRef.model_validate({**self.wire(), "url": url})
+
 
 class Promotion(WireModel):
     manual_before: list[ReleaseStage] = Field(default_factory=list)

@@ -140,9 +140,11 @@ def record(
     stable_version: str,
     start: datetime,
     end: datetime,
+    step: timedelta | None = None,
 ) -> Recording:
-    """Range data for every query the checks of `rollout` need, from `start` to `end`."""
-    step = rollout.spec.analysis.interval
+    """Range data for every query the checks of `rollout` need, from `start` to `end`, every
+    `step` (by default the analysis interval: one point per check)."""
+    step = step or rollout.spec.analysis.interval
     queries, templates = planned_queries(rollout, stable_version)
     return Recording(
         start=start,

@@ -8,7 +8,8 @@ outages silently) and drops Rollouts deleted while the watch was away. Pages sub
 event and keep showing the last data, then `api-ok` when it is back.
 
 Routes: `GET /` and `/static/<file>`; `GET /api/rollouts`; `GET /api/rollouts/<ns>/<name>`
-(the detail, with its Events); `GET /api/stream`; `POST /api/rollouts/<ns>/<name>/<action>`
+(the detail, with its Events and, with `--prometheus`, each gate's line over the release from
+`ranges`); `GET /api/stream`; `POST /api/rollouts/<ns>/<name>/<action>`
 (promote, pause, resume, abort, retry; the same request annotation as `canary <action>`,
 through `requests.send_request`), answered with the controller's answer as JSON.
 
@@ -29,7 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from canary.cli import get as getting
@@ -40,6 +41,9 @@ from canary.cli.session import Session, explained
 from canary.common.pacing import Backoff
 from canary.core.objects import Obj, is_newer, key_of, resource_version
 from canary.kube.port import KubeError
+
+if TYPE_CHECKING:
+    from canary.cli.dashboard.ranges import RangeReader
 
 DEFAULT_ADDRESS, DEFAULT_PORT = "127.0.0.1", 8765
 CSRF_HEADER = "X-Canary-Dashboard"
@@ -73,9 +77,15 @@ class Dashboard:
     """What the server knows: the Rollouts, their timelines, whether the API answers, and the
     pages listening for changes."""
 
-    def __init__(self, session: Session, clock: Callable[[], int] = now_millis) -> None:
+    def __init__(
+        self,
+        session: Session,
+        clock: Callable[[], int] = now_millis,
+        ranges: RangeReader | None = None,
+    ) -> None:
         self.session = session
         self.clock = clock
+        self.ranges = ranges  # --prometheus: each gate's line over the release
         self.lock = threading.Lock()
         self.rollouts: dict[str, Obj] = {}
         self.timelines: dict[str, state.Timeline] = {}
@@ -212,7 +222,8 @@ class Dashboard:
             return Answer(404, state.error_payload(f"Rollout {key} is not on this dashboard"))
         if error is None:
             self.events[key] = getting.read_events(session, rollout)
-        body = state.detail(rollout, self.events.get(key, []), timeline)
+        lines = self.ranges.read(rollout) if self.ranges is not None else None
+        body = state.detail(rollout, self.events.get(key, []), timeline, lines)
         return Answer(200, {**body, "apiError": error})
 
     def act(self, namespace: str, name: str, action: str) -> Answer:
@@ -404,9 +415,10 @@ def serve(
     address: str = DEFAULT_ADDRESS,
     port: int = DEFAULT_PORT,
     say: Callable[[str], None] = print,
+    prometheus: str | None = None,
 ) -> None:
-    """Serve until interrupted (Ctrl-C)."""
-    dashboard = Dashboard(session).start()
+    """Serve until interrupted (Ctrl-C); with `prometheus`, gate lines from its range data."""
+    dashboard = Dashboard(session, ranges=_range_reader(prometheus)).start()
     try:
         server = DashboardServer(dashboard, address, port)
     except OSError as error:
@@ -421,10 +433,10 @@ def serve(
 
 
 def start_in_thread(
-    session: Session, address: str = DEFAULT_ADDRESS, port: int = 0
+    session: Session, address: str = DEFAULT_ADDRESS, port: int = 0, prometheus: str | None = None
 ) -> DashboardServer:
     """A running server in a background thread (for tests and scripts): `.url`, `.close()`."""
-    dashboard = Dashboard(session).start()
+    dashboard = Dashboard(session, ranges=_range_reader(prometheus)).start()
     server = DashboardServer(dashboard, address, port)
     thread = threading.Thread(target=server.serve_forever, daemon=True, name="dashboard-http")
     thread.start()
@@ -436,3 +448,15 @@ def _replaces(listed: Obj, known: Obj | None) -> bool:
     if known is None:
         return True
     return resource_version(listed) != resource_version(known) and is_newer(listed, known)
+
+
+def _range_reader(prometheus: str | None) -> RangeReader | None:
+    if prometheus is None:
+        return None
+    if not re.match(r"^https?://", prometheus):
+        raise UserError(
+            f"--prometheus {prometheus} is not an http(s) URL: give e.g. http://127.0.0.1:9090"
+        )
+    from canary.cli.dashboard.ranges import RangeReader
+
+    return RangeReader(prometheus)

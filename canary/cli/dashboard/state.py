@@ -135,6 +135,15 @@ def _trim(timeline: Timeline) -> None:
 
 # ---------------------------------------------------------------- one Rollout
 
+Points = dict[str, list[list[float]]]  # gate name -> [[epoch millis, value], ...]
+
+
+@dataclass(frozen=True)
+class GateRanges:
+    points: Points = field(default_factory=dict)
+    thresholds: dict[str, str] = field(default_factory=dict)  # gate name -> its threshold text
+    error: str | None = None  # why there are no lines (one sentence), shown on the page
+
 
 def thresholds_of(text: str | None) -> list[Obj]:
     """`>= 99.0%` -> [{value: 99.0, label: ">= 99.0%"}]; `>= 1 and <= 5` gives two; a
@@ -214,7 +223,9 @@ def traffic_points(status: Obj, timeline: Timeline) -> tuple[list[list[float]], 
     )
 
 
-def charts(rollout: Obj, timeline: Timeline) -> Obj:
+def charts(rollout: Obj, timeline: Timeline, ranges: GateRanges | None = None) -> Obj:
+    """The traffic chart and one per gate: the checks the status kept (and this page saw),
+    and with `ranges` each gate's line from Prometheus."""
     status = status_of(rollout)
     weights, mirrors = traffic_points(status, timeline)
     markers = _merged_markers(history_markers(status), timeline.markers)
@@ -228,22 +239,39 @@ def charts(rollout: Obj, timeline: Timeline) -> Obj:
         "thresholds": [],
         "markers": markers,
     }
-    gates = []
-    for gate in gate_rows(status):
-        points = timeline.checks.get(gate["name"], [])
-        record_at = millis((status.get("lastAnalysis") or {}).get("time"))
+    return {"traffic": traffic, "gates": gate_charts(status, timeline, ranges, markers)}
+
+
+def gate_charts(
+    status: Obj, timeline: Timeline, ranges: GateRanges | None, markers: list[Obj]
+) -> list[Obj]:
+    """One chart per gate: its checks as points, and its Prometheus line when read."""
+    lines = ranges or GateRanges()
+    rows = {gate["name"]: gate for gate in gate_rows(status)}
+    record_at = millis((status.get("lastAnalysis") or {}).get("time"))
+    charted = []
+    for name in [*rows, *(n for n in lines.points if n not in rows)]:
+        gate = rows.get(name) or {
+            "name": name,
+            "value": None,
+            "threshold": lines.thresholds.get(name),
+        }
+        points = timeline.checks.get(name, [])
         if not points and isinstance(gate["value"], int | float) and record_at is not None:
             points = [(record_at, float(gate["value"]))]
-        gates.append(
+        series: list[Obj] = [{"name": "checks", "points": [[at, v] for at, v in points]}]
+        if name in lines.points:
+            series.append({"name": "Prometheus", "points": lines.points[name]})
+        charted.append(
             {
-                "title": gate["name"],
+                "title": name,
                 "unit": gate_unit(gate),
-                "series": [{"name": gate["name"], "points": [[at, v] for at, v in points]}],
+                "series": series,
                 "thresholds": thresholds_of(gate["threshold"]),
                 "markers": markers,
             }
         )
-    return {"traffic": traffic, "gates": gates}
+    return charted
 
 
 def _merged_markers(first: Sequence[Obj], second: Sequence[Obj]) -> list[Obj]:
@@ -271,7 +299,9 @@ def event_rows(events: Sequence[Obj]) -> list[Obj]:
     return sorted(rows, key=lambda row: millis(str(row["time"])) or 0)[-EVENTS_SHOWN:]
 
 
-def detail(rollout: Obj, events: Sequence[Obj], timeline: Timeline) -> Obj:
+def detail(
+    rollout: Obj, events: Sequence[Obj], timeline: Timeline, ranges: GateRanges | None = None
+) -> Obj:
     status = status_of(rollout)
     spec = rollout.get("spec") or {}
     handled = status.get("handledRequest")
@@ -298,7 +328,8 @@ def detail(rollout: Obj, events: Sequence[Obj], timeline: Timeline) -> Obj:
         ],
         "handledRequest": handled if isinstance(handled, dict) else None,
         "events": event_rows(events),
-        "charts": charts(rollout, timeline),
+        "charts": charts(rollout, timeline, ranges),
+        "rangeNote": ranges.error if ranges is not None else None,
         "actions": list(ACTIONS),
     }
 

@@ -147,6 +147,9 @@
       CanaryCharts.lineChart(box, spec);
     });
 
+    $("range-note").textContent = d.rangeNote || "";
+    $("range-note").hidden = !d.rangeNote;
+
     var events = $("events").tBodies[0];
     while (events.firstChild) events.removeChild(events.firstChild);
     d.events.slice().reverse().forEach(function (e) {
