@@ -6,7 +6,8 @@ demo` does without Prometheus), and the dashboard's server.
 Aspects: the list shows the Rollout; a release advances on screen (the stage shown changes); a
 gate chart draws an SVG with points; the Abort button aborts the release (on screen and in the
 cluster) and shows the controller's answer; an API that stops answering shows the error banner
-over the last data, which clears when the API is back.
+over the last data, which clears when the API is back; with `--prometheus` (a real Prometheus
+scraping the simulator) a gate chart also draws its line from the range data.
 
 Sandbox only: the last test takes the API offline, which the real control plane (the whole
 session's) cannot be; the API the page reads is tested on both in test_dashboard_server.py.
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from binary_support import require_binary
 from browser_support import chrome
 
 from canary.cli.dashboard.server import DashboardServer, start_in_thread
@@ -33,6 +35,7 @@ from canary.cli.session import Target, open_session
 from canary.core.model import API_VERSION, KIND
 from canary_sandbox.apiserver import ApiServer
 from canary_sandbox.client import SandboxClient
+from canary_sandbox.prometheus import PrometheusProcess
 from canary_sandbox.stack import (
     NAMESPACE,
     SERVICE,
@@ -59,6 +62,7 @@ class Live:
     controller: ControllerProcess
     dashboard: DashboardServer
     driver: Any  # selenium.webdriver.Chrome
+    kubeconfig: Path
 
     def release(self, change: Callable[[Obj], None] | None = None) -> None:
         """examples/ui as in git (no Rollout, stable v1), then the release of v2 (fast)."""
@@ -98,12 +102,12 @@ class Live:
         return str(self.driver.find_element(By.ID, element_id).text)
 
     def open_list(self) -> None:
-        self._load(self.dashboard.url)
+        self.load(self.dashboard.url)
 
     def open_rollout(self) -> None:
-        self._load(f"{self.dashboard.url}#/{NAMESPACE}/{SERVICE}")
+        self.load(f"{self.dashboard.url}#/{NAMESPACE}/{SERVICE}")
 
-    def _load(self, url: str) -> None:
+    def load(self, url: str) -> None:
         """A fresh page: the same URL again would only be a same-document navigation that
         keeps what the last test's page showed."""
         self.driver.get("about:blank")
@@ -126,7 +130,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         session = open_session(Target(str(kubeconfig), None, NAMESPACE))
         dashboard = start_in_thread(session)
         exits.callback(dashboard.close)
-        yield Live(api, client, simulator, controller, dashboard, driver)
+        yield Live(api, client, simulator, controller, dashboard, driver, kubeconfig)
 
 
 @pytest.fixture
@@ -187,6 +191,36 @@ def test_a_gate_chart_draws_the_checks(env: Live) -> None:
     )
     assert float(threshold.get_attribute("data-value")) == 99.0
     assert env.driver.find_elements(By.CSS_SELECTOR, "#traffic-chart svg .cc-series path")
+
+
+def test_with_prometheus_a_gate_chart_draws_its_line(env: Live) -> None:
+    """`--prometheus`: a real Prometheus scraping the simulator; the gate chart of a second
+    dashboard server draws the line measured from its range data beside the checks."""
+    from selenium.webdriver.common.by import By
+
+    require_binary("prometheus")
+    with PrometheusProcess([env.simulator.address], scrape_interval="1s") as prometheus:
+        session = open_session(Target(str(env.kubeconfig), None, NAMESPACE))
+        dashboard = start_in_thread(session, prometheus=prometheus.url)
+        try:
+            env.release(long_mirror)
+            env.load(f"{dashboard.url}#/{NAMESPACE}/{SERVICE}")
+            env.wait(lambda d: env.text("detail-stage") == "mirror")
+            line = '#gate-charts [data-gate="success-rate"] .cc-series[data-series="Prometheus"]'
+            path = env.wait(
+                lambda d: next(
+                    (
+                        found
+                        for found in d.find_elements(By.CSS_SELECTOR, f"{line} path")
+                        if found.get_attribute("d").count("L") >= 2
+                    ),
+                    None,
+                )
+            )
+            assert path.get_attribute("d").startswith("M")
+            assert not env.driver.find_element(By.ID, "range-note").is_displayed()
+        finally:
+            dashboard.close()
 
 
 def test_the_abort_button_aborts_the_release(env: Live) -> None:

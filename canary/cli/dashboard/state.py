@@ -261,7 +261,7 @@ def gate_charts(
             points = [(record_at, float(gate["value"]))]
         series: list[Obj] = [{"name": "checks", "points": [[at, v] for at, v in points]}]
         if name in lines.points:
-            series.append({"name": "Prometheus", "points": lines.points[name]})
+            series.append({"name": "Prometheus", "points": lines.points[name], "dots": False})
         charted.append(
             {
                 "title": name,

@@ -7,6 +7,7 @@
   var selected = null;        // "namespace/name" from the location hash, or null
   var loading = false, again = false;
   var apiError = null;
+  var DETAIL_REFRESH_MS = 10000;  // the events and Prometheus lines change without a watch event
 
   function $(id) { return document.getElementById(id); }
 
@@ -241,5 +242,6 @@
   window.addEventListener("hashchange", show);
   show();
   connect();
+  setInterval(function () { if (selected && apiError === null) loadDetail(); }, DETAIL_REFRESH_MS);
   window.canaryDashboard = {state: function () { return {rows: rows, selected: selected, apiError: apiError}; }};
 })();

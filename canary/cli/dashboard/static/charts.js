@@ -4,7 +4,7 @@
  *
  *   spec = {
  *     title: "success-rate", unit: "%",
- *     series: [{name: "canary", points: [[epochMillis, value], ...]}],
+ *     series: [{name: "canary", points: [[epochMillis, value], ...]}],  // dots: false: no dots
  *     thresholds: [{value: 99, label: ">= 99"}],
  *     markers: [{at: epochMillis, label: "split", kind: "hold" | "promote" | "rollback" | "stage"}],
  *     width: 560, height: 220,            // optional: the viewBox; the SVG scales to its box
@@ -176,6 +176,7 @@
         path += " H" + sx(range.x1).toFixed(1);
       }
       el("path", {d: path, fill: "none", stroke: colour, "stroke-width": 2}, g);
+      if (series.dots === false) points = [];  // a dense line: its path alone
       points.forEach(function (p) {
         var dot = el("circle", {cx: sx(p[0]), cy: sy(p[1]), r: 2.5, fill: colour,
           class: "cc-point", "data-at": p[0], "data-value": p[1]}, g);
