@@ -1,8 +1,9 @@
 """The alert rules with Prometheus's own tools.
 
-Aspects: `promtool check rules` accepts the file and finds the four alerts; `promtool test
+Aspects: `promtool check rules` accepts the file and finds the five alerts; `promtool test
 rules` proves each fires on the situation it names (and not before): a stage held for over an
-hour, two rollbacks in six hours, no reconcile for ten minutes, most PromQL queries failing.
+hour, two rollbacks in six hours, no reconcile for ten minutes, most PromQL queries failing,
+releases waiting half an hour for a slot.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ EXPECTED = {
     "CanaryRepeatedRollbacks",
     "CanaryControllerNotReconciling",
     "CanaryPrometheusUnreachable",
+    "CanaryReleasesWaitingForSlot",
 }
 
 
-def test_the_rules_name_the_four_situations() -> None:
+def test_the_rules_name_the_five_situations() -> None:
     groups = yaml.safe_load(ALERTS.read_text())["groups"]
     alerts = {rule["alert"] for group in groups for rule in group["rules"]}
     assert alerts == EXPECTED
@@ -33,7 +35,7 @@ def test_promtool_checks_the_rules() -> None:
         [promtool, "check", "rules", str(ALERTS)], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 4 rules found" in done.stdout
+    assert "SUCCESS: 5 rules found" in done.stdout
 
 
 def test_promtool_unit_tests_fire_each_alert_when_it_should() -> None:
