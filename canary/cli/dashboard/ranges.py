@@ -135,10 +135,10 @@ class RangeReader:
         try:
             with PrometheusClient(subject.spec.prometheus.at(self.url)) as client:
                 recording = record(client, subject, stable, start, end, step)
+
+            def answers(at: datetime) -> PrometheusClient:
+                return cast(PrometheusClient, RecordedPrometheus(recording, at))
+
+            return gate_lines(subject, answers, times)
         except (MetricsError, RecordingError) as error:
             return GateRanges(error=f"no gate lines from Prometheus: {error}")
-
-        def answers(at: datetime) -> PrometheusClient:
-            return cast(PrometheusClient, RecordedPrometheus(recording, at))
-
-        return gate_lines(subject, answers, times)
