@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import chrome
+from support.browser import chrome
 
 from canary.cli.dashboard.server import DashboardServer, start_in_thread
 from canary.cli.session import Target, open_session

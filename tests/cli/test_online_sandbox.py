@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 import yaml
-from binary_support import require_binary
+from support.binaries import require_binary
 from typer.testing import CliRunner
 
 from canary.cli.app import app

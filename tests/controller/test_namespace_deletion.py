@@ -14,13 +14,14 @@ import urllib.error
 from pathlib import Path
 
 from controller_support import Env, quick_rollout
-from controlplane_support import ON_REAL, wait_until
+from support.controlplane import ON_REAL
+from support.polling import wait_until
 
 from canary_sandbox.stack import ControllerProcess
 
-# Polls of 25 ms: the namespace controller retries content it could not delete yet with
-# back-off, so a namespace whose last finalizer goes late takes a while to finish.
-NAMESPACE_ATTEMPTS = 6000
+# The namespace controller retries content it could not delete yet with back-off, so a
+# namespace whose last finalizer goes late takes a while to finish (6000 polls of 25 ms).
+NAMESPACE_SECONDS = 150.0
 
 
 def gone(env: Env) -> bool:
@@ -53,11 +54,11 @@ def test_deleting_the_namespace_mid_release_finishes(env: Env, tmp_path: Path) -
     )
     with controller:
         env.apply(rollout)
-        wait_until(lambda: mirrored(env), "the release at the mirror", attempts=2400)
+        wait_until(lambda: mirrored(env), "the release at the mirror", timeout=60.0)
         pods = env.client.request("GET", f"/api/v1/namespaces/{env.namespace}/pods")["items"]
         assert len(pods) == 4  # ui-v1's and ui-v2's, on kwok Nodes
 
         env.plane.delete_namespace(env.namespace)
-        wait_until(lambda: gone(env), "the namespace gone", attempts=NAMESPACE_ATTEMPTS)
+        wait_until(lambda: gone(env), "the namespace gone", timeout=NAMESPACE_SECONDS)
         logs = controller.logs()
     assert "rollout deleted; route handed back to stable" in logs, logs

@@ -28,7 +28,7 @@ from controller_support import (
     weights,
     writes,
 )
-from controlplane_support import ON_BOTH
+from support.controlplane import ON_BOTH
 
 from canary.core.status import Verdict
 from canary.kube.port import UnavailableError

@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 from controller_support import Env, quick_rollout, weights
-from controlplane_support import ON_BOTH, wait_until
+from support.controlplane import ON_BOTH
+from support.polling import wait_until
 
 from canary.controller.main import release_slots
 from canary.controller.reconcile import Reconciler
@@ -295,7 +296,7 @@ def test_the_runtime_runs_one_release_at_a_time_and_wakes_the_next(env: Env) -> 
             for namespace in namespaces:
                 apply_release(env, namespace, brisk_release(namespace))
             for namespace in namespaces:
-                wait_until(lambda ns=namespace: succeeded(env, ns), f"{namespace} released", 2400)
+                wait_until(lambda ns=namespace: succeeded(env, ns), f"{namespace} released", 60.0)
         versions = recorder.versions
     assert most_running_at_once(versions) == 1
     waited = {
@@ -330,5 +331,5 @@ def test_a_restarted_controller_keeps_the_running_release_and_the_wait(env: Env)
             assert stored(env, first)["status"]["phase"] == "Progressing"
             holding.verdict = Verdict.PASS
             for namespace in (first, second):
-                wait_until(lambda ns=namespace: succeeded(env, ns), f"{namespace} released", 2400)
+                wait_until(lambda ns=namespace: succeeded(env, ns), f"{namespace} released", 60.0)
         assert most_running_at_once(recorder.versions) == 1

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from controller_support import Env, writes
-from controlplane_support import ON_BOTH
+from support.controlplane import ON_BOTH
 
 from canary.controller.reconcile import Reconciler
 from canary.core.path import CHECK_HEARTBEAT

@@ -17,7 +17,7 @@ import json
 from typing import Any
 
 from controller_support import Env
-from controlplane_support import ON_BOTH
+from support.controlplane import ON_BOTH
 
 from canary_sandbox.stack import example_release
 

@@ -33,7 +33,7 @@ from controller_support import (
     turn_invalid,
     weights,
 )
-from controlplane_support import ON_BOTH
+from support.controlplane import ON_BOTH
 
 from canary.core.model import REQUEST_ANNOTATION, Rollout
 from canary.core.requests import Action, encode_request

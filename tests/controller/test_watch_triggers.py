@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 
 from controller_support import Env
-from controlplane_support import ON_BOTH
+from support.controlplane import ON_BOTH
 
 from canary.controller.runtime import Controller
 from canary.controller.telemetry import Telemetry

@@ -23,9 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from binary_support import require_binary
-from controlplane_support import namespace_name
 from e2e_support import Env, Stack, reset_stack
+from support.binaries import require_binary
+from support.controlplane import namespace_name
 
 from canary_sandbox.controlplane import ControlPlane
 from canary_sandbox.prometheus import PrometheusProcess

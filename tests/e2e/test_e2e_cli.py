@@ -18,7 +18,6 @@ import subprocess
 from typing import Any
 
 import pytest
-from binary_support import require_binary
 from e2e_helpers import (
     HEADER_ROUTE,
     MANAGED_ROUTE,
@@ -29,6 +28,7 @@ from e2e_helpers import (
     http_route,
 )
 from e2e_support import CANARY, Env
+from support.binaries import require_binary
 
 from canary_sandbox.stack import SERVICE, ControllerProcess
 

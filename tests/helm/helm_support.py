@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from binary_support import require_binary
+from support.binaries import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "canary"

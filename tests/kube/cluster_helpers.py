@@ -1,4 +1,4 @@
-"""Test data and helpers for the `KubeCluster` tests (fixtures are in cluster_fixtures.py)."""
+"""Test data and helpers for the `KubeCluster` tests (their fixtures are in conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-# ON_BOTH and wait_until are defined once, in tests/controlplane_support.py; re-exported here.
-from controlplane_support import ON_BOTH, wait_until  # noqa: F401
 from kubernetes import client
 
 from canary.core.model import GROUP, PLURAL, VERSION

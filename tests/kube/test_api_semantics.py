@@ -15,14 +15,13 @@ import json
 from typing import Any
 
 import pytest
-from cluster_helpers import ISTIO_GROUP, ON_BOTH, create_rollout, rollout
+from cluster_helpers import ISTIO_GROUP, create_rollout, rollout
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from support.controlplane import ON_BOTH
 
 from canary.core.model import GROUP, PLURAL, VERSION
 from canary_sandbox.stack import example
-
-pytest_plugins = ["cluster_fixtures"]
 
 pytestmark = ON_BOTH
 

@@ -26,8 +26,6 @@ from canary.kube.errors import safe_host
 from canary.kube.port import ForbiddenError, KubeError, UnavailableError
 from canary_sandbox.apiserver import ApiServer
 
-pytest_plugins = ["cluster_fixtures"]
-
 ROLLOUT = {"apiVersion": "canary.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "ui"}}
 
 

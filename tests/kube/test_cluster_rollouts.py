@@ -12,14 +12,13 @@ import json
 from pathlib import Path
 
 import pytest
-from cluster_helpers import ON_BOTH, Backend, create_rollout, rollout
+from cluster_helpers import Backend, create_rollout, rollout
 from kubernetes import client
+from support.controlplane import ON_BOTH
 
 from canary.kube.client import KubeCluster
 from canary.kube.port import CrdMissingError, InvalidError, NotFoundError
 from canary_sandbox.apiserver import ApiServer
-
-pytest_plugins = ["cluster_fixtures"]
 
 
 @ON_BOTH

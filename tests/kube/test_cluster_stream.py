@@ -16,23 +16,21 @@ from pathlib import Path
 import pytest
 from cluster_helpers import (
     NAMESPACE,
-    ON_BOTH,
     ROLLOUT_CRD,
     Backend,
     Collector,
     create_rollout,
     rollout,
     store_rollout,
-    wait_until,
 )
 from kubernetes import client
+from support.controlplane import ON_BOTH
+from support.polling import wait_until
 
 from canary.core.model import GROUP, PLURAL, VERSION
 from canary.kube.client import KubeCluster
 from canary.kube.port import CrdMissingError
 from canary_sandbox.apiserver import ApiServer
-
-pytest_plugins = ["cluster_fixtures"]
 
 
 @pytest.fixture

@@ -21,17 +21,17 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import pytest
 import yaml
-from cluster_helpers import ON_BOTH, create_rollout, rollout, wait_until
+from cluster_helpers import create_rollout, rollout
 from kubernetes import client
 from pydantic import BaseModel
+from support.controlplane import ON_BOTH
+from support.polling import wait_until
 
 from canary.core.model import Rollout
 from canary.core.status import RolloutStatus
 from canary.kube.client import KubeCluster
 from canary_sandbox.controlplane import ControlPlane
 from canary_sandbox.stack import example_release
-
-pytest_plugins = ["cluster_fixtures"]
 
 WHEN = "2026-03-01T12:00:00Z"
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from metrics_support import SETTLE_SECONDS, add_scenarios
-from scraped_support import Sandbox, scraped_simulator
+from support.scraped import Sandbox, scraped_simulator
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 from metrics_helpers import rollout
 from metrics_support import INJECTION, WEIRD_VERSION
-from scraped_support import Sandbox
+from support.scraped import Sandbox
 
 from canary.core.model import Rollout
 from canary.core.status import GateResult, Verdict

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from metrics_helpers import rollout
 from metrics_support import INJECTION, WEIRD_VERSION
-from scraped_support import Sandbox
+from support.scraped import Sandbox
 from test_prometheus_gates import instant
 
 from canary.core.status import Verdict

@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 import yaml
-from binary_support import require_binary
 from observability_helpers import (
     ALERTS,
     METRIC,
@@ -28,6 +27,7 @@ from observability_helpers import (
     dashboard_expressions,
     substitute,
 )
+from support.binaries import require_binary
 
 from canary.controller.telemetry import Telemetry, serve_http
 from canary.core.machine import Observed, advance

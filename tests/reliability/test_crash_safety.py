@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from binary_support import require_binary
 from reliability_helpers import (
     checks_by_position,
     distinct,
@@ -35,6 +34,7 @@ from reliability_helpers import (
     wait_for,
     wait_until_ready,
 )
+from support.binaries import require_binary
 
 from canary.core.model import Rollout
 from canary.core.path import required_checks

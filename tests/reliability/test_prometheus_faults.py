@@ -17,8 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from binary_support import require_binary
 from reliability_helpers import in_process_controller, stored_rollout, wait_for
+from support.binaries import require_binary
 
 from canary.controller.telemetry import Telemetry
 from canary.metrics.prometheus import PrometheusSource

@@ -37,8 +37,6 @@ from typing import Any
 
 import pytest
 import yaml
-from binary_support import require_binary
-from controlplane_support import namespace_name
 from reliability_helpers import (
     StallingProxy,
     checks_by_position,
@@ -47,6 +45,8 @@ from reliability_helpers import (
     wait_until_ready,
 )
 from reliability_helpers import distinct as collapse
+from support.binaries import require_binary
+from support.controlplane import namespace_name
 
 from canary.cli.offline import load_rollout
 from canary.controller.runtime import LeaderElection

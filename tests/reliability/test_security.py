@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 import yaml
-from binary_support import require_binary
+from support.binaries import require_binary
 
 from canary_sandbox.client import SandboxClient
 from canary_sandbox.controlplane import ControlPlane
