@@ -13,9 +13,10 @@ from __future__ import annotations
 import urllib.error
 from pathlib import Path
 
-from controller_support import Env, quick_rollout
+from controller_helpers import Env
 from support.controlplane import ON_REAL
 from support.polling import wait_until
+from support.rollouts import quick_rollout
 
 from canary_sandbox.stack import ControllerProcess
 

@@ -16,7 +16,7 @@ import copy
 import json
 from typing import Any
 
-from controller_support import Env
+from controller_helpers import Env
 from support.controlplane import ON_BOTH
 
 from canary_sandbox.stack import example_release

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 
-from controller_support import Env
+from controller_helpers import Env
 from support.controlplane import ON_BOTH
 
 from canary.controller.runtime import Controller

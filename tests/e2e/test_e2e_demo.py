@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import CANARY
+from env_helpers import CANARY
 from support.binaries import require_binary
 from support.controlplane import namespace_name
 

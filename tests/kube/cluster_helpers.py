@@ -12,7 +12,6 @@ from kubernetes import client
 
 from canary.core.model import GROUP, PLURAL, VERSION
 from canary.kube.port import WatchEvent
-from canary_sandbox.stack import example_release
 
 if TYPE_CHECKING:
     from canary_sandbox.apiserver import ApiServer
@@ -46,13 +45,6 @@ class Backend:
         self.plane.create_namespace(name)
         self.more_namespaces.append(name)
         return name
-
-
-def rollout(name: str = "ui", version: str = "v2", namespace: str = NAMESPACE) -> dict[str, Any]:
-    obj = example_release(version)
-    obj["metadata"]["name"] = name
-    obj["metadata"]["namespace"] = namespace
-    return obj
 
 
 class FakeSleep:

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_helpers import rollout
 from kubernetes import client, config
 from support.polling import wait_until
+from support.rollouts import example_rollout
 
 from canary.core.model import GROUP, PLURAL, VERSION
 from canary.kube.client import KubeCluster
@@ -174,7 +174,7 @@ def test_the_apiserver_killed_and_started_keeps_its_port_and_data(own_plane: Con
     own_plane.create_namespace("kept")
     cluster = KubeCluster.from_kubeconfig(str(own_plane.kubeconfig), qps=0, retries=0, timeout=2)
     custom_api(own_plane).create_namespaced_custom_object(
-        GROUP, VERSION, "kept", PLURAL, rollout(namespace="kept")
+        GROUP, VERSION, "kept", PLURAL, example_rollout(namespace="kept")
     )
     before = own_plane.pid("kube-apiserver")
 
@@ -204,7 +204,7 @@ def test_a_watch_from_before_a_compaction_expires(own_plane: ControlPlane):
     old = listed["metadata"]["resourceVersion"]
     for name in ("a", "b", "c"):
         custom.create_namespaced_custom_object(
-            GROUP, VERSION, "compacted", PLURAL, rollout(name, namespace="compacted")
+            GROUP, VERSION, "compacted", PLURAL, example_rollout(name, namespace="compacted")
         )
 
     revision = own_plane.compact_etcd()
