@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from metrics_support import SETTLE_SECONDS, add_scenarios
+from metrics_helpers import SETTLE_SECONDS, add_scenarios
 from support.scraped import Sandbox, scraped_simulator
 
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from metrics_helpers import rollout
-from metrics_support import INJECTION, WEIRD_VERSION
+from metrics_helpers import INJECTION, WEIRD_VERSION, rollout
 from support.scraped import Sandbox
 from test_prometheus_gates import instant
 

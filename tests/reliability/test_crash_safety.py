@@ -33,17 +33,15 @@ from reliability_helpers import (
 )
 from support.binaries import require_binary
 from support.polling import wait_until
+from support.stacks import example_stack
 from support.traffic import collapse, routing
 
 from canary.core.model import Rollout
 from canary.core.path import required_checks
 from canary.core.spec import Stage
-from canary_sandbox.prometheus import PrometheusProcess
 from canary_sandbox.stack import (
     ControllerProcess,
     fast_rollout,
-    sandbox_with_example,
-    simulated_traffic,
 )
 
 MIN_KILLS = 30
@@ -77,11 +75,10 @@ def test_thirty_kills_never_skip_repeat_or_rush_a_step(
     rng = random.Random(SEED)
     kills = 0
     with contextlib.ExitStack() as stack:
-        api, client = stack.enter_context(sandbox_with_example(tmp_path))
-        simulator = stack.enter_context(simulated_traffic(tmp_path / "kubeconfig"))
-        prometheus = stack.enter_context(
-            PrometheusProcess(targets=[simulator.address], scrape_interval="1s")
-        )
+        started = stack.enter_context(example_stack(tmp_path))
+        api, client = started.api, started.client
+        simulator, prometheus = started.simulator, started.prometheus
+        assert api is not None
         services = stack.enter_context(store_recorder(api, "virtualservices"))
         rollouts = stack.enter_context(store_recorder(api, "rollouts"))
         rollout = rollout_under_test(prometheus.url)

@@ -21,11 +21,11 @@ from reliability_helpers import stored_rollout
 from support.binaries import require_binary
 from support.controller import in_process_controller
 from support.polling import wait_until
+from support.stacks import example_stack
 
 from canary.controller.telemetry import Telemetry
 from canary.metrics.prometheus import PrometheusSource
-from canary_sandbox.prometheus import PrometheusProcess
-from canary_sandbox.stack import example, example_release, sandbox_with_example, simulated_traffic
+from canary_sandbox.stack import example, example_release
 
 
 class Slow(BaseHTTPRequestHandler):
@@ -63,15 +63,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, 
     require_binary("prometheus")
     workdir = tmp_path_factory.mktemp("stack")
     with contextlib.ExitStack() as exits:
-        api, client = exits.enter_context(sandbox_with_example(workdir))
-        simulator = exits.enter_context(simulated_traffic(workdir / "kubeconfig"))
-        prometheus = exits.enter_context(
-            PrometheusProcess(targets=[simulator.address], scrape_interval="1s")
-        )
+        started = exits.enter_context(example_stack(workdir))
         controller = exits.enter_context(
-            in_process_controller(workdir / "kubeconfig", PrometheusSource())
+            in_process_controller(started.kubeconfig, PrometheusSource())
         )
-        yield api, client, prometheus.url, controller.telemetry
+        yield started.api, started.client, started.prometheus.url, controller.telemetry
 
 
 QUERIES = {

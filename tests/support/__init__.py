@@ -3,7 +3,8 @@
 tests/conftest.py sits in a directory without `__init__.py`, so pytest (its default `prepend`
 import mode) puts tests/ on sys.path and this package imports as `support`, e.g.
 `from support.binaries import require_binary`. A helper that only one tier uses stays in that
-tier, as `<tier>/<tier>_helpers.py`.
+tier, in a module named `<what>_helpers.py` (unique across tiers: pytest puts every tier's
+directory on sys.path too); tests/mesh's real-world samples are data, named for it.
 
 - `binaries`: the real binaries (prometheus, kubectl, chromium, ...): skip locally, fail under
   CI=true when one is missing.

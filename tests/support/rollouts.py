@@ -7,7 +7,7 @@ tier that apply one to an API server.
   clock's ticks of 10 s move it one step each).
 
 Builders of `canary.core.model.Rollout` objects for one tier stay in it (tests/core's
-core_builders, tests/analysis's and tests/metrics's gated Rollouts).
+core_helpers, tests/analysis's and tests/metrics's gated Rollouts).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The chart deploy/helm/canary and the real helm (tools/helm's build, `k8s_assets.ensure_helm`):
 `helm_run` runs it, `render` is `helm template` parsed. Missing helm skips a test locally and
-fails it under CI=true (`binary_support.require_binary`)."""
+fails it under CI=true (`support.binaries.require_binary`)."""
 
 from __future__ import annotations
 
