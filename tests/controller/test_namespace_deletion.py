@@ -17,6 +17,7 @@ from controller_helpers import Env
 from support.controlplane import ON_REAL
 from support.polling import wait_until
 from support.rollouts import quick_rollout
+from support.traffic import managed_route
 
 from canary_sandbox.stack import ControllerProcess
 
@@ -41,8 +42,7 @@ def mirrored(env: Env) -> bool:
     status is written first)."""
     if (env.rollout().get("status") or {}).get("stage") != "mirror":
         return False
-    primary = next(r for r in env.vs()["spec"]["http"] if r.get("name") == "primary")
-    return bool(primary.get("mirror") == {"host": "ui", "subset": "canary"})
+    return bool(managed_route(env.vs()).get("mirror") == {"host": "ui", "subset": "canary"})
 
 
 @ON_REAL

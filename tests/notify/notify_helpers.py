@@ -51,10 +51,9 @@ def put_secret(client: SandboxClient, name: str, url: str, key: str = "address")
 def notified_rollout(receivers: dict[str, str]) -> dict[str, Any]:
     """examples/ui with a 10s interval, every stage one check long, notifying `receivers`
     ({provider: secret name})."""
-    body = quick_rollout()
+    body = quick_rollout(settle="10s")
     spec = body["spec"]
     spec["stages"]["split"]["steps"] = [50, 100]
-    spec["promotion"]["settleDelay"] = "10s"
     spec["notifications"] = [
         {"name": f"to-{provider}", "provider": provider, "secretRef": {"name": secret}}
         for provider, secret in receivers.items()

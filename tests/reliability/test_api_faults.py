@@ -19,11 +19,12 @@ from reliability_helpers import (
 )
 from support.controller import in_process_controller
 from support.polling import wait_until
+from support.rollouts import quick_rollout
 from support.traffic import collapse, routing
 
 from canary.testing import FixedVerdicts
 from canary_sandbox.apiserver import ApiServer
-from canary_sandbox.stack import example_release, sandbox_with_example
+from canary_sandbox.stack import sandbox_with_example
 
 PLANNED = [
     (0, 0.0, False),
@@ -39,14 +40,7 @@ PLANNED = [
 
 
 def fast_rollout() -> dict:
-    rollout = example_release()
-    spec = rollout["spec"]
-    spec["analysis"]["interval"] = "1s"
-    spec["stages"]["mirror"]["duration"] = "2s"
-    spec["stages"]["headerCanary"]["duration"] = "2s"
-    spec["stages"]["split"]["interval"] = "2s"
-    spec["promotion"]["settleDelay"] = "1s"
-    return rollout
+    return quick_rollout(check="1s", stage="2s", settle="1s")
 
 
 def phase(api: ApiServer) -> str:
