@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from analysis_helpers import SETTLE_SECONDS, add_scenarios
-from scraped_support import Sandbox, scraped_simulator
+from support.scraped import Sandbox, scraped_simulator
 
 
 @pytest.fixture(scope="session")

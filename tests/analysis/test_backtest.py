@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 from analysis_helpers import ERROR_RATE, rollout
-from browser_support import chrome
-from scraped_support import Sandbox
+from support.browser import chrome
+from support.scraped import Sandbox
 from typer.testing import CliRunner
 
 from canary.cli.app import app

@@ -8,7 +8,7 @@ the counters are read since the stage started; an unknown stable version holds.
 from __future__ import annotations
 
 from analysis_helpers import ERROR_RATE, LATENCY, rollout
-from scraped_support import Sandbox
+from support.scraped import Sandbox
 
 from canary.core.status import Verdict
 from canary.metrics.prometheus import PrometheusSource

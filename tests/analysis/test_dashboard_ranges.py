@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from analysis_helpers import ERROR_RATE, rollout
-from scraped_support import Sandbox
+from support.scraped import Sandbox
 
 from canary.cli.dashboard.ranges import REFRESH, RangeReader
 

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from binary_support import require_binary
-from browser_support import chrome
+from support.binaries import require_binary
+from support.browser import chrome
 
 from canary.cli.dashboard.server import DashboardServer, start_in_thread
 from canary.cli.session import Target, open_session

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from binary_support import require_binary
+from support.binaries import require_binary
 from test_online_sandbox import Sandbox, sandbox_fixture, status  # noqa: F401
 
 from canary_sandbox.client import SandboxClient

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from binary_support import require_binary
+from support.binaries import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 GITOPS = ROOT / "examples" / "gitops"

@@ -22,7 +22,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,7 +30,9 @@ from typing import Any
 
 import pytest
 import yaml
-from binary_support import require_binary
+from support.binaries import require_binary
+from support.polling import wait_until
+from support.rollouts import example_rollout
 from typer.testing import CliRunner
 
 from canary.cli.app import app
@@ -42,18 +43,11 @@ from canary_sandbox.apiserver import ApiServer, bundled_crd_paths
 from canary_sandbox.client import SandboxClient
 from canary_sandbox.controlplane import ControlPlane
 from canary_sandbox.objects import WriteOptions
-from canary_sandbox.stack import example_release
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLLOUT_CRD = ROOT / "crds" / "rollout.yaml"
 Obj = dict[str, Any]
 PATIENCE_SECONDS = 20.0  # only a guard against hanging forever; nothing asserts on time
-
-
-def example_rollout(name: str = "ui", namespace: str = "shop", version: str = "v2") -> Obj:
-    body = example_release(version)
-    body["metadata"] = {"name": name, "namespace": namespace}
-    return body
 
 
 def status(
@@ -121,7 +115,7 @@ class Sandbox:
     def create_rollout(
         self, name: str = "ui", namespace: str = "shop", version: str = "v2", **kw: Any
     ) -> Obj:
-        created = self.create(example_rollout(name, namespace, version))
+        created = self.create(example_rollout(name, version, namespace))
         if kw.get("with_status") is not None:
             return self.set_status(kw["with_status"], name, namespace)
         return created
@@ -193,11 +187,8 @@ def handled_request(request: Obj, result: str) -> Obj:
 
 
 def until(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + PATIENCE_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("the condition never came true")
-        time.sleep(0.02)
+    """`wait_until` with this module's patience (test_dashboard_server.py uses it too)."""
+    wait_until(condition, "the condition", PATIENCE_SECONDS, every=0.02)
 
 
 def run_cli(*args: str) -> CliResult:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.traffic import managed_route
 from typer.testing import CliRunner
 
 from canary.cli.app import app
@@ -27,10 +28,6 @@ ARGS = [
 def run(*extra: str) -> tuple[int, str]:
     result = CliRunner().invoke(app, [*ARGS, *extra])
     return result.exit_code, result.output
-
-
-def managed_route(vs: dict) -> dict:
-    return next(r for r in vs["spec"]["http"] if r.get("name") == "primary")
 
 
 def test_json_plan_walks_every_stage_in_order() -> None:

@@ -3,8 +3,8 @@ HTTP, and a metrics source whose verdicts the test sets (a port implementation, 
 any client).
 
 - `backend`: "sandbox", or "real" for a test parametrised with `ON_BOTH`
-  (tests/controlplane_support.py), which runs it once on each.
-- `env`: an `Env` (controller_support.py) on that backend: the sandbox with examples/ui in
+  (tests/support/controlplane.py), which runs it once on each.
+- `env`: an `Env` (controller_helpers.py) on that backend: the sandbox with examples/ui in
   `shop` (v1 and v2 reported ready), or the real control plane with examples/ui in the test's
   own namespace, its Deployments ui-v1 and ui-v2 really Ready through kwok.
 """
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from controller_support import Env
+from controller_helpers import Env
 
 from canary.controller.reconcile import Reconciler
 from canary.kube.client import KubeCluster

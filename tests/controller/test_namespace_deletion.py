@@ -13,14 +13,17 @@ from __future__ import annotations
 import urllib.error
 from pathlib import Path
 
-from controller_support import Env, quick_rollout
-from controlplane_support import ON_REAL, wait_until
+from controller_helpers import Env
+from support.controlplane import ON_REAL
+from support.polling import wait_until
+from support.rollouts import quick_rollout
+from support.traffic import managed_route
 
 from canary_sandbox.stack import ControllerProcess
 
-# Polls of 25 ms: the namespace controller retries content it could not delete yet with
-# back-off, so a namespace whose last finalizer goes late takes a while to finish.
-NAMESPACE_ATTEMPTS = 6000
+# The namespace controller retries content it could not delete yet with back-off, so a
+# namespace whose last finalizer goes late takes a while to finish (6000 polls of 25 ms).
+NAMESPACE_SECONDS = 150.0
 
 
 def gone(env: Env) -> bool:
@@ -39,8 +42,7 @@ def mirrored(env: Env) -> bool:
     status is written first)."""
     if (env.rollout().get("status") or {}).get("stage") != "mirror":
         return False
-    primary = next(r for r in env.vs()["spec"]["http"] if r.get("name") == "primary")
-    return bool(primary.get("mirror") == {"host": "ui", "subset": "canary"})
+    return bool(managed_route(env.vs()).get("mirror") == {"host": "ui", "subset": "canary"})
 
 
 @ON_REAL
@@ -53,11 +55,11 @@ def test_deleting_the_namespace_mid_release_finishes(env: Env, tmp_path: Path) -
     )
     with controller:
         env.apply(rollout)
-        wait_until(lambda: mirrored(env), "the release at the mirror", attempts=2400)
+        wait_until(lambda: mirrored(env), "the release at the mirror", timeout=60.0)
         pods = env.client.request("GET", f"/api/v1/namespaces/{env.namespace}/pods")["items"]
         assert len(pods) == 4  # ui-v1's and ui-v2's, on kwok Nodes
 
         env.plane.delete_namespace(env.namespace)
-        wait_until(lambda: gone(env), "the namespace gone", attempts=NAMESPACE_ATTEMPTS)
+        wait_until(lambda: gone(env), "the namespace gone", timeout=NAMESPACE_SECONDS)
         logs = controller.logs()
     assert "rollout deleted; route handed back to stable" in logs, logs

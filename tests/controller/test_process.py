@@ -12,14 +12,14 @@ import signal
 import urllib.request
 from pathlib import Path
 
-from canary_sandbox.polling import poll
+from support.polling import wait_until
+
 from canary_sandbox.stack import ControllerProcess, example_release, sandbox_with_example
 
 PROGRESSING = 'canary_rollout_phase{namespace="shop",phase="Progressing",rollout="ui"} 1.0'
 
 
-def wait_for(predicate, timeout: float = 20.0):  # type: ignore[no-untyped-def]
-    return poll(predicate, timeout, every=0.1)
+PATIENCE_SECONDS = 20.0  # a guard against hanging, never an assertion on speed
 
 
 def json_lines(text: str) -> list[dict]:
@@ -38,22 +38,38 @@ def test_logs_probes_metrics_and_sigterm(tmp_path: Path) -> None:
     with sandbox_with_example(tmp_path) as (_api, client):
         controller = ControllerProcess(tmp_path / "kubeconfig", tmp_path / "controller.log")
         with controller:
-            started = wait_for(
-                lambda: [e for e in json_lines(controller.logs()) if "metrics_addr" in e]
+            started = wait_until(
+                lambda: [e for e in json_lines(controller.logs()) if "metrics_addr" in e],
+                "the controller to log its metrics address",
+                PATIENCE_SECONDS,
+                every=0.1,
             )
             base = f"http://{started[0]['metrics_addr']}"
-            assert wait_for(lambda: get(f"{base}/healthz")[0] == 200)
-            assert wait_for(lambda: get(f"{base}/readyz")[0] == 200)
+            assert wait_until(
+                lambda: get(f"{base}/healthz")[0] == 200,
+                "/healthz 200",
+                PATIENCE_SECONDS,
+                every=0.1,
+            )
+            assert wait_until(
+                lambda: get(f"{base}/readyz")[0] == 200, "/readyz 200", PATIENCE_SECONDS, every=0.1
+            )
             client.apply(example_release())
-            wait_for(
+            wait_until(
                 lambda: (
                     client.get("canary.dev/v1alpha1", "Rollout", "shop", "ui")
                     .get("status", {})
                     .get("phase")
-                )
+                ),
+                "a phase in the Rollout's status",
+                PATIENCE_SECONDS,
+                every=0.1,
             )
-            metrics = wait_for(
-                lambda: (text := get(f"{base}/metrics")[1]) and PROGRESSING in text and text
+            metrics = wait_until(
+                lambda: (text := get(f"{base}/metrics")[1]) and PROGRESSING in text and text,
+                "the Progressing phase in /metrics",
+                PATIENCE_SECONDS,
+                every=0.1,
             )
             assert "canary_reconcile_duration_seconds_count" in metrics
             assert "canary_kube_api_requests_total" in metrics

@@ -17,18 +17,9 @@ both. The crash test stays on the sandbox: only it can fail one kind of write on
 from __future__ import annotations
 
 import pytest
-from controller_support import (
-    Env,
-    events,
-    example_rollout,
-    managed,
-    sent,
-    start,
-    turn_invalid,
-    weights,
-    writes,
-)
-from controlplane_support import ON_BOTH
+from controller_helpers import Env, events, example_rollout, sent, start, turn_invalid, writes
+from support.controlplane import ON_BOTH
+from support.traffic import managed_route, weights
 
 from canary.core.status import Verdict
 from canary.kube.port import UnavailableError
@@ -43,7 +34,7 @@ def test_first_reconcile_takes_over_and_mirrors(env: Env) -> None:
     assert rollout["status"]["phase"] == "Progressing"
     assert rollout["status"]["stage"] == "mirror"
     assert rollout["status"]["stableVersion"] == "v1"
-    route = managed(env.vs())
+    route = managed_route(env.vs())
     assert route["mirror"] == {"host": "ui", "subset": "canary"}
     assert route["mirrorPercentage"] == {"value": 100.0}
     assert events(env, "ReleaseStarted")
@@ -98,7 +89,7 @@ def test_drift_is_restored_and_unmanaged_routes_are_untouched(env: Env) -> None:
     assert weights(env.vs()) == {"stable": 90, "canary": 10}
     vs = env.vs()
     health_before = vs["spec"]["http"][0]
-    for destination in managed(vs)["route"]:
+    for destination in managed_route(vs)["route"]:
         destination["weight"] = 50
     env.put(vs)
     env.clock.advance(1)
@@ -122,7 +113,7 @@ def test_failing_gates_roll_back_in_one_virtual_service_write(env: Env) -> None:
     env.clock.advance(10)
     env.reconcile()
     assert sent(env, "update", "virtualservices") == 1
-    route = managed(env.vs())
+    route = managed_route(env.vs())
     assert route["route"] == [{"destination": {"host": "ui", "subset": "stable"}}]
     assert "mirror" not in route
     assert [r.get("name") for r in env.vs()["spec"]["http"]] == ["health", "primary"]
@@ -221,13 +212,13 @@ def test_a_canary_that_never_becomes_ready_fails_after_its_deadline(env: Env) ->
     env.apply(rollout)
     env.reconcile()
     assert env.rollout()["status"]["phase"] == "Pending"
-    assert "mirror" not in managed(env.vs())
+    assert "mirror" not in managed_route(env.vs())
     env.clock.advance(31)
     env.reconcile()
     status = env.rollout()["status"]
     assert status["phase"] == "RolledBack"
     assert "ui-v2" in status["message"] and "not ready within" in status["message"]
-    assert managed(env.vs())["route"] == [{"destination": {"host": "ui", "subset": "stable"}}]
+    assert managed_route(env.vs())["route"] == [{"destination": {"host": "ui", "subset": "stable"}}]
 
 
 @ON_BOTH

@@ -17,21 +17,22 @@ import copy
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
-from controller_support import Env, quick_rollout, weights
-from controlplane_support import ON_BOTH, wait_until
+from controller_helpers import Env
+from support.controller import in_process_controller
+from support.controlplane import ON_BOTH
+from support.polling import wait_until
+from support.rollouts import quick_rollout
+from support.traffic import weights
 
 from canary.controller.main import release_slots
 from canary.controller.reconcile import Reconciler
-from canary.controller.runtime import Controller
 from canary.controller.slots import ReleaseSlots
 from canary.controller.telemetry import Telemetry
 from canary.controller.workqueue import WorkQueue
 from canary.core.status import Verdict, wire_holds_release_slot
-from canary.kube.client import KubeCluster
 from canary.mesh.istio import IstioRouter
 from canary.testing import FixedVerdicts
 from canary_sandbox.recorder import StoreRecorder
@@ -247,27 +248,6 @@ def brisk_release(namespace: str) -> Obj:
     return rollout
 
 
-@contextmanager
-def running_controller(kubeconfig: Path, metrics: FixedVerdicts) -> Iterator[Controller]:
-    """The runtime of `canary controller --max-concurrent-releases 1`, wired as its
-    composition root wires it, in this process."""
-    cluster = KubeCluster.from_kubeconfig(str(kubeconfig), qps=1000, burst=1000)
-    queue = WorkQueue()
-    slots = release_slots(1, queue)
-    reconciler = Reconciler(cluster=cluster, router=IstioRouter(), metrics=metrics, slots=slots)
-    controller = Controller(cluster, reconciler, telemetry=Telemetry(), slots=slots, queue=queue)
-    stop = threading.Event()
-    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        yield controller
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "the controller did not stop"
-        cluster.close()
-
-
 def rollout_writes(env: Env) -> StoreRecorder:
     """Every stored version of every Rollout, in resourceVersion order (one counter)."""
     return StoreRecorder(env.sandbox.store, lambda event: event.storage_key[1] == "rollouts")
@@ -291,11 +271,13 @@ def succeeded(env: Env, namespace: str) -> bool:
 
 def test_the_runtime_runs_one_release_at_a_time_and_wakes_the_next(env: Env) -> None:
     with three_namespaces(env) as namespaces, rollout_writes(env) as recorder:
-        with running_controller(env.kubeconfig, FixedVerdicts()) as controller:
+        with in_process_controller(
+            env.kubeconfig, FixedVerdicts(), max_concurrent_releases=1
+        ) as controller:
             for namespace in namespaces:
                 apply_release(env, namespace, brisk_release(namespace))
             for namespace in namespaces:
-                wait_until(lambda ns=namespace: succeeded(env, ns), f"{namespace} released", 2400)
+                wait_until(lambda ns=namespace: succeeded(env, ns), f"{namespace} released", 60.0)
         versions = recorder.versions
     assert most_running_at_once(versions) == 1
     waited = {
@@ -312,7 +294,7 @@ def test_a_restarted_controller_keeps_the_running_release_and_the_wait(env: Env)
     holding = FixedVerdicts(Verdict.NO_DATA)  # the release holds at its split step
     with three_namespaces(env) as namespaces, rollout_writes(env) as recorder:
         first, second, _ = namespaces
-        with running_controller(env.kubeconfig, holding):
+        with in_process_controller(env.kubeconfig, holding, max_concurrent_releases=1):
             apply_release(env, first, brisk_release(first))
             wait_until(lambda: canary_weight(env, first) == 50, "the first release at 50 %")
             apply_release(env, second, brisk_release(second))
@@ -320,7 +302,9 @@ def test_a_restarted_controller_keeps_the_running_release_and_the_wait(env: Env)
                 lambda: (stored(env, second).get("status") or {}).get("message") == WAITING,
                 "the second release waiting",
             )
-        with running_controller(env.kubeconfig, holding) as controller:
+        with in_process_controller(
+            env.kubeconfig, holding, max_concurrent_releases=1
+        ) as controller:
             restarted = controller.slots
             assert restarted is not None
             # reconciled by the new controller, and refused: the running release kept its slot
@@ -330,5 +314,5 @@ def test_a_restarted_controller_keeps_the_running_release_and_the_wait(env: Env)
             assert stored(env, first)["status"]["phase"] == "Progressing"
             holding.verdict = Verdict.PASS
             for namespace in (first, second):
-                wait_until(lambda ns=namespace: succeeded(env, ns), f"{namespace} released", 2400)
+                wait_until(lambda ns=namespace: succeeded(env, ns), f"{namespace} released", 60.0)
         assert most_running_at_once(recorder.versions) == 1

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import copy
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
-from controller_support import Env, writes
-from controlplane_support import ON_BOTH
+from controller_helpers import Env, writes
+from support.controlplane import ON_BOTH
+from support.polling import wait_until
 
 from canary.controller.reconcile import Reconciler
 from canary.core.path import CHECK_HEARTBEAT
@@ -180,7 +180,11 @@ def test_a_hand_edit_reaches_the_cache_by_watch_and_is_undone(
         destination["weight"] = 50
     edited = env.put(vs)
     edited_version = int(edited["metadata"]["resourceVersion"])
-    _wait_until(lambda: _cached_version(cached, env.namespace) >= edited_version)
+    wait_until(
+        lambda: _cached_version(cached, env.namespace) >= edited_version,
+        "the watch to deliver the edit",
+        every=0.02,
+    )
     tick(env, 1)
     assert count(env, "update", "virtualservices") == 1
     assert reads(env) == 0
@@ -227,10 +231,3 @@ def test_without_caches_every_tick_reads_the_mesh(env: Env) -> None:
 def _cached_version(cluster: CachedCluster, namespace: str) -> int:
     cached = cluster.virtual_services.get(namespace, "ui") or {}
     return int(cached.get("metadata", {}).get("resourceVersion") or 0)
-
-
-def _wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "the watch never delivered the edit"
-        time.sleep(0.02)

@@ -16,8 +16,8 @@ import copy
 import json
 from typing import Any
 
-from controller_support import Env
-from controlplane_support import ON_BOTH
+from controller_helpers import Env
+from support.controlplane import ON_BOTH
 
 from canary_sandbox.stack import example_release
 

@@ -23,17 +23,10 @@ import json
 from datetime import timedelta
 
 import pytest
-from controller_support import (
-    Env,
-    MeshRecorder,
-    managed,
-    quick_rollout,
-    run_until,
-    start,
-    turn_invalid,
-    weights,
-)
-from controlplane_support import ON_BOTH
+from controller_helpers import Env, MeshRecorder, run_until, start, turn_invalid
+from support.controlplane import ON_BOTH
+from support.rollouts import quick_rollout
+from support.traffic import managed_route, weights
 
 from canary.core.model import REQUEST_ANNOTATION, Rollout
 from canary.core.requests import Action, encode_request
@@ -92,7 +85,7 @@ def test_a_release_after_a_succeeded_one_waits_for_its_canary(env: Env, workload
         env.reconcile()
         status = env.rollout()["status"]
         assert (phase(status), status["stage"]) == ("Pending", "waiting")
-        assert "mirror" not in managed(env.vs())
+        assert "mirror" not in managed_route(env.vs())
         assert weights(env.vs()) == {"stable": 100}
     assert "ui-v" in status["message"]
 
@@ -101,7 +94,7 @@ def assert_no_canary_traffic(versions: list[dict]) -> None:
     """No stored VirtualService mirrors to the canary subset or routes requests to it."""
     for vs in (obj for obj in versions if obj["kind"] == "VirtualService"):
         assert "ui-canary" not in [r.get("name") for r in vs["spec"]["http"]]
-        assert "mirror" not in managed(vs) and weights(vs) == {"stable": 100}
+        assert "mirror" not in managed_route(vs) and weights(vs) == {"stable": 100}
 
 
 @ON_BOTH
@@ -129,7 +122,7 @@ def test_a_waiting_release_goes_on_once_its_canary_becomes_ready(env: Env) -> No
         "mirror",
         "v3",
     )
-    assert managed(env.vs())["mirror"] == {"host": "ui", "subset": "canary"}
+    assert managed_route(env.vs())["mirror"] == {"host": "ui", "subset": "canary"}
 
 
 @ON_BOTH
@@ -181,7 +174,7 @@ def test_pods_of_another_version_hold_the_release(env: Env) -> None:
     status = env.rollout()["status"]
     assert (phase(status), status["stage"]) == ("Pending", "waiting")
     assert "version=v2, not version=v3" in status["message"]
-    assert weights(env.vs()) == {"stable": 100} and "mirror" not in managed(env.vs())
+    assert weights(env.vs()) == {"stable": 100} and "mirror" not in managed_route(env.vs())
 
 
 # ---------------------------------------------------------------- defect 2: the live version
@@ -464,7 +457,7 @@ def test_a_mesh_edited_into_one_canary_cannot_steer_holds_the_release_watched(en
     start(env, rollout)
     assert env.rollout()["status"]["stage"] == "mirror"
     vs = env.vs()
-    managed(vs)["match"] = [{"uri": {"prefix": "/api"}}]
+    managed_route(vs)["match"] = [{"uri": {"prefix": "/api"}}]
     env.put(vs)
     for _ in range(6):
         env.clock.advance(10)
@@ -486,4 +479,4 @@ def test_a_mesh_edited_into_one_canary_cannot_steer_holds_the_release_watched(en
     env.metrics.verdict = Verdict.FAIL
     status = run_until(env, lambda s: phase(s) != "Progressing")
     assert phase(status) == "RolledBack"
-    assert "mirror" not in managed(env.vs())
+    assert "mirror" not in managed_route(env.vs())

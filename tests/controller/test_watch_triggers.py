@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import copy
 
-from controller_support import Env
-from controlplane_support import ON_BOTH
+from controller_helpers import Env
+from support.controlplane import ON_BOTH
 
 from canary.controller.runtime import Controller
 from canary.controller.telemetry import Telemetry

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from core_builders import example
+from core_helpers import example
 from pydantic import ValidationError
 
 from canary.core.durations import format_duration, parse_duration

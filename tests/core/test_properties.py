@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from core_builders import STABLE, T0, example, gates, make, tick, with_request, written
+from core_helpers import STABLE, T0, example, gates, make, tick, with_request, written
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

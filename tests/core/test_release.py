@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from core_builders import (
+from core_helpers import (
     CANARY,
     STABLE,
     T0,

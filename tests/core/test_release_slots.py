@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from core_builders import CANARY, STABLE, T0, gates, make, status_at, with_request, written
+from core_helpers import CANARY, STABLE, T0, gates, make, status_at, with_request, written
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_properties import ACTIONS, VERDICTS, spec_data

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from core_builders import STABLE, T0, gates, make, with_request, written
+from core_helpers import STABLE, T0, gates, make, with_request, written
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_properties import spec_data

@@ -18,23 +18,17 @@ A missing `prometheus` or control plane skips these tests locally and fails them
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from binary_support import require_binary
-from controlplane_support import namespace_name
-from e2e_support import Env, Stack, reset_stack
+from env_helpers import Env, Stack, reset_stack
+from support.binaries import require_binary
+from support.controlplane import namespace_name
+from support.stacks import example_stack
 
 from canary_sandbox.controlplane import ControlPlane
-from canary_sandbox.prometheus import PrometheusProcess
-from canary_sandbox.stack import (
-    NAMESPACE,
-    cluster_with_example,
-    sandbox_with_example,
-    simulated_traffic,
-)
+from canary_sandbox.stack import NAMESPACE
 
 STACKS = ("sandbox", "real")
 
@@ -52,23 +46,13 @@ def stack(
     require_binary("prometheus")
     kind: str = request.param
     workdir = tmp_path_factory.mktemp(f"stack-{kind}")
-    kubeconfig = workdir / "kubeconfig"
-    with contextlib.ExitStack() as exits:
-        api, plane = None, None
-        if kind == "sandbox":
-            namespace = NAMESPACE
-            api, client = exits.enter_context(sandbox_with_example(workdir))
-        else:
-            plane = request.getfixturevalue("control_plane")
-            assert isinstance(plane, ControlPlane)
-            namespace = namespace_name(request.module.__name__.rsplit(".", 1)[-1])
-            plane.write_kubeconfig(kubeconfig)
-            client = exits.enter_context(cluster_with_example(kubeconfig, namespace))
-        simulator = exits.enter_context(simulated_traffic(kubeconfig, namespace=namespace))
-        prometheus = exits.enter_context(
-            PrometheusProcess(targets=[simulator.address], scrape_interval="1s")
-        )
-        yield Stack(client, simulator, prometheus, workdir, namespace, api, plane)
+    plane, namespace = None, NAMESPACE
+    if kind == "real":
+        plane = request.getfixturevalue("control_plane")
+        assert isinstance(plane, ControlPlane)
+        namespace = namespace_name(request.module.__name__.rsplit(".", 1)[-1])
+    with example_stack(workdir, plane, namespace) as started:
+        yield Stack(**vars(started))
 
 
 @pytest.fixture

@@ -1,10 +1,11 @@
-"""Shared pieces of the end-to-end tests: watch recorders, traffic states, polling.
+"""Shared pieces of the end-to-end tests: watch recorders, the controller's log, Prometheus.
 
 Aspects: recording every version of the VirtualService, DestinationRule and Rollout through the
 API's HTTP watch, on the sandbox or a real kube-apiserver (list, then watch from the list's
-resourceVersion, re-watching on each server timeout, as an informer does); reading the traffic
-a VirtualService + DestinationRule pair carries; the `wait_for` poll that fails with the
-Rollout's status and the controller's log tail.
+resourceVersion, re-watching on each server timeout, as an informer does), and the traffic each
+write left (`support.traffic`); the plan's states read the same way; the controller's JSON log
+lines; the 5xx Prometheus saw. (`Env.wait_for`, in env_helpers.py, is the poll that fails with
+the Rollout's status and the controller's log tail.)
 """
 
 from __future__ import annotations
@@ -14,76 +15,18 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar
+from typing import Any
+
+from support.traffic import TrafficState, collapse, traffic_state
 
 from canary_sandbox.client import SandboxClient
 from canary_sandbox.stack import NAMESPACE, SERVICE
-from canary_sandbox.traffic import subset_weight
 
 Obj = dict[str, Any]
-T = TypeVar("T")
 
 ROLLOUT = ("canary.dev/v1alpha1", "Rollout")
-HEADER_ROUTE = f"{SERVICE}-canary"
-MANAGED_ROUTE = "primary"
-
-
-# ---------------------------------------------------------------- traffic as the mesh carries it
-
-
-class TrafficState(NamedTuple):
-    """What one VirtualService + DestinationRule pair does to the managed route's traffic."""
-
-    canary_weight: int
-    mirror_percent: float
-    header_route: bool
-    stable_version: str | None
-
-
-def http_route(vs: Mapping[str, Any], name: str) -> Obj | None:
-    for route in vs.get("spec", {}).get("http") or []:
-        if route.get("name") == name:
-            return dict(route)
-    return None
-
-
-def canary_weight(vs: Mapping[str, Any]) -> int:
-    """The canary subset's weight on the managed route (a lone destination weighs 100)."""
-    return int(subset_weight(vs, MANAGED_ROUTE, "canary"))
-
-
-def mirror_percent(vs: Mapping[str, Any]) -> float:
-    route = http_route(vs, MANAGED_ROUTE) or {}
-    if "mirror" not in route:
-        return 0.0
-    return float((route.get("mirrorPercentage") or {}).get("value", 100.0))
-
-
-def stable_subset_version(dr: Mapping[str, Any]) -> str | None:
-    for subset in dr.get("spec", {}).get("subsets") or []:
-        if subset.get("name") == "stable":
-            return (subset.get("labels") or {}).get("version")
-    return None
-
-
-def traffic_state(vs: Mapping[str, Any], dr: Mapping[str, Any]) -> TrafficState:
-    return TrafficState(
-        canary_weight=canary_weight(vs),
-        mirror_percent=mirror_percent(vs),
-        header_route=http_route(vs, HEADER_ROUTE) is not None,
-        stable_version=stable_subset_version(dr),
-    )
-
-
-def collapse(items: Iterable[T]) -> list[T]:
-    """Consecutive repeats folded into one: [a, a, b, a] -> [a, b, a]."""
-    folded: list[T] = []
-    for item in items:
-        if not folded or folded[-1] != item:
-            folded.append(item)
-    return folded
 
 
 # ---------------------------------------------------------------- watching the API
@@ -217,7 +160,7 @@ class Recorder:
         return collapse(state.canary_weight for state in self.states())
 
 
-# ---------------------------------------------------------------- polling
+# ---------------------------------------------------------------- the plan, the log, Prometheus
 
 
 def planned_states(steps: Sequence[Any]) -> list[TrafficState]:

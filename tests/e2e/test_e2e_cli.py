@@ -18,17 +18,10 @@ import subprocess
 from typing import Any
 
 import pytest
-from binary_support import require_binary
-from e2e_helpers import (
-    HEADER_ROUTE,
-    MANAGED_ROUTE,
-    TrafficState,
-    canary_weight,
-    collapse,
-    errors_in_window,
-    http_route,
-)
-from e2e_support import CANARY, Env
+from e2e_helpers import errors_in_window
+from env_helpers import CANARY, Env
+from support.binaries import require_binary
+from support.traffic import HEADER_ROUTE, MANAGED_ROUTE, TrafficState, collapse, http_route, traffic
 
 from canary_sandbox.stack import SERVICE, ControllerProcess
 
@@ -152,7 +145,7 @@ def test_pause_holds_the_weight_and_resume_finishes(env: Env) -> None:
         return checks(controller) >= checks_before + 3
 
     env.wait_for(three_analyses_while_paused, what="three analyses while paused")
-    assert canary_weight(env.virtual_service()) == weight
+    assert traffic(env.virtual_service()).canary_weight == weight
 
     ok(env.canary("resume", SERVICE))
     assert env.status()["phase"] == "Progressing"

@@ -19,16 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from e2e_helpers import (
-    HEADER_ROUTE,
-    MANAGED_ROUTE,
-    Obj,
-    Recorder,
-    TrafficState,
-    errors_in_window,
-    http_route,
-)
-from e2e_support import RELEASE_TIMEOUT, Env
+from e2e_helpers import Obj, Recorder, errors_in_window
+from env_helpers import RELEASE_TIMEOUT, Env
+from support.traffic import HEADER_ROUTE, MANAGED_ROUTE, TrafficState, http_route
 
 from canary_sandbox.stack import SERVICE
 

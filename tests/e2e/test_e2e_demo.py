@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from binary_support import require_binary
-from controlplane_support import namespace_name
-from e2e_support import CANARY
+from env_helpers import CANARY
+from support.binaries import require_binary
+from support.controlplane import namespace_name
 
 from canary_sandbox.client import SandboxClient
 from canary_sandbox.controlplane import ControlPlane

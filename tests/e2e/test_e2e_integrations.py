@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from e2e_support import Env
+from env_helpers import Env
 
 from canary_sandbox.client import SandboxError
 from canary_sandbox.receiver import Receiver

@@ -17,18 +17,17 @@ from typing import Any
 
 import pytest
 import yaml
-from e2e_helpers import (
+from e2e_helpers import ROLLOUT, planned_states
+from env_helpers import Env
+from support.traffic import (
     HEADER_ROUTE,
     MANAGED_ROUTE,
-    ROLLOUT,
     TrafficState,
-    canary_weight,
     collapse,
     http_route,
-    planned_states,
+    traffic,
     traffic_state,
 )
-from e2e_support import Env
 
 from canary.cli.offline import plan
 from canary_sandbox.client import SandboxError
@@ -163,14 +162,14 @@ def test_a_managed_route_edited_mid_split_is_restored_on_the_next_tick(env: Env)
         {"spec": example("virtualservice")["spec"]},
     )
     drift_rv = int(synced["metadata"]["resourceVersion"])
-    assert canary_weight(synced) == 0
+    assert traffic(synced).canary_weight == 0
 
     def first_write_after_drift() -> Any:
         later = [s for s in recorder.seen("virtualservices") if s.resource_version > drift_rv]
         return later[0] if later else None
 
     restore = env.wait_for(first_write_after_drift, what="the controller's next VS write")
-    assert canary_weight(restore.obj) == before["canaryWeight"] == 10
+    assert traffic(restore.obj).canary_weight == before["canaryWeight"] == 10
     analyses = {
         (s.obj.get("status", {}).get("lastAnalysis") or {}).get("time")
         for s in recorder.seen("rollouts")

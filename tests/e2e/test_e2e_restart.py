@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 import yaml
-from e2e_helpers import TrafficState, collapse, logged, planned_states
-from e2e_support import Env
+from e2e_helpers import logged, planned_states
+from env_helpers import Env
+from support.traffic import TrafficState, collapse
 
 from canary.cli.offline import plan
 from canary_sandbox.client import SandboxError

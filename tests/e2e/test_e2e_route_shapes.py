@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e_helpers import ROLLOUT, collapse
-from e2e_support import Env
+from e2e_helpers import ROLLOUT
+from env_helpers import Env
+from support.traffic import collapse
 
 from canary.mesh.istio import route_index
 from canary_sandbox.client import SandboxError

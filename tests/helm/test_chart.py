@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helm_support import CHART, ROOT, helm_run, kinds, one, render, set_args
+from helm_helpers import CHART, ROOT, helm_run, kinds, one, render, set_args
 from reliability.test_security import (
     NEEDED,
     NEEDED_FOR_LEADER_ELECTION,

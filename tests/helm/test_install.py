@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helm_support import CHART, helm_run, one, set_args
+from helm_helpers import CHART, helm_run, one, set_args
 from reliability.test_security import Install, assert_a_whole_release_gets_no_403
 
 from canary_sandbox.controlplane import ControlPlane

@@ -1,4 +1,4 @@
-"""Test data and helpers for the `KubeCluster` tests (fixtures are in cluster_fixtures.py)."""
+"""Test data and helpers for the `KubeCluster` tests (their fixtures are in conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-# ON_BOTH and wait_until are defined once, in tests/controlplane_support.py; re-exported here.
-from controlplane_support import ON_BOTH, wait_until  # noqa: F401
 from kubernetes import client
 
 from canary.core.model import GROUP, PLURAL, VERSION
 from canary.kube.port import WatchEvent
-from canary_sandbox.stack import example_release
 
 if TYPE_CHECKING:
     from canary_sandbox.apiserver import ApiServer
@@ -48,13 +45,6 @@ class Backend:
         self.plane.create_namespace(name)
         self.more_namespaces.append(name)
         return name
-
-
-def rollout(name: str = "ui", version: str = "v2", namespace: str = NAMESPACE) -> dict[str, Any]:
-    obj = example_release(version)
-    obj["metadata"]["name"] = name
-    obj["metadata"]["namespace"] = namespace
-    return obj
 
 
 class FakeSleep:

@@ -15,14 +15,14 @@ import json
 from typing import Any
 
 import pytest
-from cluster_helpers import ISTIO_GROUP, ON_BOTH, create_rollout, rollout
+from cluster_helpers import ISTIO_GROUP, create_rollout
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from support.controlplane import ON_BOTH
+from support.rollouts import example_rollout
 
 from canary.core.model import GROUP, PLURAL, VERSION
 from canary_sandbox.stack import example
-
-pytest_plugins = ["cluster_fixtures"]
 
 pytestmark = ON_BOTH
 
@@ -60,7 +60,7 @@ def test_an_api_version_other_than_the_urls_is_refused(
 
 
 def test_a_kind_other_than_the_urls_is_invalid(custom: client.CustomObjectsApi, namespace: str):
-    body = rollout(namespace=namespace)
+    body = example_rollout(namespace=namespace)
     body["kind"] = "Canary"
 
     code, message = refused(lambda: create_rollout(custom, body))
@@ -75,11 +75,11 @@ def test_a_kind_other_than_the_urls_is_invalid(custom: client.CustomObjectsApi, 
 def test_an_update_without_resource_version_is_invalid(
     custom: client.CustomObjectsApi, namespace: str
 ):
-    create_rollout(custom, rollout(namespace=namespace))
+    create_rollout(custom, example_rollout(namespace=namespace))
 
     code, message = refused(
         lambda: custom.replace_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, "ui", rollout(namespace=namespace)
+            GROUP, VERSION, namespace, PLURAL, "ui", example_rollout(namespace=namespace)
         )
     )
 
@@ -91,7 +91,7 @@ def test_an_update_without_resource_version_is_invalid(
 
 
 def test_an_unsupported_field_selector_is_refused(custom: client.CustomObjectsApi, namespace: str):
-    create_rollout(custom, rollout(namespace=namespace))
+    create_rollout(custom, example_rollout(namespace=namespace))
 
     by_name = custom.list_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, field_selector="metadata.name=ui"
@@ -107,7 +107,7 @@ def test_an_unsupported_field_selector_is_refused(custom: client.CustomObjectsAp
 
 
 def test_schema_errors_come_in_the_servers_order(custom: client.CustomObjectsApi, namespace: str):
-    bad = rollout(namespace=namespace)
+    bad = example_rollout(namespace=namespace)
     bad["spec"]["analysis"]["failureLimit"] = 0
     del bad["spec"]["host"]
 
@@ -126,7 +126,7 @@ def test_schema_errors_come_in_the_servers_order(custom: client.CustomObjectsApi
 def test_finalizers_hold_a_deletion_and_move_its_generation(
     custom: client.CustomObjectsApi, namespace: str
 ):
-    create_rollout(custom, rollout(namespace=namespace))
+    create_rollout(custom, example_rollout(namespace=namespace))
     merge(custom, namespace, {"metadata": {"finalizers": ["canary.dev/route"]}})
 
     deleted = custom.delete_namespaced_custom_object(
@@ -173,7 +173,9 @@ def test_a_name_the_real_apiserver_rejects_is_rejected(
     custom: client.CustomObjectsApi, namespace: str, name: str, problem: str
 ):
     """Issue 14: the sandbox accepted names a real apiserver rejects."""
-    code, message = refused(lambda: create_rollout(custom, rollout(name=name, namespace=namespace)))
+    code, message = refused(
+        lambda: create_rollout(custom, example_rollout(name=name, namespace=namespace))
+    )
     assert code == 422
     assert message == (
         f'Rollout.canary.dev "{name}" is invalid: metadata.name: Invalid value: "{name}": {problem}'
@@ -182,7 +184,7 @@ def test_a_name_the_real_apiserver_rejects_is_rejected(
 
 def test_a_long_rollout_name_with_dots_is_accepted(custom: client.CustomObjectsApi, namespace: str):
     name = "ui.v2-" + "b" * 200
-    assert create_rollout(custom, rollout(name=name, namespace=namespace)) is not None
+    assert create_rollout(custom, example_rollout(name=name, namespace=namespace)) is not None
 
 
 @pytest.mark.parametrize(

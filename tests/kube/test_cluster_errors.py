@@ -18,15 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_helpers import NAMESPACE, FakeSleep, create_rollout, rollout
+from cluster_helpers import NAMESPACE, FakeSleep, create_rollout
 from kubernetes import client
+from support.rollouts import example_rollout
 
 from canary.kube.client import KubeCluster
 from canary.kube.errors import safe_host
 from canary.kube.port import ForbiddenError, KubeError, UnavailableError
 from canary_sandbox.apiserver import ApiServer
-
-pytest_plugins = ["cluster_fixtures"]
 
 ROLLOUT = {"apiVersion": "canary.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "ui"}}
 
@@ -138,7 +137,7 @@ def test_forbidden_names_verb_resource_and_namespace(tmp_path: Path, forbidding_
 def test_server_errors_on_reads_are_retried(
     cluster: KubeCluster, server: ApiServer, custom: client.CustomObjectsApi, fake_sleep: FakeSleep
 ):
-    create_rollout(custom, rollout())
+    create_rollout(custom, example_rollout())
     server.faults.fail_next(2, code=503, resource="rollouts")
 
     assert cluster.get_rollout(NAMESPACE, "ui")["metadata"]["name"] == "ui"
@@ -148,7 +147,7 @@ def test_server_errors_on_reads_are_retried(
 def test_throttling_honours_retry_after(
     cluster: KubeCluster, server: ApiServer, custom: client.CustomObjectsApi, fake_sleep: FakeSleep
 ):
-    create_rollout(custom, rollout())
+    create_rollout(custom, example_rollout())
     server.faults.throttle_next(1, retry_after=3, resource="rollouts")
 
     cluster.patch_rollout_status(NAMESPACE, "ui", {"phase": "Progressing"})
@@ -159,7 +158,7 @@ def test_throttling_honours_retry_after(
 def test_retries_run_out_with_unavailable_error(
     cluster: KubeCluster, server: ApiServer, custom: client.CustomObjectsApi, fake_sleep: FakeSleep
 ):
-    create_rollout(custom, rollout())
+    create_rollout(custom, example_rollout())
     server.faults.fail_next(10, code=500, resource="rollouts")
 
     with pytest.raises(UnavailableError) as raised:

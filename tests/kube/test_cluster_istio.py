@@ -12,13 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from cluster_helpers import ON_BOTH
+from support.controlplane import ON_BOTH
 
 from canary.kube.client import CONFLICT_ATTEMPTS, KubeCluster
 from canary.kube.port import ConflictError, NotFoundError
 from canary_sandbox.apiserver import ApiServer
-
-pytest_plugins = ["cluster_fixtures"]
 
 WRITES = ("create", "update", "patch", "delete")
 

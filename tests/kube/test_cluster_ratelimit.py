@@ -17,8 +17,6 @@ from canary.common.pacing import Backoff, TokenBucket
 from canary.kube.client import KubeCluster
 from canary_sandbox.apiserver import ApiServer
 
-pytest_plugins = ["cluster_fixtures"]
-
 
 class FakeClock:
     """A monotonic clock that only moves when the limiter sleeps (or the test says so)."""

@@ -12,22 +12,22 @@ import json
 from pathlib import Path
 
 import pytest
-from cluster_helpers import ON_BOTH, Backend, create_rollout, rollout
+from cluster_helpers import Backend, create_rollout
 from kubernetes import client
+from support.controlplane import ON_BOTH
+from support.rollouts import example_rollout
 
 from canary.kube.client import KubeCluster
 from canary.kube.port import CrdMissingError, InvalidError, NotFoundError
 from canary_sandbox.apiserver import ApiServer
-
-pytest_plugins = ["cluster_fixtures"]
 
 
 @ON_BOTH
 def test_rollouts_are_listed_and_read(
     cluster: KubeCluster, custom: client.CustomObjectsApi, namespace: str
 ):
-    create_rollout(custom, rollout("ui", namespace=namespace))
-    create_rollout(custom, rollout("cart", namespace=namespace))
+    create_rollout(custom, example_rollout("ui", namespace=namespace))
+    create_rollout(custom, example_rollout("cart", namespace=namespace))
 
     names = sorted(obj["metadata"]["name"] for obj in cluster.list_rollouts(namespace))
     everywhere = cluster.list_rollouts(None)
@@ -41,7 +41,7 @@ def test_rollouts_are_listed_and_read(
 def test_status_is_merge_patched_through_the_subresource(
     cluster: KubeCluster, custom: client.CustomObjectsApi, namespace: str, backend: Backend
 ):
-    created = create_rollout(custom, rollout(namespace=namespace))
+    created = create_rollout(custom, example_rollout(namespace=namespace))
     cluster.patch_rollout_status(namespace, "ui", {"phase": "Progressing", "canaryWeight": 10})
 
     patched = cluster.patch_rollout_status(namespace, "ui", {"canaryWeight": 25, "stage": "split"})
@@ -59,7 +59,7 @@ def test_status_is_merge_patched_through_the_subresource(
 def test_status_lists_are_replaced_not_appended(
     cluster: KubeCluster, custom: client.CustomObjectsApi, namespace: str
 ):
-    create_rollout(custom, rollout(namespace=namespace))
+    create_rollout(custom, example_rollout(namespace=namespace))
     condition = {
         "type": "Ready",
         "status": "False",
@@ -78,7 +78,7 @@ def test_status_lists_are_replaced_not_appended(
 def test_a_spec_change_in_a_status_patch_is_ignored(
     cluster: KubeCluster, custom: client.CustomObjectsApi, namespace: str
 ):
-    created = create_rollout(custom, rollout(namespace=namespace))
+    created = create_rollout(custom, example_rollout(namespace=namespace))
 
     cluster.patch_rollout_status(namespace, "ui", {"phase": "Paused"})
     stored = cluster.get_rollout(namespace, "ui")
@@ -91,7 +91,7 @@ def test_a_spec_change_in_a_status_patch_is_ignored(
 def test_metadata_annotations_are_merged(
     cluster: KubeCluster, custom: client.CustomObjectsApi, namespace: str
 ):
-    create_rollout(custom, rollout(namespace=namespace))
+    create_rollout(custom, example_rollout(namespace=namespace))
     request = json.dumps({"action": "promote", "id": "r1"})
 
     cluster.patch_rollout_metadata(
@@ -125,7 +125,7 @@ def test_a_missing_crd_names_the_fix(api_server: ApiServer, kubeconfig: Path):
 def test_a_schema_rejection_names_the_field(
     cluster: KubeCluster, custom: client.CustomObjectsApi, namespace: str
 ):
-    create_rollout(custom, rollout(namespace=namespace))
+    create_rollout(custom, example_rollout(namespace=namespace))
 
     with pytest.raises(InvalidError) as raised:
         cluster.patch_rollout_status(namespace, "ui", {"canaryWeight": "lots"})

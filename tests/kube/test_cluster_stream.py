@@ -16,23 +16,21 @@ from pathlib import Path
 import pytest
 from cluster_helpers import (
     NAMESPACE,
-    ON_BOTH,
     ROLLOUT_CRD,
     Backend,
     Collector,
     create_rollout,
-    rollout,
     store_rollout,
-    wait_until,
 )
 from kubernetes import client
+from support.controlplane import ON_BOTH
+from support.polling import wait_until
+from support.rollouts import example_rollout
 
 from canary.core.model import GROUP, PLURAL, VERSION
 from canary.kube.client import KubeCluster
 from canary.kube.port import CrdMissingError
 from canary_sandbox.apiserver import ApiServer
-
-pytest_plugins = ["cluster_fixtures"]
 
 
 @pytest.fixture
@@ -77,12 +75,12 @@ def finish(collector: Collector, stop: threading.Event) -> None:
 def test_sync_then_added_modified_deleted(
     cluster: KubeCluster, custom: client.CustomObjectsApi, namespace: str, stop: threading.Event
 ):
-    create_rollout(custom, rollout("ui", namespace=namespace))
+    create_rollout(custom, example_rollout("ui", namespace=namespace))
     collector = Collector(cluster.stream_rollouts(namespace, stop))
     collector.wait_for(1)
     watch_open(cluster)
 
-    create_rollout(custom, rollout("cart", namespace=namespace))
+    create_rollout(custom, example_rollout("cart", namespace=namespace))
     cluster.patch_rollout_status(namespace, "cart", {"phase": "Progressing"})
     custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "cart")
     events = collector.wait_for(4)
@@ -101,12 +99,12 @@ def test_a_dropped_watch_resumes_from_the_last_resource_version(
     collector = start(cluster, stop)
     collector.wait_for(1)
     watching(server, 1)
-    store_rollout(server, rollout("ui"))
+    store_rollout(server, example_rollout("ui"))
     collector.wait_for(2)
 
     server.faults.offline = True  # the reconnect fails until the server is back
     server.faults.drop_watches()
-    store_rollout(server, rollout("cart"))  # changed while the adapter was away
+    store_rollout(server, example_rollout("cart"))  # changed while the adapter was away
     wait_until(lambda: attempts(cluster) >= 4, "a failed reconnect")
     server.faults.offline = False
     events = collector.wait_for(3)
@@ -125,7 +123,7 @@ def test_an_expired_watch_relists_and_syncs_again(
     collector.wait_for(1)
     watching(server, 1)
 
-    store_rollout(server, rollout("ui"))
+    store_rollout(server, example_rollout("ui"))
     collector.wait_for(2)
     server.faults.expire_watches()
     collector.wait_for(3)
@@ -149,7 +147,7 @@ def test_a_resource_version_older_than_the_history_relists(tmp_path: Path, stop:
         server.faults.offline = True
         server.faults.drop_watches()
         for name in ("a", "b", "c"):  # three writes roll a two-event history over
-            store_rollout(server, rollout(name))
+            store_rollout(server, example_rollout(name))
         wait_until(lambda: attempts(cluster) >= 4, "a failed reconnect")
         server.faults.offline = False
         collector.wait_for(2)
@@ -215,12 +213,12 @@ def test_all_namespaces_are_streamed(
     stop: threading.Event,
 ):
     web = backend.create_namespace("web")
-    create_rollout(custom, rollout("ui", namespace=namespace))
+    create_rollout(custom, example_rollout("ui", namespace=namespace))
     collector = Collector(cluster.stream_rollouts(None, stop), namespaces={namespace, web})
     collector.wait_for(1)
     watch_open(cluster)
 
-    create_rollout(custom, rollout("site", namespace=web))
+    create_rollout(custom, example_rollout("site", namespace=web))
     events = collector.wait_for(2)
     finish(collector, stop)
 

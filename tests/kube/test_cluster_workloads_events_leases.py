@@ -15,16 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_helpers import NAMESPACE, ON_BOTH
+from cluster_helpers import NAMESPACE
 from kubernetes import client
+from support.controlplane import ON_BOTH
 
 from canary.kube.client import KubeCluster
 from canary.kube.port import InvalidError, KubeError
 from canary.kube.workloads import deployment_state
 from canary_sandbox.apiserver import ApiServer
 from canary_sandbox.stack import example
-
-pytest_plugins = ["cluster_fixtures"]
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 

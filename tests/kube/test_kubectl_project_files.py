@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from binary_support import require_binary
+from support.binaries import require_binary
 
 from canary_sandbox.apiserver import ApiServer, bundled_crd_paths
 

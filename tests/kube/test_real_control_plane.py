@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_helpers import rollout, wait_until
 from kubernetes import client, config
+from support.polling import wait_until
+from support.rollouts import example_rollout
 
 from canary.core.model import GROUP, PLURAL, VERSION
 from canary.kube.client import KubeCluster
@@ -62,9 +63,9 @@ def test_kwok_renews_the_node_leases(control_plane: ControlPlane):
         leases = control_plane.request("GET", path)["items"]
         return {lease["metadata"]["name"]: lease["spec"].get("renewTime", "") for lease in leases}
 
-    wait_until(lambda: len(renewed()) == control_plane.nodes, "a Lease per Node", attempts=1200)
+    wait_until(lambda: len(renewed()) == control_plane.nodes, "a Lease per Node", timeout=30.0)
     first = renewed()
-    wait_until(lambda: all(renewed()[n] > first[n] for n in first), "renewals", attempts=2400)
+    wait_until(lambda: all(renewed()[n] > first[n] for n in first), "renewals", timeout=60.0)
 
     assert sorted(first) == [f"kwok-node-{i}" for i in range(control_plane.nodes)]
 
@@ -77,7 +78,7 @@ def test_a_deployment_becomes_ready_on_kwok_nodes(
     wait_until(
         lambda: admin.workload_state(real_namespace, "Deployment", "ui-v2").ready,
         "ui-v2 ready",
-        attempts=1200,
+        timeout=30.0,
     )
     state = admin.workload_state(real_namespace, "Deployment", "ui-v2")
     pods = control_plane.request("GET", f"/api/v1/namespaces/{real_namespace}/pods")["items"]
@@ -103,7 +104,7 @@ def test_a_deployment_that_fits_no_node_is_never_ready(
         state = admin.workload_state(real_namespace, "Deployment", "ui-v2")
         return "replicas ready" in state.message
 
-    wait_until(observed, "the Deployment controller's status", attempts=1200)
+    wait_until(observed, "the Deployment controller's status", timeout=30.0)
     state = admin.workload_state(real_namespace, "Deployment", "ui-v2")
     pods = control_plane.request("GET", f"/api/v1/namespaces/{real_namespace}/pods")["items"]
 
@@ -173,7 +174,7 @@ def test_the_apiserver_killed_and_started_keeps_its_port_and_data(own_plane: Con
     own_plane.create_namespace("kept")
     cluster = KubeCluster.from_kubeconfig(str(own_plane.kubeconfig), qps=0, retries=0, timeout=2)
     custom_api(own_plane).create_namespaced_custom_object(
-        GROUP, VERSION, "kept", PLURAL, rollout(namespace="kept")
+        GROUP, VERSION, "kept", PLURAL, example_rollout(namespace="kept")
     )
     before = own_plane.pid("kube-apiserver")
 
@@ -203,7 +204,7 @@ def test_a_watch_from_before_a_compaction_expires(own_plane: ControlPlane):
     old = listed["metadata"]["resourceVersion"]
     for name in ("a", "b", "c"):
         custom.create_namespaced_custom_object(
-            GROUP, VERSION, "compacted", PLURAL, rollout(name, namespace="compacted")
+            GROUP, VERSION, "compacted", PLURAL, example_rollout(name, namespace="compacted")
         )
 
     revision = own_plane.compact_etcd()
@@ -224,7 +225,7 @@ def test_a_watch_from_before_a_compaction_expires(own_plane: ControlPlane):
             return False
         return True
 
-    wait_until(watched, "a watch answer", attempts=1200)
+    wait_until(watched, "a watch answer", timeout=30.0)
     [answer] = answers
 
     assert revision > int(old)

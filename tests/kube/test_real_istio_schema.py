@@ -22,8 +22,6 @@ from canary.mesh.istio import plan_virtual_service
 from canary_sandbox.controlplane import ControlPlane
 from canary_sandbox.stack import EXAMPLE, example
 
-pytest_plugins = ["cluster_fixtures"]
-
 PLURALS = {"VirtualService": "virtualservices", "DestinationRule": "destinationrules"}
 STEPS = plan(
     str(EXAMPLE / "rollout.yaml"),

@@ -21,17 +21,18 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import pytest
 import yaml
-from cluster_helpers import ON_BOTH, create_rollout, rollout, wait_until
+from cluster_helpers import create_rollout
 from kubernetes import client
 from pydantic import BaseModel
+from support.controlplane import ON_BOTH
+from support.polling import wait_until
+from support.rollouts import example_rollout
 
 from canary.core.model import Rollout
 from canary.core.status import RolloutStatus
 from canary.kube.client import KubeCluster
 from canary_sandbox.controlplane import ControlPlane
 from canary_sandbox.stack import example_release
-
-pytest_plugins = ["cluster_fixtures"]
 
 WHEN = "2026-03-01T12:00:00Z"
 
@@ -108,7 +109,7 @@ def test_the_maximal_status_is_every_field_of_the_model():
 def test_every_status_field_survives_a_round_trip(
     cluster: KubeCluster, custom: client.CustomObjectsApi, namespace: str
 ):
-    create_rollout(custom, rollout(namespace=namespace))
+    create_rollout(custom, example_rollout(namespace=namespace))
     status = maximal_status()
 
     written = cluster.patch_rollout_status(namespace, "ui", status)
@@ -123,7 +124,7 @@ def test_every_status_field_survives_a_round_trip(
 def test_a_status_field_outside_the_schema_is_pruned(
     cluster: KubeCluster, custom: client.CustomObjectsApi, namespace: str
 ):
-    create_rollout(custom, rollout(namespace=namespace))
+    create_rollout(custom, example_rollout(namespace=namespace))
 
     analysis = {"bogus": 2, "time": WHEN, "outcome": "pass", "countedAs": "pass"}
     written = cluster.patch_rollout_status(
@@ -140,7 +141,7 @@ def test_a_status_field_outside_the_schema_is_pruned(
 def test_the_server_applies_no_defaults(
     cluster: KubeCluster, custom: client.CustomObjectsApi, namespace: str
 ):
-    minimal = rollout(namespace=namespace)
+    minimal = example_rollout(namespace=namespace)
     spec = minimal["spec"]
     for optional in ("versionLabel", "prometheus", "promotion", "notifications"):
         spec.pop(optional, None)
@@ -167,7 +168,7 @@ def plane(control_plane: ControlPlane) -> ControlPlane:
 def test_validation_errors_as_kubectl_shows_them(
     plane: ControlPlane, real_namespace: str, tmp_path: Path
 ):
-    bad = rollout(namespace=real_namespace)
+    bad = example_rollout(namespace=real_namespace)
     bad["spec"]["analysis"]["failureLimit"] = 0
     bad["spec"]["canary"]["version"] = "v2!"
     del bad["spec"]["host"]
@@ -194,7 +195,7 @@ def test_validation_errors_as_kubectl_shows_them(
 def test_an_unknown_spec_field_is_refused_not_pruned(
     plane: ControlPlane, real_namespace: str, tmp_path: Path
 ):
-    bad = rollout(namespace=real_namespace)
+    bad = example_rollout(namespace=real_namespace)
     bad["spec"]["analysis"]["failurelimit"] = 3  # a typo of failureLimit
 
     shown = apply(plane, real_namespace, bad, tmp_path)
@@ -224,7 +225,7 @@ def test_kubectl_explain_shows_the_fields_and_their_descriptions(
 
 
 def test_printer_columns(plane: ControlPlane, real_namespace: str, tmp_path: Path):
-    shown = apply(plane, real_namespace, rollout(namespace=real_namespace), tmp_path)
+    shown = apply(plane, real_namespace, example_rollout(namespace=real_namespace), tmp_path)
     assert "rollout.canary.dev/ui created" in shown
     status = {
         "phase": "Progressing",
@@ -244,7 +245,7 @@ def test_printer_columns(plane: ControlPlane, real_namespace: str, tmp_path: Pat
 
 
 def test_status_is_a_subresource(plane: ControlPlane, real_namespace: str, tmp_path: Path):
-    apply(plane, real_namespace, rollout(namespace=real_namespace), tmp_path)
+    apply(plane, real_namespace, example_rollout(namespace=real_namespace), tmp_path)
 
     merge_patch(plane, real_namespace, '{"status": {"phase": "Succeeded"}}')
     after_spec_write = json.loads(ok(plane, real_namespace, "get", "cro", "ui", "-o", "json"))
@@ -301,7 +302,7 @@ def test_the_server_refuses_what_the_controller_refuses(
     plane: ControlPlane, real_namespace: str, tmp_path: Path, patch: dict[str, Any], shown: str
 ):
     """Issue 14: `kubectl patch ... steps: [50,25]` once returned 0 and froze a release."""
-    apply(plane, real_namespace, rollout(namespace=real_namespace), tmp_path)
+    apply(plane, real_namespace, example_rollout(namespace=real_namespace), tmp_path)
     result = kubectl_in(
         plane, real_namespace, "patch", "cro", "ui", "--type=merge",
         "-p", json.dumps({"spec": patch}),
@@ -309,7 +310,7 @@ def test_the_server_refuses_what_the_controller_refuses(
     assert result.returncode == 1
     assert shown in result.stderr
     with pytest.raises(ValueError):  # ... and the models refuse it too
-        body = rollout(namespace=real_namespace)
+        body = example_rollout(namespace=real_namespace)
         for key, value in patch.items():
             body["spec"][key] = {**body["spec"].get(key, {}), **value}
         Rollout.model_validate(body)

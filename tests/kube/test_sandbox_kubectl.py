@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from binary_support import FINDERS, require_binary
+from support.binaries import FINDERS, require_binary
 
 from canary_sandbox.apiserver import ApiServer, bundled_crd_paths
 

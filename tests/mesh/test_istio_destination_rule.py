@@ -7,7 +7,7 @@ DestinationRule for another host.
 from __future__ import annotations
 
 import pytest
-from mesh_samples import CANARY, STABLE, refusal, rollout_spec, traffic, ui_destination_rule
+from mesh_helpers import CANARY, STABLE, refusal, rollout_spec, traffic, ui_destination_rule
 
 from canary.mesh.istio import MeshError, plan_destination_rule
 

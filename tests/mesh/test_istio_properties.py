@@ -14,7 +14,7 @@ from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
-from mesh_samples import CANARY, NAMESPACE, STABLE, rollout_spec
+from mesh_helpers import CANARY, NAMESPACE, STABLE, rollout_spec
 
 from canary.core.traffic import Traffic
 from canary.mesh.istio import (

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
-from istio_crds import istio_violations
 from real_world_samples import SAMPLES, Sample
+from support.istio_crds import istio_violations
 from typer.testing import CliRunner
 
 from canary.cli.app import app

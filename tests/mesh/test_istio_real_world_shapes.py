@@ -17,7 +17,6 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from istio_crds import istio_violations
 from real_world_shapes import (
     CANARY,
     NAMESPACE,
@@ -27,6 +26,7 @@ from real_world_shapes import (
     steerable,
     virtual_services,
 )
+from support.istio_crds import istio_violations
 
 from canary.cli.documents import Document
 from canary.cli.offline import lint_rollout, problems_only

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from mesh_samples import (
+from mesh_helpers import (
     CANARY,
     STABLE,
     annotations,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mesh_samples import (
+from mesh_helpers import (
     CANARY,
     STABLE,
     UI_VIRTUAL_SERVICE,

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 import pytest
-from mesh_samples import (
+from mesh_helpers import (
     CANARY,
     STABLE,
     annotations,

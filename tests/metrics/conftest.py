@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from metrics_support import SETTLE_SECONDS, add_scenarios
-from scraped_support import Sandbox, scraped_simulator
+from metrics_helpers import SETTLE_SECONDS, add_scenarios
+from support.scraped import Sandbox, scraped_simulator
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,8 @@ bucket and an error verdict for every gate; custom query gates stay per Rollout.
 from __future__ import annotations
 
 import pytest
-from metrics_helpers import rollout
-from metrics_support import INJECTION, WEIRD_VERSION
-from scraped_support import Sandbox
+from metrics_helpers import INJECTION, WEIRD_VERSION, rollout
+from support.scraped import Sandbox
 
 from canary.core.model import Rollout
 from canary.core.status import GateResult, Verdict

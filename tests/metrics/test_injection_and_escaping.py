@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from metrics_helpers import rollout
-from metrics_support import INJECTION, WEIRD_VERSION
-from scraped_support import Sandbox
+from metrics_helpers import INJECTION, WEIRD_VERSION, rollout
+from support.scraped import Sandbox
 from test_prometheus_gates import instant
 
 from canary.core.status import Verdict

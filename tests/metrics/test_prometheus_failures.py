@@ -11,7 +11,7 @@ import base64
 from pathlib import Path
 
 from metrics_helpers import auth_proxy, rollout, sleeping, tiny_server
-from scraped_support import Sandbox
+from support.scraped import Sandbox
 
 from canary.core.status import Verdict
 from canary.metrics.prometheus import PrometheusSource

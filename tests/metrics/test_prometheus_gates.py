@@ -12,7 +12,7 @@ import urllib.parse
 import urllib.request
 
 from metrics_helpers import NAMESPACE, P99_LATENCY, SUCCESS_RATE, rollout
-from scraped_support import Sandbox
+from support.scraped import Sandbox
 
 from canary.core.status import Verdict
 from canary.metrics.prometheus import PrometheusSource

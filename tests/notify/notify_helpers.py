@@ -12,6 +12,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from support.rollouts import quick_rollout
+
 from canary.controller.integrations import secret_reader
 from canary.controller.reconcile import Reconciler
 from canary.kube.client import KubeCluster
@@ -20,7 +22,7 @@ from canary.notify.dispatcher import Dispatcher, RateLimit, RetryPolicy
 from canary.notify.notifier import Notifier
 from canary.testing import FixedVerdicts, ManualClock
 from canary_sandbox.client import SandboxClient, SandboxError
-from canary_sandbox.stack import NAMESPACE, SERVICE, example_release
+from canary_sandbox.stack import NAMESPACE, SERVICE
 
 ROLLOUT = ("canary.dev/v1alpha1", "Rollout")
 ENDED = ("Succeeded", "RolledBack", "Aborted")
@@ -49,13 +51,9 @@ def put_secret(client: SandboxClient, name: str, url: str, key: str = "address")
 def notified_rollout(receivers: dict[str, str]) -> dict[str, Any]:
     """examples/ui with a 10s interval, every stage one check long, notifying `receivers`
     ({provider: secret name})."""
-    body = example_release()
+    body = quick_rollout(settle="10s")
     spec = body["spec"]
-    spec["stages"]["mirror"]["duration"] = "10s"
-    spec["stages"]["headerCanary"]["duration"] = "10s"
-    spec["stages"]["split"] = {"steps": [50, 100], "interval": "10s"}
-    spec["analysis"]["interval"] = "10s"
-    spec["promotion"]["settleDelay"] = "10s"
+    spec["stages"]["split"]["steps"] = [50, 100]
     spec["notifications"] = [
         {"name": f"to-{provider}", "provider": provider, "secretRef": {"name": secret}}
         for provider, secret in receivers.items()
@@ -115,14 +113,3 @@ def wired(
         yield Release(client, reconciler, clock, metrics, notifier, outcomes)
     finally:
         notifier.close(timeout=0.0)
-
-
-def poll_until(predicate: Any, timeout: float = 30.0) -> None:
-    """Wait for something another thread does (a guard against hanging, not a measurement)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.05)

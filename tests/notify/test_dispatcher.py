@@ -9,7 +9,8 @@ arrive in the order submitted; a full queue drops (counted); an unreadable URL i
 from __future__ import annotations
 
 import structlog
-from notify_helpers import FAST_RETRY, PATIENT, fast_rate, poll_until
+from notify_helpers import FAST_RETRY, PATIENT, fast_rate
+from support.polling import wait_until
 
 from canary.notify.dispatcher import Delivery, Dispatcher, UrlUnavailableError
 from canary_sandbox.receiver import Receiver
@@ -34,7 +35,7 @@ def test_a_hanging_receiver_blocks_neither_submit_nor_other_receivers() -> None:
         dispatcher = Dispatcher(retry=PATIENT, rate=fast_rate)
         dispatcher.submit(to(hanging, {"n": 1}, "hanging"))
         dispatcher.submit(to(healthy, {"n": 1}, "healthy"))
-        poll_until(lambda: healthy.count() == 1)
+        wait_until(lambda: healthy.count() == 1, "one delivery", timeout=30.0, every=0.05)
         assert hanging.count() <= 1
         hanging.release()
         dispatcher.close(timeout=0)
@@ -44,11 +45,11 @@ def test_server_errors_are_retried_and_refusals_are_not() -> None:
     with Receiver(status=503) as flaky, Receiver(status=400) as refusing:
         dispatcher, outcomes = counting()
         dispatcher.submit(to(flaky, {"n": 1}, "flaky"))
-        poll_until(lambda: flaky.count() >= 2)
+        wait_until(lambda: flaky.count() >= 2, "a retry", timeout=30.0, every=0.05)
         flaky.answer(200)
-        poll_until(lambda: ("webhook", "sent") in outcomes)
+        wait_until(lambda: ("webhook", "sent") in outcomes, "sent", timeout=30.0, every=0.05)
         dispatcher.submit(to(refusing, {"n": 1}, "refusing"))
-        poll_until(lambda: ("webhook", "failed") in outcomes)
+        wait_until(lambda: ("webhook", "failed") in outcomes, "failed", timeout=30.0, every=0.05)
         assert refusing.count() == 1
         dispatcher.close(timeout=0)
 
@@ -58,7 +59,7 @@ def test_one_receiver_gets_messages_in_order() -> None:
         dispatcher, _ = counting()
         for n in range(20):
             dispatcher.submit(to(receiver, {"n": n}))
-        poll_until(lambda: receiver.count() == 20)
+        wait_until(lambda: receiver.count() == 20, "20 deliveries", timeout=30.0, every=0.05)
         assert [b["n"] for b in receiver.bodies()] == list(range(20))
         dispatcher.close(timeout=0)
 
@@ -87,6 +88,6 @@ def test_an_unreadable_url_is_counted_and_logged_without_secrets() -> None:
     dispatcher, outcomes = counting()
     with structlog.testing.capture_logs() as logs:
         dispatcher.submit(Delivery("shop/ui to-slack", "slack", unreadable, {"text": "x"}))
-        poll_until(lambda: ("slack", "error") in outcomes)
+        wait_until(lambda: ("slack", "error") in outcomes, "an error", timeout=30.0, every=0.05)
     assert any("Secret shop/slack has no key" in str(entry) for entry in logs)
     dispatcher.close(timeout=0)

@@ -20,10 +20,10 @@ from notify_helpers import (
     PATIENT,
     Release,
     notified_rollout,
-    poll_until,
     put_secret,
     wired,
 )
+from support.polling import wait_until
 
 from canary.core.status import Verdict
 from canary.notify.dispatcher import RetryPolicy
@@ -131,7 +131,12 @@ def test_failing_and_hanging_receivers_change_nothing_about_the_release(
         troubled, release = release_with(
             client, tmp_path / "troubled" / "kubeconfig", receivers, wait=False, retry=PATIENT
         )
-        poll_until(lambda: ("slack", "failed") in release.outcomes)
+        wait_until(
+            lambda: ("slack", "failed") in release.outcomes,
+            "slack failed",
+            timeout=30.0,
+            every=0.05,
+        )
         # every reconcile returned while the hanging receivers still held their first request
         for name in ("teams", "webhook"):
             assert receivers[name].count() == before[name] + 1

@@ -11,8 +11,8 @@ from __future__ import annotations
 import subprocess
 
 import yaml
-from binary_support import require_binary
 from observability_helpers import ALERT_TESTS, ALERTS
+from support.binaries import require_binary
 
 EXPECTED = {
     "CanaryReleaseStuck",

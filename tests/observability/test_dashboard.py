@@ -10,7 +10,6 @@ the dashboard or the alert rules name is one the controller exports.
 from __future__ import annotations
 
 import json
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -20,7 +19,6 @@ from typing import Any
 
 import pytest
 import yaml
-from binary_support import require_binary
 from observability_helpers import (
     ALERTS,
     METRIC,
@@ -28,6 +26,8 @@ from observability_helpers import (
     dashboard_expressions,
     substitute,
 )
+from support.binaries import require_binary
+from support.polling import wait_until
 
 from canary.controller.telemetry import Telemetry, serve_http
 from canary.core.machine import Observed, advance
@@ -94,12 +94,12 @@ def query(url: str, promql: str) -> dict[str, Any]:
 
 def wait_for_series(url: str, metric: str) -> None:
     """Until Prometheus has a rate over two scrapes (a guard, not a measurement)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if query(url, f"rate({metric}[1m])").get("data", {}).get("result"):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"Prometheus never had {metric}")
+    wait_until(
+        lambda: query(url, f"rate({metric}[1m])").get("data", {}).get("result"),
+        f"a rate of {metric} in Prometheus",
+        60,
+        every=0.5,
+    )
 
 
 def test_the_dashboard_loads_and_every_panel_queries_something() -> None:

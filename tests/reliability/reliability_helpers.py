@@ -1,8 +1,8 @@
-"""Helpers for the reliability tests: an in-process controller with gates the test sets, a
-recorder of every stored version of the VirtualService read straight from the sandbox's store
-(so HTTP faults aimed at the controller never blind the test), a controller process's readiness,
-the checks of a release attributed to its positions (from every stored Rollout version), and
-a TCP proxy that can go silent (a dead connection)."""
+"""Helpers for the reliability tests: a recorder of every stored version of the VirtualService
+read straight from the sandbox's store (so HTTP faults aimed at the controller never blind the
+test), a controller process's readiness, the checks of a release attributed to its positions
+(from every stored Rollout version), and a TCP proxy that can go silent (a dead connection).
+The in-process controller is `support.controller`'s."""
 
 from __future__ import annotations
 
@@ -10,73 +10,21 @@ import json
 import socket
 import threading
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from pathlib import Path
+from contextlib import suppress
 from typing import Any
 
-from canary.controller.reconcile import Reconciler
-from canary.controller.runtime import Controller
-from canary.controller.telemetry import Telemetry
-from canary.kube.client import KubeCluster
-from canary.mesh.istio import IstioRouter
-from canary.metrics.port import MetricsSource
+from support.polling import wait_until
+
 from canary_sandbox.apiserver import ApiServer
-from canary_sandbox.polling import poll
 from canary_sandbox.recorder import StoreRecorder, named
 from canary_sandbox.stack import ControllerProcess
 
 Obj = dict[str, Any]
 
 
-@contextmanager
-def in_process_controller(
-    kubeconfig: Path, metrics: MetricsSource, **cluster_options: Any
-) -> Iterator[Controller]:
-    """The runtime of `canary controller`, wired as `main.compose` wires it (the Reconciler
-    reports its decisions to the telemetry), with the test's metrics source."""
-    cluster = KubeCluster.from_kubeconfig(str(kubeconfig), qps=1000, burst=1000, **cluster_options)
-    telemetry = Telemetry()
-    reconciler = Reconciler(
-        cluster=cluster,
-        router=IstioRouter(),
-        metrics=metrics,
-        on_decision=telemetry.observe_decision,
-    )
-    controller = Controller(cluster, reconciler, telemetry=telemetry)
-    stop = threading.Event()
-    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        yield controller
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "the controller did not stop"
-
-
 def store_recorder(api: ApiServer, plural: str, name: str = "ui") -> StoreRecorder:
     """Every stored version of `plural`/`name`, read from the store (see StoreRecorder)."""
     return StoreRecorder(api.store, named(plural, name))
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    return poll(predicate, timeout, what)
-
-
-def traffic_state(vs: Obj) -> tuple[int, float, bool]:
-    """(canary weight, mirror percent, header route present) of the ui VirtualService."""
-    routes = vs["spec"]["http"]
-    managed = next(r for r in routes if r.get("name") == "primary")
-    weights = {d["destination"]["subset"]: d.get("weight", 100) for d in managed["route"]}
-    assert sum(weights.values()) == 100, weights
-    mirror = float(managed.get("mirrorPercentage", {}).get("value", 0.0))
-    header = any(r.get("name") == "ui-canary" for r in routes)
-    return weights.get("canary", 0), mirror, header
-
-
-def distinct(states: list[Any]) -> list[Any]:
-    return [s for i, s in enumerate(states) if i == 0 or states[i - 1] != s]
 
 
 def stored_rollout(api: ApiServer, name: str = "ui", namespace: str = "shop") -> Obj:
@@ -114,7 +62,7 @@ def wait_until_ready(controller: ControllerProcess) -> None:
                 return str(json.loads(line)["metrics_addr"])
         return None
 
-    base = wait_for(address, 60, "the controller to start")
+    base = wait_until(address, "the controller to start", 60, every=0.05)
 
     def ready() -> bool:
         try:
@@ -123,7 +71,7 @@ def wait_until_ready(controller: ControllerProcess) -> None:
         except OSError:
             return False
 
-    wait_for(ready, 60, "the controller to be ready")
+    wait_until(ready, "the controller to be ready", 60, every=0.05)
 
 
 class StallingProxy:

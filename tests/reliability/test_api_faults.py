@@ -14,17 +14,17 @@ import time
 from pathlib import Path
 
 from reliability_helpers import (
-    distinct,
-    in_process_controller,
     store_recorder,
     stored_rollout,
-    traffic_state,
-    wait_for,
 )
+from support.controller import in_process_controller
+from support.polling import wait_until
+from support.rollouts import quick_rollout
+from support.traffic import collapse, routing
 
 from canary.testing import FixedVerdicts
 from canary_sandbox.apiserver import ApiServer
-from canary_sandbox.stack import example_release, sandbox_with_example
+from canary_sandbox.stack import sandbox_with_example
 
 PLANNED = [
     (0, 0.0, False),
@@ -40,14 +40,7 @@ PLANNED = [
 
 
 def fast_rollout() -> dict:
-    rollout = example_release()
-    spec = rollout["spec"]
-    spec["analysis"]["interval"] = "1s"
-    spec["stages"]["mirror"]["duration"] = "2s"
-    spec["stages"]["headerCanary"]["duration"] = "2s"
-    spec["stages"]["split"]["interval"] = "2s"
-    spec["promotion"]["settleDelay"] = "1s"
-    return rollout
+    return quick_rollout(check="1s", stage="2s", settle="1s")
 
 
 def phase(api: ApiServer) -> str:
@@ -63,7 +56,7 @@ def test_a_release_survives_every_kind_of_api_fault(tmp_path: Path) -> None:
     ):
         faults = api.faults
         client.apply(fast_rollout())
-        wait_for(lambda: recorder.versions, 20, "the first VirtualService write")
+        wait_until(lambda: recorder.versions, "the first VirtualService write", 20, every=0.05)
 
         def inject(name: str, count: int, action) -> None:  # type: ignore[no-untyped-def]
             injected[name] = injected.get(name, 0) + count
@@ -82,12 +75,17 @@ def test_a_release_survives_every_kind_of_api_fault(tmp_path: Path) -> None:
         faults.offline = True
         inject("API unavailable (503) for 3 s", 1, lambda: time.sleep(2.0))
         faults.offline = False
-        wait_for(lambda: phase(api) == "Succeeded", 120, "the release to succeed")
+        wait_until(lambda: phase(api) == "Succeeded", "the release to succeed", 120, every=0.05)
         # The status is written before the traffic: wait for the last VirtualService write too.
-        wait_for(lambda: traffic_state(recorder.versions[-1]) == PLANNED[-1], 30, "stable 100")
+        wait_until(
+            lambda: routing(recorder.versions[-1]) == PLANNED[-1],
+            "stable 100",
+            30,
+            every=0.05,
+        )
         assert controller.healthy()
 
-    states = [traffic_state(vs) for vs in recorder.versions]
+    states = [routing(vs) for vs in recorder.versions]
     assert set(states) <= set(PLANNED), "a VirtualService was written that is no planned state"
-    assert distinct(states) in (PLANNED, PLANNED[1:]), str(distinct(states))
+    assert collapse(states) in (PLANNED, PLANNED[1:]), str(collapse(states))
     print("faults injected:", injected)

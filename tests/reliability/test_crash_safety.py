@@ -24,27 +24,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from binary_support import require_binary
 from reliability_helpers import (
     checks_by_position,
-    distinct,
     position,
     store_recorder,
     stored_rollout,
-    traffic_state,
-    wait_for,
     wait_until_ready,
 )
+from support.binaries import require_binary
+from support.polling import wait_until
+from support.stacks import example_stack
+from support.traffic import collapse, routing
 
 from canary.core.model import Rollout
 from canary.core.path import required_checks
 from canary.core.spec import Stage
-from canary_sandbox.prometheus import PrometheusProcess
 from canary_sandbox.stack import (
     ControllerProcess,
     fast_rollout,
-    sandbox_with_example,
-    simulated_traffic,
 )
 
 MIN_KILLS = 30
@@ -78,11 +75,10 @@ def test_thirty_kills_never_skip_repeat_or_rush_a_step(
     rng = random.Random(SEED)
     kills = 0
     with contextlib.ExitStack() as stack:
-        api, client = stack.enter_context(sandbox_with_example(tmp_path))
-        simulator = stack.enter_context(simulated_traffic(tmp_path / "kubeconfig"))
-        prometheus = stack.enter_context(
-            PrometheusProcess(targets=[simulator.address], scrape_interval="1s")
-        )
+        started = stack.enter_context(example_stack(tmp_path))
+        api, client = started.api, started.client
+        simulator, prometheus = started.simulator, started.prometheus
+        assert api is not None
         services = stack.enter_context(store_recorder(api, "virtualservices"))
         rollouts = stack.enter_context(store_recorder(api, "rollouts"))
         rollout = rollout_under_test(prometheus.url)
@@ -112,20 +108,22 @@ def test_thirty_kills_never_skip_repeat_or_rush_a_step(
             assert kills < 200, "the release made no progress under repeated kills"
             if kills >= MIN_KILLS and failed_checks() >= 3:
                 with ControllerProcess(tmp_path / "kubeconfig", tmp_path / "last.log"):
-                    wait_for(
+                    wait_until(
                         lambda: stored_rollout(api).get("status", {}).get("phase") == "Succeeded",
-                        120,
                         "the release to finish after the kills",
+                        120,
+                        every=0.05,
                     )
-                    wait_for(
-                        lambda: traffic_state(services.versions[-1]) == PLANNED[-1],
-                        30,
+                    wait_until(
+                        lambda: routing(services.versions[-1]) == PLANNED[-1],
                         "stable 100",
+                        30,
+                        every=0.05,
                     )
                 break
 
-    states = [traffic_state(vs) for vs in services.versions]
-    assert distinct(states) in (PLANNED, PLANNED[1:]), str(distinct(states))
+    states = [routing(vs) for vs in services.versions]
+    assert collapse(states) in (PLANNED, PLANNED[1:]), str(collapse(states))
     spec = Rollout.model_validate(rollout).spec
     checks = checks_by_position(rollouts.versions)
     for (stage, step), verdicts in checks.items():

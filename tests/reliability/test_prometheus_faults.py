@@ -17,13 +17,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from binary_support import require_binary
-from reliability_helpers import in_process_controller, stored_rollout, wait_for
+from reliability_helpers import stored_rollout
+from support.binaries import require_binary
+from support.controller import in_process_controller
+from support.polling import wait_until
+from support.stacks import example_stack
 
 from canary.controller.telemetry import Telemetry
 from canary.metrics.prometheus import PrometheusSource
-from canary_sandbox.prometheus import PrometheusProcess
-from canary_sandbox.stack import example, example_release, sandbox_with_example, simulated_traffic
+from canary_sandbox.stack import example, example_release
 
 
 class Slow(BaseHTTPRequestHandler):
@@ -61,15 +63,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, 
     require_binary("prometheus")
     workdir = tmp_path_factory.mktemp("stack")
     with contextlib.ExitStack() as exits:
-        api, client = exits.enter_context(sandbox_with_example(workdir))
-        simulator = exits.enter_context(simulated_traffic(workdir / "kubeconfig"))
-        prometheus = exits.enter_context(
-            PrometheusProcess(targets=[simulator.address], scrape_interval="1s")
-        )
+        started = exits.enter_context(example_stack(workdir))
         controller = exits.enter_context(
-            in_process_controller(workdir / "kubeconfig", PrometheusSource())
+            in_process_controller(started.kubeconfig, PrometheusSource())
         )
-        yield api, client, prometheus.url, controller.telemetry
+        yield started.api, started.client, started.prometheus.url, controller.telemetry
 
 
 QUERIES = {
@@ -133,16 +131,17 @@ def test_hold_policy_holds_and_says_why(stack: Any, fault: str) -> None:
             labels = {"namespace": "shop", "rollout": name, "counted_as": "noData"}
             return telemetry.registry.get_sample_value("canary_analysis_checks_total", labels) or 0
 
-        wait_for(lambda: holds() >= 3, 30, "three checks")
+        wait_until(lambda: holds() >= 3, "three checks", 30, every=0.05)
         time.sleep(3)  # more checks: none of them may advance the release
         status = stored_rollout(api, name)["status"]
     assert status["phase"] == "Progressing"
     assert status["stage"] == "mirror"
     assert status["lastAnalysis"]["countedAs"] == "noData"
-    held = wait_for(
+    held = wait_until(
         lambda: [e for e in events_of(client, name) if e["reason"] == "AnalysisHeld"],
-        10,
         "the AnalysisHeld Event",
+        10,
+        every=0.05,
     )
     assert held[0]["type"] == "Warning"
     assert all(g.get("message") for g in status["lastAnalysis"]["gates"])
@@ -156,15 +155,17 @@ def test_fail_policy_rolls_back(stack: Any, fault: str) -> None:
         name = rollout["metadata"]["name"]
         copy_route_objects(client, name)
         client.apply(rollout)
-        wait_for(
+        wait_until(
             lambda: stored_rollout(api, name).get("status", {}).get("phase") == "RolledBack",
-            60,
             "the rollback",
+            60,
+            every=0.05,
         )
-        wait_for(  # Events are recorded last, after the status and the traffic
+        wait_until(  # Events are recorded last, after the status and the traffic
             lambda: any(e["reason"] == "RolledBack" for e in events_of(client, name)),
-            10,
             "the RolledBack Event",
+            10,
+            every=0.05,
         )
     status = stored_rollout(api, name)["status"]
     assert status["canaryWeight"] == 0

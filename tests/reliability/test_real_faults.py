@@ -37,16 +37,16 @@ from typing import Any
 
 import pytest
 import yaml
-from binary_support import require_binary
-from controlplane_support import namespace_name
 from reliability_helpers import (
     StallingProxy,
     checks_by_position,
     position,
-    wait_for,
     wait_until_ready,
 )
-from reliability_helpers import distinct as collapse
+from support.binaries import require_binary
+from support.controlplane import namespace_name
+from support.polling import wait_until
+from support.traffic import collapse
 
 from canary.cli.offline import load_rollout
 from canary.controller.runtime import LeaderElection
@@ -59,7 +59,6 @@ from canary.kube.events import parse_time
 from canary.mesh.istio import plan_destination_rule, plan_virtual_service
 from canary_sandbox.client import SandboxClient
 from canary_sandbox.controlplane import ControlPlane
-from canary_sandbox.polling import poll
 from canary_sandbox.prometheus import PrometheusProcess
 from canary_sandbox.recorder import EtcdRecorder, Recorded, custom_resource_prefix
 from canary_sandbox.stack import SERVICE, ControllerProcess, example, fast_rollout, install_example
@@ -148,7 +147,7 @@ class RealRelease:
         return self.wait_for(lambda: (s := self.status()) and predicate(s) and s, what)
 
     def wait_for(self, predicate: Callable[[], Any], what: str) -> Any:
-        return poll(predicate, RELEASE_TIMEOUT, what, self.describe, every=0.1)
+        return wait_until(predicate, what, RELEASE_TIMEOUT, every=0.1, describe=self.describe)
 
     def wait_for_success(self) -> Obj:
         status = self.wait_for_status(
@@ -400,7 +399,7 @@ def test_a_leader_whose_connection_hangs_stops_writing_before_another_leads(
 
     try:
         first = candidate(kubeconfig)
-        wait_for(first.is_leading, 60, "the first candidate to lead")
+        wait_until(first.is_leading, "the first candidate to lead", 60, every=0.05)
         second = candidate(own_plane.kubeconfig)
         stalled = time.monotonic()
         proxy.stall()

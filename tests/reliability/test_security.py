@@ -30,11 +30,11 @@ from typing import Any
 
 import pytest
 import yaml
-from binary_support import require_binary
+from support.binaries import require_binary
+from support.polling import wait_until
 
 from canary_sandbox.client import SandboxClient
 from canary_sandbox.controlplane import ControlPlane
-from canary_sandbox.polling import poll
 from canary_sandbox.stack import (
     ControllerProcess,
     example_objects,
@@ -170,8 +170,12 @@ def prometheus_401() -> Iterator[str]:
     server.shutdown()
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
-    return poll(predicate, timeout, every=0.1)
+PATIENCE_SECONDS = 30.0  # a guard against hanging, never an assertion on speed
+
+
+def wait_for(predicate: Callable[[], Any], what: str, timeout: float = PATIENCE_SECONDS) -> Any:
+    """`wait_until`, asking every 0.1 s (these tests read through the API)."""
+    return wait_until(predicate, what, timeout, every=0.1)
 
 
 def status(client: SandboxClient) -> dict[str, Any]:
@@ -209,15 +213,16 @@ def test_a_whole_release_stays_within_the_rbac_and_leaks_no_token(
         )
         with controller:
             client.apply(rollout)
-            wait_for(lambda: status(client).get("stage") == "mirror")
-            wait_for(lambda: Unauthorized.seen)  # checks ran, with the token, and failed
-            wait_for(lambda: status(client).get("lastAnalysis"))
+            wait_for(lambda: status(client).get("stage") == "mirror", "the mirror stage")
+            # checks ran, with the token, and failed
+            wait_for(lambda: Unauthorized.seen, "a check with the token")
+            wait_for(lambda: status(client).get("lastAnalysis"), "a recorded check")
             status_with_errors = json.dumps(status(client))
             request(client, "promote-full", "r1")
-            wait_for(lambda: status(client).get("phase") == "Succeeded")
+            wait_for(lambda: status(client).get("phase") == "Succeeded", "the release to succeed")
             client.delete(client.path("canary.dev/v1alpha1", "Rollout", "shop", "ui"))
-            wait_for(lambda: not client.request("GET", client.path(
-                "canary.dev/v1alpha1", "Rollout", "shop", ""))["items"])  # fmt: skip
+            listed = client.path("canary.dev/v1alpha1", "Rollout", "shop", "")
+            wait_for(lambda: not client.request("GET", listed)["items"], "no Rollout left")
         used = requests_by_controller(api)
         events = client.request("GET", "/api/v1/namespaces/shop/events")["items"]
         logs = controller.logs()
@@ -271,9 +276,9 @@ def test_a_namespaced_controller_releases_in_its_namespace_only(tmp_path: Path) 
         )
         with controller:
             client.apply(rollout)
-            wait_for(lambda: status(client).get("stage") == "mirror")
+            wait_for(lambda: status(client).get("stage") == "mirror", "the mirror stage")
             request(client, "promote-full", "r1")
-            wait_for(lambda: status(client).get("phase") == "Succeeded")
+            wait_for(lambda: status(client).get("phase") == "Succeeded", "the release to succeed")
             untouched = client.get("canary.dev/v1alpha1", "Rollout", "other", "ui")
         assert "status" not in untouched or not untouched["status"]
         assert not untouched["metadata"].get("finalizers")
@@ -409,20 +414,26 @@ def a_whole_release(install: Install) -> None:
     rollout["spec"]["promotion"]["settleDelay"] = "1s"
     rollout["spec"]["prometheus"] = {"url": "http://127.0.0.1:9", "timeout": "1s"}
     client.apply(rollout)
-    wait_for(lambda: real_status(install).get("stage") == "mirror", timeout=60)
+    wait_for(lambda: real_status(install).get("stage") == "mirror", "the mirror stage", 60)
     real_request(install, "pause", "pause-1")
-    wait_for(answered(install, "pause-1", "Paused"))
+    wait_for(answered(install, "pause-1", "Paused"), "pause-1 answered")
     real_request(install, "resume", "resume-1")
-    wait_for(answered(install, "resume-1", "Progressing"))
+    wait_for(answered(install, "resume-1", "Progressing"), "resume-1 answered")
     real_request(install, "promote-full", "promote-1")
-    wait_for(lambda: real_status(install).get("phase") == "Succeeded", timeout=60)
+    wait_for(lambda: real_status(install).get("phase") == "Succeeded", "the release to succeed", 60)
     path = client.path("canary.dev/v1alpha1", "Rollout", install.app, "ui")
     canary = {"version": "v3", "workloadRef": {"name": "ui-v3"}}
     client.merge_patch(path, {"spec": {"canary": canary}})
-    wait_for(lambda: real_status(install).get("canaryVersion") == "v3"
-             and real_status(install).get("stage") == "mirror", timeout=60)  # fmt: skip
+    wait_for(
+        lambda: (
+            real_status(install).get("canaryVersion") == "v3"
+            and real_status(install).get("stage") == "mirror"
+        ),
+        "v3 at the mirror stage",
+        60,
+    )
     real_request(install, "abort", "abort-1")
-    wait_for(answered(install, "abort-1", "Aborted"))
+    wait_for(answered(install, "abort-1", "Aborted"), "abort-1 answered")
 
     def rolled_back() -> bool:  # the status is written first, then the traffic
         vs = client.get("networking.istio.io/v1beta1", "VirtualService", install.app, "ui")
@@ -430,10 +441,10 @@ def a_whole_release(install: Install) -> None:
         stable = [{"destination": {"host": "ui", "subset": "stable"}}]
         return primary["route"] == stable and "mirror" not in primary
 
-    wait_for(rolled_back)
+    wait_for(rolled_back, "the rollback, status and traffic")
     client.delete(path)
     listed = client.path("canary.dev/v1alpha1", "Rollout", install.app)
-    wait_for(lambda: not client.request("GET", listed)["items"])
+    wait_for(lambda: not client.request("GET", listed)["items"], "no Rollout left")
 
 
 def answers(controller: ControllerProcess) -> dict[tuple[str, str, str], float]:
@@ -514,7 +525,7 @@ def assert_a_whole_release_gets_no_403(install: Install, tmp_path: Path) -> None
         def renewed() -> bool:  # the release may end before the leader's first renewal
             return any(answers(c).get(("update", "leases", "200")) for c in controllers)
 
-        wait_for(renewed, timeout=60)
+        wait_for(renewed, "the Lease renewed", 60)
         counted = [answers(controller) for controller in controllers]
         lease = install.plane.client().get(
             "coordination.k8s.io/v1", "Lease", install.system, "canary-controller"
@@ -586,7 +597,7 @@ def assert_releases_in_its_namespace_only(install: Install, other: str, tmp_path
         install.kubeconfig, tmp_path / "controller.log", extra_args=install.controller_args()
     )
     with controller:
-        wait_for(lambda: real_status(install).get("stage") == "mirror", timeout=60)
+        wait_for(lambda: real_status(install).get("stage") == "mirror", "the mirror stage", 60)
         counted = answers(controller)
     untouched = client.get("canary.dev/v1alpha1", "Rollout", other, "ui")
     assert not untouched.get("status") and not untouched["metadata"].get("finalizers")

@@ -1,6 +1,6 @@
 """The chart deploy/helm/canary and the real helm (tools/helm's build, `k8s_assets.ensure_helm`):
 `helm_run` runs it, `render` is `helm template` parsed. Missing helm skips a test locally and
-fails it under CI=true (`binary_support.require_binary`)."""
+fails it under CI=true (`support.binaries.require_binary`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from binary_support import require_binary
+from support.binaries import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "canary"

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from support.rollouts import quick_rollout
+
 from canary.controller.reconcile import Reconciler
 from canary.kube.client import KubeCluster
 from canary.testing import FixedVerdicts, ManualClock
@@ -204,24 +206,6 @@ def turn_invalid(env: Env) -> str:
     slow = {"name": "slow", "type": "gate", "url": "http://127.0.0.1:9/", "timeout": "90s"}
     env.patch(env.rollout(), {"spec": {"analysis": {"webhooks": [slow]}}})
     return "webhook 'slow': timeout must be between 0s and 60s"
-
-
-def managed(vs: dict) -> dict:
-    return next(r for r in vs["spec"]["http"] if r.get("name") == "primary")
-
-
-def weights(vs: dict) -> dict[str, int]:
-    return {d["destination"]["subset"]: d.get("weight", 100) for d in managed(vs)["route"]}
-
-
-def quick_rollout() -> dict:
-    """examples/ui/rollout.yaml with every stage and check 10 s long."""
-    rollout = copy.deepcopy(example_release())
-    rollout["spec"]["analysis"]["interval"] = "10s"
-    rollout["spec"]["stages"]["mirror"]["duration"] = "10s"
-    rollout["spec"]["stages"]["headerCanary"]["duration"] = "10s"
-    rollout["spec"]["stages"]["split"]["interval"] = "10s"
-    return rollout
 
 
 def start(env: Env, rollout: dict | None = None) -> None:

@@ -2,10 +2,10 @@
 chromedriver, go, the control plane), shared by every tier.
 
 `require_binary(name)` returns the binary's path. When it is missing the test is skipped
-locally, and fails under CI=true (`.ci/run`), where every real component is required. Each tier
-imports it as it imports its own `<tier>_support` modules (tests/conftest.py puts tests/ on
-sys.path). kubectl is the one built with the control plane (`canary_sandbox.k8s_assets`: from
-$KUBEBUILDER_ASSETS or the build cache), never whatever kubectl the machine has on PATH.
+locally, and fails under CI=true (`.ci/run`), where every real component is required. Every
+tier imports it as `support.binaries` (tests/conftest.py puts tests/ on sys.path). kubectl is
+the one built with the control plane (`canary_sandbox.k8s_assets`: from $KUBEBUILDER_ASSETS or
+the build cache), never whatever kubectl the machine has on PATH.
 `require_control_plane()` does the same for the control plane's binaries and CRD files.
 """
 

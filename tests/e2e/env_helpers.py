@@ -1,4 +1,4 @@
-"""Shared pieces of the e2e tests (the fixtures live in conftest.py)."""
+"""The e2e tests' stack and each test's `Env` on it (the fixtures live in conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from e2e_helpers import ROLLOUT, Obj, Recorder
+from support.polling import wait_until
+from support.stacks import ExampleStack
 
-from canary_sandbox.apiserver import ApiServer
 from canary_sandbox.client import SandboxClient, SandboxError
-from canary_sandbox.controlplane import ControlPlane
-from canary_sandbox.polling import poll
-from canary_sandbox.prometheus import PrometheusProcess
 from canary_sandbox.stack import (
     SERVICE,
     ControllerProcess,
@@ -24,7 +22,6 @@ from canary_sandbox.stack import (
     fast_rollout,
     install_example,
 )
-from canary_sandbox.traffic import TrafficSimulator
 
 T = TypeVar("T")
 
@@ -39,29 +36,19 @@ CANARY = Path(sys.executable).with_name("canary")
 
 
 @dataclass
-class Stack:
-    """examples/ui on one API server, the simulator following it, Prometheus scraping that.
+class Stack(ExampleStack):
+    """examples/ui on one API server, the simulator following it, Prometheus scraping that
+    (`support.stacks`).
 
     On the sandbox `api` is the ApiServer (its faults and store) and `namespace` is shop; on
     the real control plane `plane` is the session's ControlPlane and `namespace` this
     module's own."""
 
-    client: SandboxClient
-    simulator: TrafficSimulator
-    prometheus: PrometheusProcess
-    workdir: Path
-    namespace: str
-    api: ApiServer | None = None
-    plane: ControlPlane | None = None
     _numbers: Iterator[int] = field(default_factory=lambda: count(3))
 
     @property
     def kind(self) -> str:
         return "sandbox" if self.api is not None else "real"
-
-    @property
-    def kubeconfig(self) -> Path:
-        return self.workdir / "kubeconfig"
 
     def next_version(self) -> str:
         """v3, v4, ...: v2 is examples/ui's own canary, kept for the test that plans it."""
@@ -170,7 +157,9 @@ class Env:
         every: float = 0.2,
     ) -> T:
         """Poll until `predicate()` is truthy; on timeout fail with the status and the logs."""
-        return poll(predicate, timeout, what or "the condition", self.describe, every)
+        return wait_until(
+            predicate, what or "the condition", timeout, every=every, describe=self.describe
+        )
 
     def wait_for_status(
         self,

@@ -1,6 +1,6 @@
 """Shared builders for the core tests: the ui example as a dict, rollouts in any phase, ticks.
 
-Named `core_builders` (not `builders`) so that it cannot collide with a helper module of the
+Named `core_helpers` (not `helpers`) so that it cannot collide with a helper module of the
 same name in another test tier: pytest puts each rootless test directory on `sys.path`.
 Every time is a fixed datetime derived from `T0`; nothing here reads a clock.
 """

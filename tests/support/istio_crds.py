@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 import yaml
-from binary_support import require_binary
 
 from canary_sandbox.schema import prune_and_default, render_path, validate
+from support.binaries import require_binary
 
 ISTIO_API_MODULE = "istio.io/api"
 ISTIO_API_VERSION = "v1.32.0"

@@ -1,12 +1,12 @@
 """A headless Debian chromium driven by selenium through chromedriver, for the tests of the
 pages we serve or write (the dashboard, `backtest --html`). Nothing downloads a browser: the
-binaries come from `binary_support` (missing: a failure under CI=true, else a skip)."""
+binaries come from `support.binaries` (missing: a failure under CI=true, else a skip)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from binary_support import require_binary
+from support.binaries import require_binary
 
 CHROME_ARGUMENTS = (
     "--headless=new",

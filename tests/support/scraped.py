@@ -4,7 +4,7 @@
 add its scenarios (each its own service, so tests never interfere), starts a Prometheus that
 scrapes it every second, waits `settle_seconds` so the windows hold a few scrapes, and yields a
 `Sandbox`. The tiers' session fixtures (tests/analysis, tests/metrics) are made of it; the
-binary comes through `binary_support.require_binary`, so a missing Prometheus skips locally and
+binary comes through `support.binaries.require_binary`, so a missing Prometheus skips locally and
 fails under CI=true.
 """
 
@@ -16,10 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from binary_support import require_binary
-
 from canary_sandbox.prometheus import PrometheusProcess
 from canary_sandbox.traffic import TrafficSimulator
+from support.binaries import require_binary
 
 
 @dataclass(frozen=True)

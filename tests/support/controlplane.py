@@ -4,13 +4,12 @@
   kube-apiserver with TLS and RBAC, kube-controller-manager, kube-scheduler, kwok Nodes) with
   crds/, Istio's and Gateway API's CRDs installed. Started on first use only, so a session that
   needs none starts none; stopped at the end of the session whatever happened. Missing binaries
-  skip the test locally and fail it under CI=true (`binary_support.require_control_plane`).
+  skip the test locally and fail it under CI=true (`support.binaries.require_control_plane`).
 - `real_namespace`: a fresh namespace for one test (its `default` ServiceAccount exists), whose
   deletion is requested afterwards; the namespace controller finishes it in the background.
 - `ON_BOTH`: runs a test once against the sandbox and once against the real control plane,
   through the tier's own `backend` fixture (tests/kube's and tests/controller's conftest.py);
   `ON_REAL` only against the real one.
-- `wait_until`: bounded polling for state another process or thread produces.
 - `own_plane` (module): a control plane of the test module's own (one kwok Node), for tests
   that stop, kill or compact parts of it: doing that to the session's one would disturb others.
 
@@ -21,13 +20,12 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
-from binary_support import require_control_plane
 
 from canary_sandbox.controlplane import ControlPlane
-from canary_sandbox.polling import poll
+from support.binaries import require_control_plane
 
 _numbers = itertools.count(1)
 
@@ -36,11 +34,6 @@ _numbers = itertools.count(1)
 ON_BOTH = pytest.mark.parametrize("backend", ["sandbox", "real"], indirect=True)
 # Only against the real control plane, for what the sandbox does not emulate (its controllers).
 ON_REAL = pytest.mark.parametrize("backend", ["real"], indirect=True)
-
-
-def wait_until(condition: Callable[[], object], what: str, attempts: int = 400) -> None:
-    """Poll `condition` (every 25 ms, bounded) for state another thread or process produces."""
-    poll(condition, attempts * 0.025, what, every=0.025)
 
 
 @pytest.fixture(scope="session")
