@@ -106,8 +106,9 @@ def validate(value: Any, schema: Obj) -> list[Obj]:
 
 
 # The keywords the sandbox checks, in the order kube-apiserver reports their violations: a
-# node's type first (nothing else when it fails), then its own bounds and combinators, then
-# its items, properties (in the object's key order) and missing required fields.
+# node's type first (when it fails, only its enum is checked too, value against value), then
+# its own bounds and combinators, then its items, properties (in the object's key order) and
+# missing required fields.
 KEYWORDS = (
     *("type", "enum", "minimum", "maximum", "multipleOf", "minLength", "maxLength", "pattern"),
     *("allOf", "anyOf", "oneOf", "not", "minItems", "maxItems", "uniqueItems", "items"),
@@ -161,12 +162,23 @@ def _once_typed(check: Any) -> Any:
     return checked
 
 
+def _present(check: Any) -> Any:
+    """`check` of any value but null (an enum compares values, whatever their type)."""
+
+    def checked(validator: Any, bound: Any, value: Any, schema: Obj) -> Any:
+        if value is not None:
+            yield from check(validator, bound, value, schema) or ()
+
+    return checked
+
+
 _CHECKS = {**OAS30Validator.VALIDATORS, "properties": _properties, "required": _required}
 _Validator: Any = create(
     meta_schema=OAS30Validator.META_SCHEMA,
     validators={
         "type": _type,
-        **{key: _once_typed(_CHECKS[key]) for key in KEYWORDS if key != "type"},
+        **{key: _once_typed(_CHECKS[key]) for key in KEYWORDS if key not in ("type", "enum")},
+        "enum": _present(_CHECKS["enum"]),
     },
     type_checker=OAS30Validator.TYPE_CHECKER,
     id_of=OAS30Validator.ID_OF,
