@@ -110,11 +110,13 @@ class ObjectService:
         metadata["name"] = self._name_for_create(rt, metadata)
         self._place_in_namespace(rt, namespace, metadata)
         with self.store.lock:
-            if self.store.get(rt.storage_key, namespace, metadata["name"]) is not None:
-                raise errors.already_exists(rt.group, rt.plural, metadata["name"])
             if rt.has_status:
                 obj.pop("status", None)
-            obj = self._admit(rt, obj, options)
+            obj = self._admit(
+                rt, obj, options
+            )  # an invalid object is 422 even if its name is taken
+            if self.store.get(rt.storage_key, namespace, metadata["name"]) is not None:
+                raise errors.already_exists(rt.group, rt.plural, metadata["name"])
             for key in ("resourceVersion", *IMMUTABLE_METADATA):
                 metadata = obj["metadata"]
                 metadata.pop(key, None)

@@ -3,14 +3,20 @@
 `prune_and_default` drops fields the schema does not declare (unless
 `x-kubernetes-preserve-unknown-fields`) and fills in `default`s; `validate` returns one
 `StatusCause`-shaped dict per violation, with field paths like `spec.http[0].route[1].weight`.
+Validation is openapi-schema-validator's OAS 3.0 keywords (on jsonschema), with Kubernetes'
+own type rules (nullable, `x-kubernetes-int-or-string`, integral floats) and report order.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import re
+from collections.abc import Iterator
 from typing import Any
+
+from jsonschema import ValidationError
+from jsonschema.validators import create
+from openapi_schema_validator import OAS30Validator
 
 from canary.core.objects import Obj
 
@@ -56,7 +62,7 @@ def _prune_object(value: Obj, schema: Obj, path: Path, pruned: list[str]) -> Obj
     properties: Obj = schema.get("properties", {})
     additional = schema.get("additionalProperties")
     result: Obj = {}
-    for key, item in value.items():
+    for key, item in value.items() if isinstance(value, dict) else ():
         if key in properties:
             if item is None and "default" in properties[key]:
                 continue
@@ -94,20 +100,146 @@ def has_cel_rules(schema: Any) -> bool:
     return False
 
 
-def validate(value: Any, schema: Obj, path: Path = ()) -> list[Obj]:
+def validate(value: Any, schema: Obj) -> list[Obj]:
     """All violations of `schema` by `value`, as StatusCause dicts."""
+    return [_to_cause(error) for error in _Validator(schema).iter_errors(value)]
+
+
+# The keywords the sandbox checks, in the order kube-apiserver reports their violations: a
+# node's type first (when it fails, only its enum is checked too, value against value), then
+# its own bounds and combinators, then its items, properties (in the object's key order) and
+# missing required fields.
+KEYWORDS = (
+    *("type", "enum", "minimum", "maximum", "multipleOf", "minLength", "maxLength", "pattern"),
+    *("allOf", "anyOf", "oneOf", "not", "minItems", "maxItems", "uniqueItems", "items"),
+    *("properties", "required", "minProperties", "maxProperties"),
+)
+
+
+def _expected_type(schema: Obj) -> str | None:
+    return "integer-or-string" if schema.get(INT_OR_STRING) else schema.get("type")
+
+
+def _keywords(schema: Obj) -> list[tuple[str, Any]]:
+    found = {
+        **schema,
+        "type": _expected_type(schema),
+        "properties": schema.get("properties", {}),
+        "multipleOf": schema.get("multipleOf") or None,  # 0 would divide by zero
+    }
+    return [(key, found[key]) for key in KEYWORDS if found.get(key) is not None]
+
+
+def _type(validator: Any, expected: str, value: Any, schema: Obj) -> Iterator[ValidationError]:
     if value is None:
-        return _validate_null(schema, path)
-    causes = _validate_type(value, schema, path)
-    if causes:
-        return causes
-    for check in (_validate_enum, _validate_number, _validate_string, _validate_combinators):
-        causes.extend(check(value, schema, path))
-    if isinstance(value, list):
-        causes.extend(_validate_array(value, schema, path))
-    if isinstance(value, dict):
-        causes.extend(_validate_object(value, schema, path))
-    return causes
+        if "type" in schema and not schema.get("nullable") and not schema.get(PRESERVE):
+            yield ValidationError("null", validator_value=str(schema["type"]))
+    elif not _type_matches(value, expected):
+        yield ValidationError("wrong type")
+
+
+def _properties(validator: Any, properties: Obj, value: Any, schema: Obj) -> Iterator[Any]:
+    additional = schema.get("additionalProperties")
+    for key, item in value.items() if isinstance(value, dict) else ():
+        if key in properties or isinstance(additional, dict):
+            yield from validator.descend(item, properties.get(key, additional), path=key)
+
+
+def _required(validator: Any, required: list[str], value: Any, schema: Obj) -> Iterator[Any]:
+    for key in required if isinstance(value, dict) else ():
+        if key not in value:
+            yield ValidationError("required", path=(key,))
+
+
+def _once_typed(check: Any) -> Any:
+    """`check` where the value is of the node's type (the node's own type check aside)."""
+
+    def checked(validator: Any, bound: Any, value: Any, schema: Obj) -> Any:
+        expected = _expected_type(schema)
+        if value is not None and (expected is None or _type_matches(value, expected)):
+            yield from check(validator, bound, value, schema) or ()
+
+    return checked
+
+
+def _present(check: Any) -> Any:
+    """`check` of any value but null (an enum compares values, whatever their type)."""
+
+    def checked(validator: Any, bound: Any, value: Any, schema: Obj) -> Any:
+        if value is not None:
+            yield from check(validator, bound, value, schema) or ()
+
+    return checked
+
+
+_CHECKS = {**OAS30Validator.VALIDATORS, "properties": _properties, "required": _required}
+_Validator: Any = create(
+    meta_schema=OAS30Validator.META_SCHEMA,
+    validators={
+        "type": _type,
+        **{key: _once_typed(_CHECKS[key]) for key in KEYWORDS if key not in ("type", "enum")},
+        "enum": _present(_CHECKS["enum"]),
+    },
+    type_checker=OAS30Validator.TYPE_CHECKER,
+    id_of=OAS30Validator.ID_OF,
+    applicable_validators=_keywords,
+)
+
+
+INVALID = "FieldValueInvalid"
+IN_BODY = "Invalid value: {value}: {field} in body"
+# kube-apiserver's reason and message for each keyword's violation
+CAUSES = {
+    "type": (
+        "FieldValueTypeInvalid",
+        'Invalid value: "{type}": {field} in body must be of type {raw}: "{type}"',
+    ),
+    "enum": ("FieldValueNotSupported", "Unsupported value: {value}: supported values: {enum}"),
+    "minimum": (INVALID, IN_BODY + " should be greater than{or_equal} {bound}"),
+    "maximum": (INVALID, IN_BODY + " should be less than{or_equal} {bound}"),
+    "multipleOf": (INVALID, IN_BODY + " should be a multiple of {bound}"),
+    "minLength": (INVALID, IN_BODY + " should be at least {raw} chars long"),
+    "maxLength": ("FieldValueTooLong", "Too long: may not be longer than {raw}"),
+    "pattern": (INVALID, IN_BODY + " should match '{raw}'"),
+    "minItems": (
+        INVALID,
+        "Invalid value: {count}: {field} in body should have at least {raw} items",
+    ),
+    "maxItems": ("FieldValueTooMany", "Too many: {count}: must have at most {raw} items"),
+    "uniqueItems": ("FieldValueDuplicate", "Duplicate value: {field}"),
+    "required": ("FieldValueRequired", "Required value"),
+    "minProperties": (
+        INVALID,
+        "Invalid value: {field} in body should have at least {raw} properties",
+    ),
+    "maxProperties": (
+        "FieldValueTooMany",
+        "Too many: {field} in body should have at most {raw} properties",
+    ),
+    "anyOf": (INVALID, "Invalid value: {root} in body must match anyOf"),
+    "oneOf": (INVALID, "Invalid value: {root} in body must match exactly one schema in oneOf"),
+    "not": (INVALID, "Invalid value: {root} in body must not match schema"),
+}
+
+
+def _to_cause(error: ValidationError) -> Obj:
+    path: Path = tuple(error.absolute_path)
+    keyword, bound, value = str(error.validator), error.validator_value, error.instance
+    reason, template = CAUSES[keyword]
+    field = render_path(path)
+    exclusive = error.schema.get(f"exclusive{keyword.capitalize()}") is True
+    message = template.format(
+        field=field,
+        root=field or "<root>",
+        value=_show(value),
+        type=_json_type(value),
+        count=len(value) if isinstance(value, list | dict) else 0,
+        raw=bound,
+        bound=_show(bound),
+        or_equal="" if exclusive else " or equal to",
+        enum=", ".join(_show(item) for item in bound) if keyword == "enum" else "",
+    )
+    return _cause(reason, path, message)
 
 
 def _cause(reason: str, path: Path, message: str) -> Obj:
@@ -136,184 +268,10 @@ def _json_type(value: Any) -> str:
 
 def _type_matches(value: Any, expected: str) -> bool:
     actual = _json_type(value)
+    if expected == "integer-or-string":
+        return actual in ("integer", "string")
     if expected == "number":
         return actual in ("integer", "number")
     if expected == "integer" and actual == "number":
         return bool(float(value).is_integer())
     return actual == expected
-
-
-def _type_error(value: Any, expected: str, path: Path) -> Obj:
-    shown = _json_type(value)
-    field = render_path(path)
-    return _cause(
-        "FieldValueTypeInvalid",
-        path,
-        f'Invalid value: "{shown}": {field} in body must be of type {expected}: "{shown}"',
-    )
-
-
-def _validate_null(schema: Obj, path: Path) -> list[Obj]:
-    if schema.get("nullable") or schema.get(PRESERVE) or "type" not in schema:
-        return []
-    return [_type_error(None, str(schema["type"]), path)]
-
-
-def _validate_type(value: Any, schema: Obj, path: Path) -> list[Obj]:
-    if schema.get(INT_OR_STRING):
-        if _json_type(value) in ("integer", "string"):
-            return []
-        return [_type_error(value, "integer-or-string", path)]
-    expected = schema.get("type")
-    if not expected or _type_matches(value, expected):
-        return []
-    return [_type_error(value, expected, path)]
-
-
-def _validate_enum(value: Any, schema: Obj, path: Path) -> list[Obj]:
-    allowed = schema.get("enum")
-    if allowed is None or value in allowed:
-        return []
-    supported = ", ".join(_show(item) for item in allowed)
-    return [
-        _cause(
-            "FieldValueNotSupported",
-            path,
-            f"Unsupported value: {_show(value)}: supported values: {supported}",
-        )
-    ]
-
-
-def _validate_number(value: Any, schema: Obj, path: Path) -> list[Obj]:
-    if _json_type(value) not in ("integer", "number"):
-        return []
-    field = render_path(path)
-    problems: list[str] = []
-    if "minimum" in schema:
-        bound = schema["minimum"]
-        if schema.get("exclusiveMinimum") is True and value <= bound:
-            problems.append(f"should be greater than {_show(bound)}")
-        elif value < bound:
-            problems.append(f"should be greater than or equal to {_show(bound)}")
-    if "maximum" in schema:
-        bound = schema["maximum"]
-        if schema.get("exclusiveMaximum") is True and value >= bound:
-            problems.append(f"should be less than {_show(bound)}")
-        elif value > bound:
-            problems.append(f"should be less than or equal to {_show(bound)}")
-    if "multipleOf" in schema and schema["multipleOf"] and value % schema["multipleOf"] != 0:
-        problems.append(f"should be a multiple of {_show(schema['multipleOf'])}")
-    return [
-        _cause("FieldValueInvalid", path, f"Invalid value: {_show(value)}: {field} in body {text}")
-        for text in problems
-    ]
-
-
-def _validate_string(value: Any, schema: Obj, path: Path) -> list[Obj]:
-    if not isinstance(value, str):
-        return []
-    field = render_path(path)
-    causes: list[Obj] = []
-    if "minLength" in schema and len(value) < schema["minLength"]:
-        text = f"should be at least {schema['minLength']} chars long"
-        causes.append(
-            _cause(
-                "FieldValueInvalid", path, f"Invalid value: {_show(value)}: {field} in body {text}"
-            )
-        )
-    if "maxLength" in schema and len(value) > schema["maxLength"]:
-        causes.append(
-            _cause(
-                "FieldValueTooLong", path, f"Too long: may not be longer than {schema['maxLength']}"
-            )
-        )
-    pattern = schema.get("pattern")
-    if pattern is not None and re.search(pattern, value) is None:
-        text = f"should match '{pattern}'"
-        causes.append(
-            _cause(
-                "FieldValueInvalid", path, f"Invalid value: {_show(value)}: {field} in body {text}"
-            )
-        )
-    return causes
-
-
-def _validate_array(value: list[Any], schema: Obj, path: Path) -> list[Obj]:
-    field = render_path(path)
-    causes: list[Obj] = []
-    if "minItems" in schema and len(value) < schema["minItems"]:
-        text = f"should have at least {schema['minItems']} items"
-        causes.append(
-            _cause(
-                "FieldValueInvalid", path, f"Invalid value: {len(value)}: {field} in body {text}"
-            )
-        )
-    if "maxItems" in schema and len(value) > schema["maxItems"]:
-        causes.append(
-            _cause(
-                "FieldValueTooMany",
-                path,
-                f"Too many: {len(value)}: must have at most {schema['maxItems']} items",
-            )
-        )
-    if schema.get("uniqueItems") and len({_show(item) for item in value}) != len(value):
-        causes.append(_cause("FieldValueDuplicate", path, f"Duplicate value: {field}"))
-    items = schema.get("items")
-    if isinstance(items, dict):
-        for index, item in enumerate(value):
-            causes.extend(validate(item, items, (*path, index)))
-    return causes
-
-
-def _validate_object(value: Obj, schema: Obj, path: Path) -> list[Obj]:
-    causes: list[Obj] = []
-    properties: Obj = schema.get("properties", {})
-    additional = schema.get("additionalProperties")
-    for key, item in value.items():
-        if key in properties:
-            causes.extend(validate(item, properties[key], (*path, key)))
-        elif isinstance(additional, dict):
-            causes.extend(validate(item, additional, (*path, key)))
-    # kube-apiserver lists an object's missing required fields after its properties' errors
-    causes.extend(
-        _cause("FieldValueRequired", (*path, key), "Required value")
-        for key in schema.get("required", [])
-        if key not in value
-    )
-    field = render_path(path)
-    if "minProperties" in schema and len(value) < schema["minProperties"]:
-        text = f"should have at least {schema['minProperties']} properties"
-        causes.append(_cause("FieldValueInvalid", path, f"Invalid value: {field} in body {text}"))
-    if "maxProperties" in schema and len(value) > schema["maxProperties"]:
-        text = f"should have at most {schema['maxProperties']} properties"
-        causes.append(_cause("FieldValueTooMany", path, f"Too many: {field} in body {text}"))
-    return causes
-
-
-def _validate_combinators(value: Any, schema: Obj, path: Path) -> list[Obj]:
-    causes: list[Obj] = []
-    for sub in schema.get("allOf", []):
-        causes.extend(validate(value, sub, path))
-    field = render_path(path) or "<root>"
-    any_of = schema.get("anyOf")
-    if any_of and all(validate(value, sub, path) for sub in any_of):
-        causes.append(
-            _cause("FieldValueInvalid", path, f"Invalid value: {field} in body must match anyOf")
-        )
-    one_of = schema.get("oneOf")
-    if one_of and sum(1 for sub in one_of if not validate(value, sub, path)) != 1:
-        causes.append(
-            _cause(
-                "FieldValueInvalid",
-                path,
-                f"Invalid value: {field} in body must match exactly one schema in oneOf",
-            )
-        )
-    negated = schema.get("not")
-    if isinstance(negated, dict) and not validate(value, negated, path):
-        causes.append(
-            _cause(
-                "FieldValueInvalid", path, f"Invalid value: {field} in body must not match schema"
-            )
-        )
-    return causes
