@@ -149,3 +149,35 @@ def shards_of(keys: Iterable[str], shards: int) -> Mapping[int, list[str]]:
     for key in keys:
         found.setdefault(shard_of(key, shards), []).append(key)
     return found
+
+
+@dataclass(frozen=True)
+class Sharding:
+    """What the shard Leases say at one moment: the S the replicas run with, and the holder of
+    each shard held in time (for `kubectl canary get -o wide`)."""
+
+    shards: int
+    holders: Mapping[int, str]
+
+    def of(self, key: str) -> tuple[int, str | None]:
+        shard = shard_of(key, self.shards)
+        return shard, self.holders.get(shard)
+
+
+def sharding_seen(leases: Iterable[LeaseView], now: datetime) -> Sharding | None:
+    """The sharding the shard Leases show: the S with the most Leases held in time (two during
+    a change of --shards), or with the most Leases when none is held; None without any."""
+    alive: dict[int, dict[int, str]] = {}
+    total: dict[int, int] = {}
+    for lease in leases:
+        stem, _, count = lease.name.removeprefix(SHARD_PREFIX).partition("-of-")
+        if not lease.name.startswith(SHARD_PREFIX) or not count.isdigit() or not stem.isdigit():
+            continue
+        shards = int(count)
+        total[shards] = total.get(shards, 0) + 1
+        if lease.alive(now) and lease.holder:
+            alive.setdefault(shards, {})[int(stem)] = lease.holder
+    if not total:
+        return None
+    shards = max(total, key=lambda s: (len(alive.get(s, {})), total[s], s))
+    return Sharding(shards, alive.get(shards, {}))

@@ -3,7 +3,9 @@ every process, for every replica count), shard Lease names are parsed back only 
 and the fair-share decisions from the Leases a replica sees: replicas starting together split
 the shards; a joining replica gets its share from the one that held them all; a dead replica's
 expired shards are taken; uneven holdings (2, 2, 0 of 4) are evened out by exactly one giver;
-a replica never takes a shard another holds in time; expired member Leases are forgotten.
+a replica never takes a shard another holds in time; expired member Leases are forgotten;
+`kubectl canary get -o wide` reads the S and the holders from the Leases (the S with most live
+Leases during a change of --shards).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from canary.core.shards import (
     shard_in,
     shard_lease_name,
     shard_of,
+    sharding_seen,
 )
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -191,3 +194,22 @@ def test_replicas_following_the_plan_end_spread_evenly(shards: int, count: int, 
     held = [counts.get(name, 0) for name in names]
     assert max(held) - min(held) <= 1
     assert max(held) <= fair_share(shards, count)
+
+
+# ---------------------------------------------------------------- what -o wide reads
+
+
+def test_the_sharding_seen_names_live_holders_of_the_s_in_use() -> None:
+    leases = [
+        shard(0, "a"),
+        shard(1, "b", age=20),  # expired
+        shard(0, "old", age=20, shards=2),  # a former --shards 2
+        shard(1, "old", age=20, shards=2),
+        member("a"),
+    ]
+    seen = sharding_seen(leases, NOW)
+    assert seen is not None
+    assert (seen.shards, dict(seen.holders)) == (4, {0: "a"})
+    key = next(f"ns/r{n}" for n in range(100) if shard_of(f"ns/r{n}", 4) == 1)
+    assert seen.of(key) == (1, None)
+    assert sharding_seen([member("a")], NOW) is None
