@@ -18,6 +18,10 @@ acquired a shard Lease. Proven from those records, never from timings:
 - in both, no Rollout was ever written by two replicas at once: in the API's order, a Rollout's
   writer changes at most once per handover, and the previous writer's last write had ended
   before the next one's first began.
+
+And the options: `--shards` 0 or 1 is no sharding (the WriteGuard answers as before);
+`--leader-elect` with `--shards` is refused in one sentence; a release cap counts only the
+releases of the shards held.
 """
 
 from __future__ import annotations
@@ -31,13 +35,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from controller_support import Env
 from controlplane_support import ON_BOTH, wait_until
+from typer.testing import CliRunner
 
-from canary.controller.main import ControllerOptions, shard_manager
+from canary.cli.app import app
+from canary.controller.main import ControllerOptions, release_slots, shard_manager
 from canary.controller.reconcile import Reconciler
 from canary.controller.runtime import Controller, ShardManager, WriteGuard
 from canary.controller.telemetry import Telemetry
+from canary.controller.workqueue import WorkQueue
 from canary.core.shards import shard_lease_name, shard_of
 from canary.kube.client import KubeCluster
 from canary.kube.port import UnavailableError, Written
@@ -377,3 +385,39 @@ def test_a_replica_whose_renewals_hang_stops_writing_before_its_shards_are_taken
             assert last < taken, f"a wrote for shard {shard} after b began to take it"
         assert lease_holders(env) == dict.fromkeys(range(SHARDS), "b")
     assert_one_writer_at_a_time(writes)
+
+
+# ---------------------------------------------------------------- the options
+
+
+def test_no_sharding_below_two_shards_and_writes_as_before() -> None:
+    for shards in (0, 1):
+        options = ControllerOptions(shards=shards)
+        assert shard_manager(options, None, Telemetry()) is None  # type: ignore[arg-type]
+    guard = WriteGuard(Telemetry())
+    assert guard("shop/ui") is True
+    guard.stopping.set()
+    assert guard("shop/ui") is False
+
+
+def test_leader_election_and_shards_exclude_each_other() -> None:
+    with pytest.raises(ValueError, match="drop --leader-elect"):
+        shard_manager(ControllerOptions(shards=4, leader_elect=True), None, Telemetry())  # type: ignore[arg-type]
+    result = CliRunner().invoke(app, ["controller", "--leader-elect", "--shards", "4"])
+    assert result.exit_code == 2
+    assert "--leader-elect and --shards exclude each other: drop --leader-elect" in result.output
+
+
+def test_a_release_cap_counts_only_the_shards_held() -> None:
+    held = {"a/one"}
+    slots = release_slots(1, WorkQueue(), mine=lambda key: key in held)
+    assert slots is not None
+    running = {"phase": "Progressing", "stage": "split"}
+    for namespace in ("a", "b"):
+        slots.observe({"metadata": {"namespace": namespace, "name": "one", "resourceVersion": "1"},
+                       "status": running})  # fmt: skip
+    assert slots.running() == 1  # b/one is another replica's
+    assert not slots.claim("a/two").granted
+    held.clear()  # a's shard went to another replica
+    slots.recount()
+    assert slots.running() == 0 and slots.claim("a/two").granted
