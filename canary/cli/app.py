@@ -99,6 +99,7 @@ def plan(
 
 class Format(StrEnum):
     TABLE = "table"
+    WIDE = "wide"  # the list with SHARD and HOLDER (read from the Leases of --shards)
     JSON = "json"
     YAML = "yaml"
 
@@ -160,6 +161,12 @@ def get(
     watch: Annotated[
         bool, typer.Option("-w", "--watch", help="Keep updating until the release ends.")
     ] = False,
+    lease_namespace: Annotated[
+        str,
+        typer.Option(
+            help="Where the controller's shard Leases are (its --lease-namespace), for -o wide."
+        ),
+    ] = "canary-system",
 ) -> None:
     from canary.cli import get as getting
     from canary.cli.session import open_session
@@ -167,7 +174,7 @@ def get(
     def body() -> None:
         session = open_session(target_of(namespace, context, kubeconfig, all_namespaces))
         printer = getting.Printer(output.value, typer.echo, getting.make_console())
-        getting.get(session, name, output.value, watch, printer)
+        getting.get(session, name, output.value, watch, printer, lease_namespace)
 
     run_online(body)
 

@@ -13,6 +13,8 @@ from canary.cli.errors import UserError
 from canary.cli.session import Session, explained, now_utc, read_rollout
 from canary.core.model import KIND
 from canary.core.objects import Obj, key_of, metadata_of, resource_version
+from canary.core.shards import SHARD_PREFIX, Sharding, sharding_seen
+from canary.kube.leases import view
 from canary.kube.port import KubeError
 
 
@@ -60,33 +62,63 @@ def make_console() -> Any:
     return console
 
 
-def get(session: Session, name: str | None, output: str, watch: bool, printer: Printer) -> None:
+TABLES = ("table", "wide")  # -o wide: the table, with each Rollout's shard and its holder
+
+
+def get(
+    session: Session,
+    name: str | None,
+    output: str,
+    watch: bool,
+    printer: Printer,
+    lease_namespace: str = "canary-system",
+) -> None:
     if name is not None and session.all_namespaces:
         raise UserError("a Rollout cannot be read by name across all namespaces: drop -A")
     if name is None:
-        get_list(session, output, watch, printer)
+        get_list(session, output, watch, printer, lease_namespace)
     else:
-        get_one(session, name, output, watch, printer)
+        get_one(session, name, "table" if output == "wide" else output, watch, printer)
 
 
 def list_namespace(session: Session) -> str | None:
     return None if session.all_namespaces else session.namespace
 
 
-def get_list(session: Session, output: str, watch: bool, printer: Printer) -> None:
+def get_list(
+    session: Session, output: str, watch: bool, printer: Printer, lease_namespace: str
+) -> None:
     with explained(session, "list"):
         rollouts = session.cluster.list_rollouts(list_namespace(session))
     rollouts = sorted(rollouts, key=key_of)
-    if output != "table" and not watch:
+    if output not in TABLES and not watch:
         printer.document(render.as_list(rollouts))
         return
-    show_list(session, rollouts, output, printer)
+    show_list(session, rollouts, output, printer, lease_namespace)
     if watch:
-        watch_list(session, {key_of(r): r for r in rollouts}, output, printer)
+        watch_list(session, {key_of(r): r for r in rollouts}, output, printer, lease_namespace)
 
 
-def show_list(session: Session, rollouts: list[Obj], output: str, printer: Printer) -> None:
-    if output != "table":
+def sharding(session: Session, lease_namespace: str) -> Sharding | None:
+    """What the shard Leases of `--shards` say now; None when the controller is not sharded."""
+    try:
+        leases = session.cluster.list_leases(lease_namespace, SHARD_PREFIX)
+    except KubeError as error:
+        raise UserError(
+            f"cannot read the shard Leases in namespace {lease_namespace} ({error}): pass the "
+            "controller's --lease-namespace, or get list permission on leases there"
+        ) from None
+    return sharding_seen([view(lease) for lease in leases], now_utc())
+
+
+def show_list(
+    session: Session,
+    rollouts: list[Obj],
+    output: str,
+    printer: Printer,
+    lease_namespace: str = "canary-system",
+) -> None:
+    if output not in TABLES:
         for rollout in rollouts:
             printer.document(rollout)
         return
@@ -94,10 +126,17 @@ def show_list(session: Session, rollouts: list[Obj], output: str, printer: Print
         where = "any namespace" if session.all_namespaces else f"namespace {session.namespace}"
         printer.echo(f"No Rollouts found in {where}.")
         return
-    printer.show(render.rollout_table(rollouts, now_utc(), session.all_namespaces))
+    shards = sharding(session, lease_namespace) if output == "wide" else None
+    printer.show(render.rollout_table(rollouts, now_utc(), session.all_namespaces, shards))
 
 
-def watch_list(session: Session, known: dict[str, Obj], output: str, printer: Printer) -> None:
+def watch_list(
+    session: Session,
+    known: dict[str, Obj],
+    output: str,
+    printer: Printer,
+    lease_namespace: str = "canary-system",
+) -> None:
     """kubectl get -w: print the table again (or the changed object) after every change."""
     for event_type, obj in rollout_changes(session, None):
         if obj is None:
@@ -106,8 +145,8 @@ def watch_list(session: Session, known: dict[str, Obj], output: str, printer: Pr
             known.pop(key_of(obj), None)
         else:
             known[key_of(obj)] = obj
-        if output == "table":
-            show_list(session, sorted(known.values(), key=key_of), output, printer)
+        if output in TABLES:
+            show_list(session, sorted(known.values(), key=key_of), output, printer, lease_namespace)
         else:
             printer.document(obj)
 

@@ -23,7 +23,9 @@ def controller(
         str | None, typer.Option("--namespace", "-n", help="Watch one namespace only.")
     ] = None,
     leader_elect: Annotated[bool, typer.Option(help="Run only while holding a Lease.")] = False,
-    lease_namespace: Annotated[str, typer.Option(help="Namespace of the Lease.")] = "canary-system",
+    lease_namespace: Annotated[
+        str, typer.Option(help="Namespace of the Lease (of the shard Leases with --shards).")
+    ] = "canary-system",
     metrics_addr: Annotated[str, typer.Option(help="/metrics, /healthz, /readyz.")] = ":8080",
     qps: Annotated[float, typer.Option(help="Kubernetes API requests per second.")] = 20.0,
     burst: Annotated[int, typer.Option(help="Kubernetes API burst.")] = 40,
@@ -66,10 +68,27 @@ def controller(
             "A release under way is never interrupted. 0: no cap.",
         ),
     ] = 0,
+    shards: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Share the Rollouts among the replicas that run with the same value: each "
+            "Rollout belongs to one of this many shards, each shard owned by one replica "
+            "through a Lease in --lease-namespace. 0 or 1: one replica writes (with "
+            "--leader-elect for a standby).",
+        ),
+    ] = 0,
 ) -> None:
     from canary.controller.main import ControllerOptions, run
     from canary.notify.config import ConfigError, load_config
 
+    if leader_elect and shards > 1:
+        typer.echo(
+            "error: --leader-elect and --shards exclude each other: drop --leader-elect, the "
+            "shard Leases fence every write",
+            err=True,
+        )
+        raise typer.Exit(2)
     if notifications is not None:
         try:
             load_config(notifications)
@@ -96,6 +115,7 @@ def controller(
             query_bucket_seconds=query_bucket,
             store_every_check=store_every_check,
             max_concurrent_releases=max_concurrent_releases,
+            shards=shards,
         )
     )
 

@@ -17,7 +17,8 @@ from rich.text import Text
 
 from canary.cli.waiting import is_current_release
 from canary.core.durations import human_age
-from canary.core.objects import Obj, metadata_of
+from canary.core.objects import Obj, key_of, metadata_of
+from canary.core.shards import Sharding
 
 HISTORY_SHOWN = 5
 EVENTS_SHOWN = 10
@@ -144,13 +145,22 @@ def waiting_text(phase: str, status: Obj) -> str:
 # ---------------------------------------------------------------- the list
 
 
-def rollout_table(rollouts: Iterable[Obj], now: datetime, all_namespaces: bool) -> Table:
+def rollout_table(
+    rollouts: Iterable[Obj], now: datetime, all_namespaces: bool, sharding: Sharding | None = None
+) -> Table:
+    """The list; with `sharding` (-o wide, with --shards), each Rollout's shard and the replica
+    whose Lease holds it now."""
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     columns = ["NAME", "PHASE", "STAGE", "WEIGHT", "STABLE", "CANARY", "AGE"]
+    if sharding is not None:
+        columns += ["SHARD", "HOLDER"]
     for column in ["NAMESPACE", *columns] if all_namespaces else columns:
         table.add_column(column, no_wrap=True)
     for rollout in rollouts:
         cells = table_row(rollout, now)
+        if sharding is not None:
+            shard, holder = sharding.of(key_of(rollout))
+            cells += [f"{shard}/{sharding.shards}", holder or NONE]
         table.add_row(*(cells if all_namespaces else cells[1:]))
     return table
 

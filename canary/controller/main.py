@@ -5,14 +5,16 @@ from __future__ import annotations
 import faulthandler
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
 from canary.controller import integrations
 from canary.controller.logs import configure_logging
 from canary.controller.reconcile import Reconciler
-from canary.controller.runtime import Controller, LeaderElection, WriteGuard
+from canary.controller.runtime import Controller, LeaderElection, ShardManager, WriteGuard
 from canary.controller.slots import ReleaseSlots
 from canary.controller.telemetry import Telemetry, serve_http
 from canary.controller.workqueue import WorkQueue
@@ -47,7 +49,8 @@ class ControllerOptions:
     query_bucket_seconds: float = 1.0  # how long a grouped answer is shared
     store_every_check: bool = False  # also store checks that repeat the stored one
     workers: int = 8  # reconciles in parallel (of different Rollouts)
-    max_concurrent_releases: int = 0  # releases under way at once; 0: no cap
+    max_concurrent_releases: int = 0  # releases under way at once, per replica; 0: no cap
+    shards: int = 0  # > 1: the Rollouts are shared by the replicas, on that many Leases
 
 
 @dataclass(frozen=True)
@@ -65,9 +68,12 @@ def compose(options: ControllerOptions, stop: threading.Event, telemetry: Teleme
     cluster = _cached(options, kube, stop)
     notifier = integrations.notifier(cluster, telemetry, options.notifications)
     leader = LeaderElection(cluster, options.lease_namespace) if options.leader_elect else None
-    may_write = WriteGuard(telemetry, leader, stopping=stop)
+    shards = shard_manager(options, cluster, telemetry)
+    may_write = WriteGuard(telemetry, leader, stopping=stop, shards=shards)
     queue = WorkQueue()
-    slots = release_slots(options.max_concurrent_releases, queue)
+    slots = release_slots(
+        options.max_concurrent_releases, queue, shards.may_write if shards else None
+    )
     if slots is not None:
         telemetry.track_release_slots(
             slots.limit, slots.running, waiting=lambda: len(slots.waiting())
@@ -93,16 +99,47 @@ def compose(options: ControllerOptions, stop: threading.Event, telemetry: Teleme
         workers=options.workers,
         slots=slots,
         queue=queue,
+        shards=shards,
     )
     return Composition(controller, kube, notifier)
 
 
-def release_slots(limit: int, queue: WorkQueue) -> ReleaseSlots | None:
+def release_slots(
+    limit: int, queue: WorkQueue, mine: Callable[[str], bool] | None = None
+) -> ReleaseSlots | None:
     """The registry of --max-concurrent-releases, which puts the Rollouts a freed slot may
-    begin into the controller's queue; none without a cap (0, the default)."""
+    begin into the controller's queue; none without a cap (0, the default). With --shards,
+    `mine` says which Rollouts count: those of the shards this replica holds."""
     if limit < 0:
         raise ValueError("--max-concurrent-releases is a number of releases, 0 for no cap")
-    return ReleaseSlots(limit, on_free=queue.add) if limit else None
+    if not limit:
+        return None
+    return ReleaseSlots(limit, on_free=queue.add, mine=mine or (lambda key: True))
+
+
+def shard_manager(
+    options: ControllerOptions, cluster: Cluster, telemetry: Telemetry, **timing: Any
+) -> ShardManager | None:
+    """The shard Leases of --shards S (S > 1), their handovers counted in /metrics; `timing`
+    (identity, lease_seconds, retry_seconds) for the tests' short leases."""
+    if options.shards < 0:
+        raise ValueError("--shards is a number of shards: 0 or 1 for none, 2 or more to share")
+    if options.shards < 2:
+        return None
+    if options.leader_elect:
+        raise ValueError(
+            "--leader-elect and --shards exclude each other: drop --leader-elect, the shard "
+            "Leases fence every write"
+        )
+    manager = ShardManager(
+        cluster,
+        options.lease_namespace,
+        options.shards,
+        on_handover=lambda direction: telemetry.shard_handovers.labels(direction).inc(),
+        **timing,
+    )
+    telemetry.track_shards(lambda: len(manager.held()))
+    return manager
 
 
 def run(options: ControllerOptions, stop: threading.Event | None = None) -> None:
@@ -122,6 +159,7 @@ def run(options: ControllerOptions, stop: threading.Event | None = None) -> None
         "controller starting",
         namespace=options.namespace or "<all>",
         leader_elect=options.leader_elect,
+        shards=options.shards or "none",
         max_concurrent_releases=options.max_concurrent_releases or "no cap",
         metrics_addr="{}:{}".format(*server.server_address[:2]),
     )

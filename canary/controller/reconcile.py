@@ -108,7 +108,7 @@ class Reconciler:
     router: MeshRouter
     metrics: MetricsSource
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    may_write: Callable[[], bool] = lambda: True
+    may_write: Callable[[str], bool] = lambda key: True  # may this replica write for `key`
     on_decision: Callable[[Rollout, Decision], None] = lambda rollout, decision: None
     webhooks: WebhookCaller = field(default_factory=NoWebhooks)
     notifier: NotificationSink = field(default_factory=NoNotifications)
@@ -143,7 +143,7 @@ class Reconciler:
     ) -> Outcome:
         """One reconcile; `steered` False (a held release whose mesh fails its checks): no
         check and no converge, only the decision's own traffic is planned (a rollback)."""
-        if not self.may_write():
+        if not self.may_write(rollout.key):
             return Outcome(None, None)
         rollout = self._ensure_finalizer(rollout)
         mesh = self._read_mesh(rollout)
@@ -266,7 +266,7 @@ class Reconciler:
     def _plan(self, rollout: Rollout, mesh: _Mesh, traffic: Traffic | None) -> _Plan:
         """The writes that bring the objects to `traffic`, in a safe order (`write_plan`),
         planned on the objects as they are: a MeshError here means nothing was written."""
-        if traffic is None or not self.may_write():
+        if traffic is None or not self.may_write(rollout.key):
             return _Plan((), mesh)
         name, spec = rollout.metadata.name, rollout.spec
         vs, dr = mesh.virtual_service, mesh.destination_rule
@@ -316,7 +316,7 @@ class Reconciler:
         if not self.store_every_check and repeats_stored_check(rollout.status, status):
             return rollout, None
         old, new = rollout.status.wire(), status.wire()
-        if old == new or not self.may_write():
+        if old == new or not self.may_write(rollout.key):
             return rollout.model_copy(update={"status": status}), None
         response = self.cluster.patch_rollout_status(
             rollout.metadata.namespace,
@@ -336,7 +336,7 @@ class Reconciler:
         for event in events:
             say = bound.warning if event.type == "Warning" else bound.info
             say(event.message, reason=event.reason, type=event.type)
-            if not self.may_write():
+            if not self.may_write(rollout.key):
                 continue
             try:
                 self.cluster.record_event(
@@ -347,7 +347,7 @@ class Reconciler:
 
     def _announce(self, rollout: Rollout, decision: Decision) -> None:
         """Queue notifications and post-release webhooks; neither waits for a receiver."""
-        if not self.may_write():
+        if not self.may_write(rollout.key):
             return
         self.notifier.notify(rollout, notices_of(rollout, decision))
         if post_release_due(rollout.status, decision.status):
@@ -369,7 +369,7 @@ class Reconciler:
     def _finalize(self, rollout: Rollout) -> Outcome:
         """A deleted Rollout hands its route back: stable 100 in a safe order (`_plan`), then
         its managed routes and its claims removed; nothing another Rollout claims is touched."""
-        if FINALIZER not in rollout.metadata.finalizers or not self.may_write():
+        if FINALIZER not in rollout.metadata.finalizers or not self.may_write(rollout.key):
             return Outcome(None, None)
         namespace, name = rollout.metadata.namespace, rollout.metadata.name
         spec = rollout.status.last_valid_spec or rollout.spec
@@ -429,7 +429,7 @@ class Reconciler:
             return Outcome(None, None)
         request = pending_request_in(meta.get("annotations") or {}, status)
         decision = invalid_status(status, message, self.clock(), meta.get("generation"), request)
-        if decision.status.wire() != status.wire() and self.may_write():
+        if decision.status.wire() != status.wire() and self.may_write(f"{namespace}/{name}"):
             self.cluster.patch_rollout_status(
                 namespace, name, status_patch(status.wire(), decision.status.wire())
             )

@@ -12,13 +12,15 @@ from __future__ import annotations
 import contextlib
 import gc
 import random
+import re
+import socket
 import threading
 import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -31,7 +33,9 @@ from canary.controller.telemetry import Telemetry
 from canary.controller.workqueue import WorkQueue
 from canary.core.durations import parse_duration
 from canary.core.objects import Obj, key_of, resource_version
+from canary.core.shards import member_lease_name, plan, shard_lease_name, shard_of
 from canary.kube.informers import ObjectCache
+from canary.kube.leases import view
 from canary.kube.port import Cluster, ConflictError, KubeError, WatchEvent
 
 log = structlog.get_logger("canary.controller")
@@ -40,15 +44,24 @@ DEFAULT_INTERVAL = timedelta(seconds=30)
 MAX_BACKOFF = 15.0  # seconds; an API that comes back is caught up with within this
 
 
+def default_identity() -> str:
+    """This replica's name in the Leases: its host name (a Pod's name in a cluster) and a
+    random suffix, so two processes on one host are never taken for one."""
+    host = re.sub(r"[^a-z0-9-]+", "-", socket.gethostname().lower()).strip("-")[:40] or "canary"
+    return f"{host}-{random.getrandbits(32):08x}"
+
+
 @dataclass
-class LeaderElection:
+class LeaseHolder:
+    """One Lease this replica takes and renews, and whether it may still write for it: its last
+    successful renewal began less than `renew_deadline` ago (2/3 of the lease, as client-go's
+    leader election). Both the leader election and each shard of `--shards` hold theirs so."""
+
     cluster: Cluster
     namespace: str
-    name: str = "canary-controller"
-    identity: str = field(default_factory=lambda: f"canary-{random.getrandbits(32):08x}")
+    name: str
+    identity: str
     lease_seconds: int = 15
-    retry_seconds: float = 2.0
-    leading: threading.Event = field(default_factory=threading.Event)
     # time.monotonic() when the last successful renewal began: the Lease's renewTime is no
     # earlier than that, so it holds until at least then + lease_seconds
     renewed_at: float | None = field(default=None, init=False)
@@ -58,24 +71,9 @@ class LeaderElection:
         """Seconds after a renewal began during which this replica still writes."""
         return self.lease_seconds * 2 / 3
 
-    def is_leading(self) -> bool:
-        """Whether this replica may write now: it won the Lease, and its last renewal began
-        less than `renew_deadline` ago. Checked at each write, so a renewal that hangs (a dead
-        connection, an apiserver waiting for etcd) stops the writes in time, long before the
-        Lease expires for the other candidates, even while the call has not returned."""
-        return self.leading.is_set() and self._renewed_in_time()
-
-    def run(self, stop: threading.Event, on_elected: Callable[[], None] = lambda: None) -> None:
-        while not stop.is_set():
-            self._renew()
-            self._follow_lease(on_elected)
-            stop.wait(self._until_next_renewal())
-            self._follow_lease(on_elected)  # the renew deadline may have passed meanwhile
-        self.leading.clear()
-
-    def _renew(self) -> None:
-        """Take or renew the Lease, bounded by what is left of the renew deadline (as
-        client-go's leader election does), so that losing it is noticed and logged on time."""
+    def renew(self) -> bool:
+        """Take or renew the Lease, bounded by what is left of the renew deadline (one budget,
+        no retries), so that losing it is noticed and logged on time; whether it is held."""
         attempt = time.monotonic()
         try:
             held = self.cluster.try_acquire_lease(
@@ -86,22 +84,35 @@ class LeaderElection:
                 timeout=self._time_left(attempt) or self.renew_deadline,
             )
         except KubeError as error:
-            log.warning("lease renewal failed", error=str(error))
-            return
+            log.warning("lease renewal failed", lease=self.name, error=str(error))
+            return self.held()
         # not the answer's moment: the call may have hung
         self.renewed_at = attempt if held else None
+        return held
 
-    def _follow_lease(self, on_elected: Callable[[], None]) -> None:
-        if self._renewed_in_time() and not self.leading.is_set():
-            log.info("became leader", identity=self.identity)
-            self.leading.set()
-            on_elected()
-        elif not self._renewed_in_time() and self.leading.is_set():
-            log.warning("lost the leader lease; writing stops", identity=self.identity)
-            self.leading.clear()
-
-    def _renewed_in_time(self) -> bool:
+    def held(self) -> bool:
+        """Whether this replica may write for the Lease now. Checked at each write, so a renewal
+        that hangs (a dead connection, an apiserver waiting for etcd) stops the writes in time,
+        long before the Lease expires for the others, even while the call has not returned."""
         return self._time_left(time.monotonic()) > 0
+
+    def drop(self) -> None:
+        """Stop writing for the Lease at once (before handing it back)."""
+        self.renewed_at = None
+
+    def release(self) -> None:
+        """Hand the Lease back (holderIdentity empty), so that another takes it at once; only
+        after `drop` and the margin a lost lease gives (see `ShardManager`)."""
+        try:
+            self.cluster.release_lease(
+                self.namespace, self.name, self.identity, timeout=min(self.renew_deadline, 2.0)
+            )
+        except KubeError as error:  # it expires by itself then
+            log.warning("lease not handed back", lease=self.name, error=str(error))
+
+    def until_next_renewal(self, retry_seconds: float) -> float:
+        left = self._time_left(time.monotonic())
+        return min(retry_seconds, left) if left > 0 else retry_seconds
 
     def _time_left(self, now: float) -> float:
         """Seconds from `now` to the renew deadline of the last renewal (0 if past or none)."""
@@ -109,24 +120,217 @@ class LeaderElection:
             return 0.0
         return max(0.0, self.renewed_at + self.renew_deadline - now)
 
-    def _until_next_renewal(self) -> float:
-        left = self._time_left(time.monotonic())
-        return min(self.retry_seconds, left) if left > 0 else self.retry_seconds
+
+@dataclass
+class LeaderElection:
+    """One replica of several writes: the holder of the Lease `name` (`--leader-elect`)."""
+
+    cluster: Cluster
+    namespace: str
+    name: str = "canary-controller"
+    identity: str = field(default_factory=default_identity)
+    lease_seconds: int = 15
+    retry_seconds: float = 2.0
+    leading: threading.Event = field(default_factory=threading.Event)
+    lease: LeaseHolder = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lease = LeaseHolder(
+            self.cluster, self.namespace, self.name, self.identity, self.lease_seconds
+        )
+
+    @property
+    def renew_deadline(self) -> float:
+        return self.lease.renew_deadline
+
+    def is_leading(self) -> bool:
+        """Whether this replica may write now: it won the Lease, and still holds it in time."""
+        return self.leading.is_set() and self.lease.held()
+
+    def run(self, stop: threading.Event, on_elected: Callable[[], None] = lambda: None) -> None:
+        while not stop.is_set():
+            self.lease.renew()
+            self._follow_lease(on_elected)
+            stop.wait(self.lease.until_next_renewal(self.retry_seconds))
+            self._follow_lease(on_elected)  # the renew deadline may have passed meanwhile
+        self.leading.clear()
+
+    def _follow_lease(self, on_elected: Callable[[], None]) -> None:
+        if self.lease.held() and not self.leading.is_set():
+            log.info("became leader", identity=self.identity)
+            self.leading.set()
+            on_elected()
+        elif not self.lease.held() and self.leading.is_set():
+            log.warning("lost the leader lease; writing stops", identity=self.identity)
+            self.leading.clear()
+
+
+Handover = Literal["acquired", "released", "lost"]
+
+
+@dataclass
+class ShardManager:
+    """`--shards S`: this replica's share of S shard Leases (canary.core.shards decides which).
+
+    Each loop renews the member Lease and every held shard Lease (each renewal its own budget,
+    as the leader election's), lists the Leases, and follows the plan: free or expired shards up
+    to its share are taken, extras handed back. A shard is written for only while its Lease is
+    held in time (`LeaseHolder.held`); one handed back stops being written for at once, and its
+    Lease is released only `lease_seconds / 3` later (the margin a lost lease gives the others,
+    for a write already under way), so that it never has two writers.
+    """
+
+    cluster: Cluster
+    namespace: str
+    shards: int
+    identity: str = field(default_factory=default_identity)
+    lease_seconds: int = 15
+    retry_seconds: float = 2.0
+    on_handover: Callable[[Handover], None] = lambda direction: None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    _holders: dict[int, LeaseHolder] = field(default_factory=dict, init=False)
+    _giving: dict[int, tuple[LeaseHolder, float]] = field(default_factory=dict, init=False)
+    _member: LeaseHolder = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.shards < 2:
+            raise ValueError("a ShardManager shares 2 shards or more (1: no sharding)")
+        self._member = self._lease(member_lease_name(self.identity))
+
+    # ------------------------------------------------------------ asked by every write
+
+    def shard_of(self, key: str) -> int:
+        return shard_of(key, self.shards)
+
+    def holds(self, shard: int) -> bool:
+        holder = self._holders.get(shard)
+        return holder is not None and holder.held()
+
+    def may_write(self, key: str) -> bool:
+        return self.holds(self.shard_of(key))
+
+    def held(self) -> list[int]:
+        return sorted(shard for shard in list(self._holders) if self.holds(shard))
+
+    # ------------------------------------------------------------ the loop
+
+    def run(
+        self,
+        stop: threading.Event,
+        on_gained: Callable[[int], None] = lambda shard: None,
+        on_lost: Callable[[int], None] = lambda shard: None,
+    ) -> None:
+        """Until `stop`; the writes stop with it (the WriteGuard), the Leases are handed back
+        by `hand_back` once the last reconcile has ended."""
+        while not stop.is_set():
+            self.step(on_gained, on_lost)
+            stop.wait(self._until_next_step())
+
+    def hand_back(self) -> None:
+        """Release every Lease held, for a replica that stopped and wrote its last (a rolling
+        restart then moves its shards at once, not after the leases expire)."""
+        for shard in list(self._holders):
+            self._give_up(shard, lambda shard: None)
+        for holder in [holder for holder, _ in self._giving.values()] + [self._member]:
+            holder.drop()
+            holder.release()
+        self._giving.clear()
+
+    def step(
+        self,
+        on_gained: Callable[[int], None] = lambda shard: None,
+        on_lost: Callable[[int], None] = lambda shard: None,
+    ) -> None:
+        self._member.renew()
+        for holder in list(self._holders.values()):
+            holder.renew()
+        self._follow(on_lost)
+        self._release_due()
+        try:
+            listed = self.cluster.list_leases(
+                self.namespace, "canary-", timeout=self._member.renew_deadline
+            )
+        except KubeError as error:
+            log.warning("shard leases not listed; keeping the shards held", error=str(error))
+            return
+        decided = plan(
+            self.identity,
+            self.shards,
+            [view(lease) for lease in listed],
+            self.held(),
+            self.clock(),
+        )
+        for shard in decided.give_up:
+            self._give_up(shard, on_lost)
+        for shard in decided.take:
+            if shard not in self._giving:
+                self._take(shard, on_gained)
+        for gone in decided.forget:
+            with contextlib.suppress(KubeError):
+                self.cluster.delete_lease(self.namespace, gone.name, gone.version, 2.0)
+
+    def _take(self, shard: int, on_gained: Callable[[int], None]) -> None:
+        holder = self._lease(shard_lease_name(shard, self.shards))
+        if not holder.renew():
+            return
+        self._holders[shard] = holder
+        log.info("shard acquired", shard=shard, shards=self.shards, identity=self.identity)
+        self.on_handover("acquired")
+        on_gained(shard)
+
+    def _give_up(self, shard: int, on_lost: Callable[[int], None]) -> None:
+        holder = self._holders.pop(shard)
+        holder.drop()  # no write for it from now on
+        on_lost(shard)
+        self._giving[shard] = (holder, time.monotonic() + self.lease_seconds / 3)
+        log.info("shard handed back", shard=shard, shards=self.shards, identity=self.identity)
+        self.on_handover("released")
+
+    def _release_due(self) -> None:
+        now = time.monotonic()
+        for shard, (holder, due) in list(self._giving.items()):
+            if due <= now:
+                del self._giving[shard]
+                holder.release()
+
+    def _follow(self, on_lost: Callable[[int], None]) -> None:
+        for shard, holder in list(self._holders.items()):
+            if not holder.held():
+                del self._holders[shard]
+                log.warning(
+                    "lost a shard lease; writing for it stops",
+                    shard=shard,
+                    shards=self.shards,
+                    identity=self.identity,
+                )
+                self.on_handover("lost")
+                on_lost(shard)
+
+    def _until_next_step(self) -> float:
+        holders = [self._member, *self._holders.values()]
+        return min(holder.until_next_renewal(self.retry_seconds) for holder in holders)
+
+    def _lease(self, name: str) -> LeaseHolder:
+        return LeaseHolder(self.cluster, self.namespace, name, self.identity, self.lease_seconds)
 
 
 @dataclass
 class WriteGuard:
-    """Whether this process may write now: it leads (or needs no election) and is not stopping.
-    The Reconciler asks it before every write; the composition root gives it to both."""
+    """Whether this process may write for a Rollout now: it leads (or needs no election), holds
+    the Rollout's shard (or runs unsharded), and is not stopping. The Reconciler asks it before
+    every write; the composition root gives it to both."""
 
     telemetry: Telemetry
     leader: LeaderElection | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
+    shards: ShardManager | None = None
 
-    def __call__(self) -> bool:
+    def __call__(self, key: str) -> bool:
         leading = self.leader is None or self.leader.is_leading()
         self.telemetry.leader.set(1 if leading else 0)
-        return leading and not self.stopping.is_set()
+        if not leading or self.stopping.is_set():
+            return False
+        return self.shards is None or self.shards.may_write(key)
 
 
 class Controller:
@@ -138,21 +342,25 @@ class Controller:
         telemetry: Telemetry,
         namespace: str | None = None,
         leader: LeaderElection | None = None,
-        may_write: Callable[[], bool] | None = None,
+        may_write: Callable[[str], bool] | None = None,
         workers: int = 8,
         slots: ReleaseSlots | None = None,
         queue: WorkQueue | None = None,
+        shards: ShardManager | None = None,
     ) -> None:
         self.cluster = cluster
         self.reconciler = reconciler
         self.telemetry = telemetry
         self.namespace = namespace
         self.leader = leader
+        # --shards S: this replica reconciles the Rollouts of the shards it holds; the ticks of
+        # the others are not even scheduled here (their holders schedule them)
+        self.shards = shards
         self.synced = threading.Event()
         self.rollouts = ObjectCache()
         self.queue = queue or WorkQueue()
         self._stop = threading.Event()
-        self.may_write = may_write or WriteGuard(telemetry, leader)
+        self.may_write = may_write or WriteGuard(telemetry, leader, shards=shards)
         # --max-concurrent-releases: the registry learns from every Rollout the watch brings
         # (so a standby and a restarted controller both count the releases under way); it
         # puts the longest-waiting Rollouts into `queue` when a slot frees (`wake_into`)
@@ -183,6 +391,15 @@ class Controller:
             threading.Thread(
                 target=self.leader.run, args=(stop, self._trigger_all), name="leader", daemon=True
             ).start()
+        sharing = None
+        if self.shards is not None:
+            sharing = threading.Thread(
+                target=self.shards.run,
+                args=(stop, self._gained, self._lost),
+                name="shards",
+                daemon=True,
+            )
+            sharing.start()
         self._watcher = threading.Thread(target=self._watch, name="watch", daemon=True)
         self._watcher.start()
         stop.wait()
@@ -191,6 +408,9 @@ class Controller:
         for worker in self._workers:
             worker.join()
         self.scheduler.shutdown(wait=True)
+        if self.shards is not None and sharing is not None:
+            sharing.join()
+            self.shards.hand_back()  # after the last write
 
     def healthy(self) -> bool:
         watching = self._watcher is not None and self._watcher.is_alive()
@@ -231,6 +451,8 @@ class Controller:
             return  # nothing new: e.g. the echo of our own status write (#8)
         if self.slots is not None:
             self.slots.observe(obj)
+        if not self.owns(key):
+            return  # its shard's holder reconciles it
         self._schedule_interval(key, obj)
         if not _only_status_changed(obj, replaced.previous):
             self.trigger(key)
@@ -264,7 +486,8 @@ class Controller:
 
     def _tick(self, key: str) -> None:
         """The analysis interval of `key` has come round."""
-        self.queue.add(key)
+        if self.owns(key):
+            self.queue.add(key)
 
     def trigger(self, key: str, after: float = 0.0) -> None:
         """Reconcile `key` after `after` seconds (sooner if already due sooner)."""
@@ -274,13 +497,43 @@ class Controller:
         for key in self.rollouts.all_keys():
             self.trigger(key)
 
+    # ------------------------------------------------------------ shards (--shards S)
+
+    def owns(self, key: str) -> bool:
+        """Whether this replica reconciles `key`: unsharded, or it holds the key's shard."""
+        return self.shards is None or self.shards.may_write(key)
+
+    def _gained(self, shard: int) -> None:
+        """The shard's Lease is held: its Rollouts tick here from now on, reconciled at once
+        (as on election); releases under way in it now count against this replica's cap."""
+        assert self.shards is not None
+        for key in self.rollouts.all_keys():
+            obj = self.rollouts.get(*key.split("/", 1))
+            if obj is not None and self.shards.shard_of(key) == shard:
+                self._schedule_interval(key, obj)
+                self.trigger(key)
+
+    def _lost(self, shard: int) -> None:
+        """The shard is no longer held (handed back, or its renewals failed): nothing of its
+        Rollouts waits here, and this replica's metrics stop showing them."""
+        assert self.shards is not None
+        for key in self.rollouts.all_keys():
+            if self.shards.shard_of(key) == shard:
+                self.queue.remove(key)
+                with contextlib.suppress(JobLookupError):
+                    self.scheduler.remove_job(f"{key}#tick")
+                namespace, _, name = key.partition("/")
+                self.telemetry.forget(namespace, name)
+        if self.slots is not None:
+            self.slots.recount()  # its releases no longer take this replica's slots
+
     # ------------------------------------------------------------ the workers
 
     def _work(self) -> None:
         while (key := self.queue.get()) is not None:
             try:
                 obj = self.rollouts.get(*key.split("/", 1))
-                if obj is not None and self.may_write():
+                if obj is not None and self.may_write(key):
                     self._reconcile_once(key, obj)
             finally:
                 self.queue.done(key)

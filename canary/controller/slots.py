@@ -11,6 +11,10 @@ once cannot both take the last one. The claim lasts until the reconcile ends (`u
 then the status write that began the release has made it a holder, so the slot is never seen
 free in between. A claim that began nothing (the canary was not ready) is given back.
 
+With `--shards`, the cap is per replica: only the releases of Rollouts whose shard this replica
+holds count (`mine`), so a shard handed over takes its releases along; the registry still learns
+from every Rollout, so a shard gained counts its releases under way before any reconcile.
+
 Rollouts refused a slot wait; when one frees, the longest waiting are reconciled again first
 (`on_free`), oldest by `status.waitingForSlotSince`, so the order survives a restart. Nothing
 here interrupts a release: a holder keeps its slot until its own status says it has ended, or
@@ -41,9 +45,16 @@ NOT_NEEDED = SlotAnswer(granted=True, running=0, limit=0)  # no cap, or nothing 
 
 
 class ReleaseSlots:
-    def __init__(self, limit: int, on_free: Callable[[str], None] = lambda key: None):
+    def __init__(
+        self,
+        limit: int,
+        on_free: Callable[[str], None] = lambda key: None,
+        mine: Callable[[str], bool] = lambda key: True,
+    ):
         """`on_free(key)` is called for each waiting Rollout that a freed slot may now take,
-        the longest waiting first: the controller's `WorkQueue.add`."""
+        the longest waiting first: the controller's `WorkQueue.add`. `mine(key)`: whether the
+        release of `key` counts here (its shard is held; always without `--shards`)."""
+        self.mine = mine
         if limit < 1:
             raise ValueError("a release cap is at least 1 (no cap: no ReleaseSlots)")
         self.limit = limit
@@ -93,7 +104,7 @@ class ReleaseSlots:
         """A slot for the release of `key` to begin, held until `unclaim`; refused when every
         slot is taken (the Rollout then waits, from `waiting_since` if it already did)."""
         with self._lock:
-            running = len(self._held | self._claims)
+            running = self._running()
             if key in self._held or key in self._claims:
                 return SlotAnswer(True, running, self.limit, claimed=True)
             if running < self.limit:
@@ -121,9 +132,15 @@ class ReleaseSlots:
 
     # ------------------------------------------------------------ for tests and /metrics
 
+    def recount(self) -> None:
+        """What counts here changed (a shard was handed over): wake the waiting if slots freed."""
+        with self._lock:
+            woken = self._to_wake()
+        self._wake(woken)
+
     def running(self) -> int:
         with self._lock:
-            return len(self._held | self._claims)
+            return self._running()
 
     def waiting(self) -> list[str]:
         """The Rollouts waiting for a slot, the longest waiting first."""
@@ -133,8 +150,11 @@ class ReleaseSlots:
     # ------------------------------------------------------------ inside the lock
 
     def _to_wake(self) -> list[str]:
-        free = self.limit - len(self._held | self._claims)
+        free = self.limit - self._running()
         return self._by_age()[: max(free, 0)]
+
+    def _running(self) -> int:
+        return sum(1 for key in self._held | self._claims if self.mine(key))
 
     def _by_age(self) -> list[str]:
         def age(item: tuple[str, tuple[datetime | None, int]]) -> tuple[bool, float, int]:

@@ -114,6 +114,12 @@ class Telemetry:
         self.leader = Gauge(
             "canary_leader", "1 while this replica holds the leader lease", registry=self.registry
         )
+        self.shard_handovers = Counter(
+            "canary_shard_handovers",
+            "Shard Leases this replica acquired, released (handed back) or lost (--shards)",
+            ["direction"],
+            registry=self.registry,
+        )
 
     def track_release_slots(
         self, limit: int, running: Callable[[], int], waiting: Callable[[], int]
@@ -133,6 +139,14 @@ class Telemetry:
             "Rollouts whose release waits in Pending for a slot",
             registry=self.registry,
         ).set_function(waiting)
+
+    def track_shards(self, held: Callable[[], int]) -> None:
+        """--shards: the shard Leases this replica holds now, read at every scrape."""
+        Gauge(
+            "canary_shards_held",
+            "Shard Leases this replica holds, in time to write (--shards)",
+            registry=self.registry,
+        ).set_function(held)
 
     def observe_decision(self, rollout: Rollout, decision: Decision) -> None:
         key = (rollout.metadata.namespace, rollout.metadata.name)

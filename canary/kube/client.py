@@ -613,6 +613,58 @@ class KubeCluster:
             name, namespace, _model(k8s.V1Lease, lease), _content_type=JSON, **options
         )
 
+    def list_leases(self, namespace: str, prefix: str, timeout: float | None = None) -> list[Obj]:
+        """The Leases in `namespace` whose name begins with `prefix`. With `timeout`, one
+        attempt of at most that many seconds (as a renewal's)."""
+        budget = _Budget(timeout, self._timeout)
+        request = Request("list", "leases", "Lease", namespace)
+        options = self._raw(budget.left(request))
+        listed = self._send(
+            request,
+            lambda: self._coordination.list_namespaced_lease(namespace, **options),
+            retry=budget.retries,
+        )
+        items = listed.get("items") or []
+        return [lease for lease in items if lease["metadata"]["name"].startswith(prefix)]
+
+    def release_lease(
+        self, namespace: str, name: str, identity: str, timeout: float | None = None
+    ) -> bool:
+        """Hand the Lease back (no holder), if `identity` still holds it; False if it did not
+        (or someone wrote it meanwhile). The holder has stopped writing before it calls this."""
+        budget = _Budget(timeout, self._timeout)
+        try:
+            current = self._read_lease(namespace, name, budget)
+        except NotFoundError:
+            return False
+        given = leases.released(current, identity, self._now())
+        if given is None:
+            return False
+        return self._write_lease("update", given, budget)
+
+    def delete_lease(
+        self, namespace: str, name: str, resource_version: str, timeout: float | None = None
+    ) -> bool:
+        """Delete the Lease if it is still at `resource_version` (a replica gone: its member
+        Lease expired); False when it is gone already or was renewed meanwhile."""
+        budget = _Budget(timeout, self._timeout)
+        request = Request("delete", "leases", "Lease", namespace, name)
+        options = self._raw(budget.left(request))
+        body = k8s.V1DeleteOptions(
+            preconditions=k8s.V1Preconditions(resource_version=resource_version)
+        )
+        try:
+            self._send(
+                request,
+                lambda: self._coordination.delete_namespaced_lease(
+                    name, namespace, body=body, **options
+                ),
+                budget.retries,
+            )
+        except (NotFoundError, ConflictError):
+            return False
+        return True
+
     # ------------------------------------------------------------------ discovery
 
     def _serves(self, group: str, version: str, plural: str) -> bool:

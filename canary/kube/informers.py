@@ -237,3 +237,16 @@ class CachedCluster:
         timeout: float | None = None,
     ) -> bool:
         return self.cluster.try_acquire_lease(namespace, name, identity, duration_seconds, timeout)
+
+    def list_leases(self, namespace: str, prefix: str, timeout: float | None = None) -> list[Obj]:
+        return self.cluster.list_leases(namespace, prefix, timeout)
+
+    def release_lease(
+        self, namespace: str, name: str, identity: str, timeout: float | None = None
+    ) -> bool:
+        return self.cluster.release_lease(namespace, name, identity, timeout)
+
+    def delete_lease(
+        self, namespace: str, name: str, resource_version: str, timeout: float | None = None
+    ) -> bool:
+        return self.cluster.delete_lease(namespace, name, resource_version, timeout)

@@ -11,6 +11,7 @@ import copy
 from datetime import UTC, datetime, timedelta
 
 from canary.core.objects import Obj
+from canary.core.shards import LeaseView
 from canary.kube.events import parse_time
 
 
@@ -65,3 +66,28 @@ def claim(lease: Obj, identity: str, duration: int, now: datetime) -> Obj | None
         new_spec["acquireTime"] = micro_time(now)
         new_spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
     return claimed
+
+
+def released(lease: Obj, identity: str, now: datetime) -> Obj | None:
+    """The Lease to write to hand it back (no holder, as client-go's ReleaseOnCancel does), or
+    None when `identity` does not hold it (any more)."""
+    spec = lease.get("spec") or {}
+    if spec.get("holderIdentity") != identity:
+        return None
+    given = copy.deepcopy(lease)
+    given["spec"]["holderIdentity"] = ""
+    given["spec"]["renewTime"] = micro_time(lease_moment(now))
+    return given
+
+
+def view(lease: Obj) -> LeaseView:
+    """What the Lease says of its holder, as the pure shard decisions read it."""
+    spec = lease.get("spec") or {}
+    meta = lease.get("metadata") or {}
+    return LeaseView(
+        name=str(meta.get("name") or ""),
+        holder=spec.get("holderIdentity") or None,
+        renewed=parse_time(spec.get("renewTime")) or parse_time(spec.get("acquireTime")),
+        duration_seconds=float(spec.get("leaseDurationSeconds") or 0),
+        version=str(meta.get("resourceVersion") or ""),
+    )

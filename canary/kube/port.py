@@ -119,3 +119,20 @@ class Cluster(Protocol):
         """Acquire or renew; False when another holder's lease has not expired. With
         `timeout`, a KubeError when the answer would take longer than that many seconds."""
         ...
+
+    def list_leases(self, namespace: str, prefix: str, timeout: float | None = None) -> list[Obj]:
+        """The Leases in `namespace` whose name begins with `prefix` (the shard Leases and the
+        replicas' member Leases of `--shards`). With `timeout`, one attempt that long at most."""
+        ...
+
+    def release_lease(
+        self, namespace: str, name: str, identity: str, timeout: float | None = None
+    ) -> bool:
+        """Hand the Lease back (holderIdentity empty) if `identity` holds it; False if not."""
+        ...
+
+    def delete_lease(
+        self, namespace: str, name: str, resource_version: str, timeout: float | None = None
+    ) -> bool:
+        """Delete the Lease if still at `resource_version`; False if gone or changed."""
+        ...

@@ -122,6 +122,19 @@ def test_leader_election_with_two_replicas_and_without_it_one() -> None:
     assert "Role" not in kinds(alone)  # no Lease to grant
 
 
+def test_shards_share_the_rollouts_on_leases_instead_of_a_leader() -> None:
+    chart = render({"replicas": "3", "shards": "6"}, namespace="ops")
+    args = container(chart)["args"]
+    assert "--shards=6" in args and "--lease-namespace=ops" in args
+    assert "--leader-elect" not in args  # the shard Leases fence the writes
+    role = one(chart, "Role", "canary-controller-leader-election")
+    assert grants(role) == NEEDED_FOR_LEADER_ELECTION  # list and delete included
+    unelected = render({"replicas": "3", "shards": "6", "leaderElection.enabled": "false"})
+    assert "--shards=6" in container(unelected)["args"]
+    assert "Role" in kinds(unelected)
+    assert not any(a.startswith("--shards") for a in container(render({}))["args"])
+
+
 def test_a_release_cap_is_passed_to_the_controller_and_none_by_default() -> None:
     capped = container(render({"maxConcurrentReleases": "3"}))["args"]
     assert "--max-concurrent-releases=3" in capped

@@ -58,7 +58,9 @@ NEEDED = {
     ("", "events"): {"create", "patch"},
     ("", "secrets"): {"get"},  # notification receivers' URLs (issue #10); never list or watch
 }
-NEEDED_FOR_LEADER_ELECTION = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
+NEEDED_FOR_LEADER_ELECTION = {
+    ("coordination.k8s.io", "leases"): {"get", "list", "create", "update", "delete"}
+}
 
 
 def documents(path: Path) -> list[dict[str, Any]]:

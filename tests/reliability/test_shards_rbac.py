@@ -1,0 +1,91 @@
+"""--shards on the REAL apiserver, within deploy/'s RBAC: two `canary controller --shards 4`
+processes on the ServiceAccount's token, with deploy/'s Deployment arguments (--leader-elect
+replaced by --shards 4), spread the 4 shard Leases 2 and 2 (`canary_shards_held`), then carry a
+whole release (requests, a rollback, the Rollout's deletion): no 401 or 403, only verbs deploy/
+grants (the Leases' list among them), and every Rollout write sent by one of them only: the
+replica its shard's Lease names. SIGTERM to it: it hands its shards back and the other holds
+all 4.
+"""
+
+# ruff: noqa: F811  (the `install` fixture of test_security, imported, is each test's argument)
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+from reliability.test_security import (  # noqa: F401  (install: the fixture)
+    Install,
+    a_whole_release,
+    answers,
+    assert_within_rbac,
+    install,
+)
+
+from canary.core.shards import shard_lease_name, shard_of
+from canary_sandbox.polling import poll
+from canary_sandbox.stack import ControllerProcess
+
+SHARDS = 4
+
+
+def sharded_args(install: Install) -> list[str]:
+    args = [a for a in install.controller_args() if a != "--leader-elect"]
+    assert len(args) == len(install.controller_args()) - 1, "deploy/ runs --leader-elect"
+    return [*args, f"--shards={SHARDS}"]
+
+
+def identity_of(controller: ControllerProcess) -> str | None:
+    for line in controller.logs().splitlines():
+        if line.startswith("{") and '"shard acquired"' in line:
+            return str(json.loads(line)["identity"])
+    return None
+
+
+def holders(install: Install) -> dict[int, str]:
+    client = install.plane.client()
+    found = {}
+    for shard in range(SHARDS):
+        name = shard_lease_name(shard, SHARDS)
+        lease = client.get("coordination.k8s.io/v1", "Lease", install.system, name)
+        found[shard] = (lease.get("spec") or {}).get("holderIdentity") or ""
+    return found
+
+
+def test_two_sharded_replicas_share_the_work_within_the_rbac(
+    install: Install, tmp_path: Path
+) -> None:
+    controllers = [
+        ControllerProcess(install.kubeconfig, tmp_path / f"controller-{n}.log",
+                          extra_args=sharded_args(install))
+        for n in range(2)
+    ]  # fmt: skip
+    with contextlib.ExitStack() as running:
+        for controller in controllers:
+            running.enter_context(controller)
+
+        def spread() -> bool:
+            return all(c.metric("canary_shards_held") == 2 for c in controllers)
+
+        poll(spread, 120, "the shards spread 2 and 2", every=0.5)
+        a_whole_release(install)
+        counted = [answers(controller) for controller in controllers]
+        writers = [c for c, n in zip(controllers, counted, strict=True)
+                   if n.get(("patch", "rollouts/status", "200"))]  # fmt: skip
+        assert len(writers) == 1, counted
+        [writer] = writers
+        [other] = [c for c in controllers if c is not writer]
+        shard = shard_of(f"{install.app}/ui", SHARDS)
+        assert holders(install)[shard] == identity_of(writer)
+
+        writer.stop()  # SIGTERM: it hands its shards back
+        poll(lambda: other.metric("canary_shards_held") == SHARDS, 60, "the other taking all")
+        assert set(holders(install).values()) == {identity_of(other)}
+        assert writer.logs().count('"shard handed back"') >= 2
+        assert other.metric("canary_shard_handovers_total", direction="acquired") >= 4
+    merged: dict[tuple[str, str, str], float] = {}
+    for each in counted:
+        for key, value in each.items():
+            merged[key] = merged.get(key, 0) + value
+    assert any(key[:2] == ("list", "leases") for key in merged), merged
+    assert_within_rbac(merged, "".join(controller.logs() for controller in controllers))
