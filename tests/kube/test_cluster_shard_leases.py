@@ -12,12 +12,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cluster_helpers import ON_BOTH
+from support.controlplane import ON_BOTH
 
 from canary.kube.client import KubeCluster
 from canary.kube.leases import view
-
-pytest_plugins = ["cluster_fixtures"]
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -14,7 +14,7 @@ import contextlib
 import json
 from pathlib import Path
 
-from reliability.test_security import (  # noqa: F401  (install: the fixture)
+from test_security import (  # noqa: F401  (install: the fixture)
     Install,
     a_whole_release,
     answers,
