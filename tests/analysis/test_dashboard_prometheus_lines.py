@@ -18,6 +18,7 @@ from analysis_helpers import ERROR_RATE, rollout
 from support.scraped import Sandbox
 
 from canary.cli.dashboard.ranges import REFRESH, RangeReader
+from canary.testing import ManualClock
 
 FIXED = {"name": "success-rate", "successRate": {"min": 99.0}}
 
@@ -36,14 +37,6 @@ def running_release(sandbox: Sandbox, service: str, **status: Any) -> dict[str, 
     }
     body["metadata"]["resourceVersion"] = "1"
     return body
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def test_a_running_release_has_a_line_per_gate(sandbox: Sandbox) -> None:
@@ -77,7 +70,7 @@ def test_a_prometheus_that_does_not_answer_is_one_sentence(sandbox: Sandbox) -> 
 
 
 def test_lines_are_read_again_only_after_the_refresh(sandbox: Sandbox) -> None:
-    clock = Clock()
+    clock = ManualClock(datetime.now(UTC))
     reader = RangeReader(sandbox.url, clock)
     body = running_release(sandbox, "healthy")
     first = reader.read(body)

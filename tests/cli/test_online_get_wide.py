@@ -15,6 +15,9 @@ from canary.core.shards import shard_lease_name, shard_of
 _numbers = itertools.count(1)
 
 
+PLAIN_HEADER = ["NAME", "PHASE", "STAGE", "WEIGHT", "STABLE", "CANARY", "AGE"]
+
+
 def lines(output: str) -> list[list[str]]:
     return [line.split() for line in output.strip().splitlines()]
 
@@ -39,17 +42,7 @@ def test_wide_shows_each_rollouts_shard_and_holder(sandbox: Sandbox) -> None:
     result = sandbox.cli("get", "-n", namespace, "-o", "wide", "--lease-namespace", leases)
     assert result.exit_code == 0, result.output
     header, *rows = lines(result.output)
-    assert header == [
-        "NAME",
-        "PHASE",
-        "STAGE",
-        "WEIGHT",
-        "STABLE",
-        "CANARY",
-        "AGE",
-        "SHARD",
-        "HOLDER",
-    ]
+    assert header == [*PLAIN_HEADER, "SHARD", "HOLDER"]
     holders = {0: "replica-a", 1: "-"}
     for row in rows:
         shard = shard_of(f"{namespace}/{row[0]}", 2)
@@ -63,12 +56,4 @@ def test_wide_without_shard_leases_is_the_plain_table(sandbox: Sandbox) -> None:
 
     result = sandbox.cli("get", "-n", namespace, "-o", "wide", "--lease-namespace", leases)
     assert result.exit_code == 0, result.output
-    assert lines(result.output)[0] == [
-        "NAME",
-        "PHASE",
-        "STAGE",
-        "WEIGHT",
-        "STABLE",
-        "CANARY",
-        "AGE",
-    ]
+    assert lines(result.output)[0] == PLAIN_HEADER

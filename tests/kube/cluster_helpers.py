@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubernetes import client
 
 from canary.core.model import GROUP, PLURAL, VERSION
+from canary.kube.client import KubeCluster
 from canary.kube.port import WatchEvent
 
 if TYPE_CHECKING:
@@ -123,3 +125,8 @@ def store_rollout(server: Any, body: dict[str, Any]) -> None:
 
     resource_type = server.registry.lookup(GROUP, VERSION, PLURAL)
     server.objects.create(resource_type, body["metadata"]["namespace"], body, WriteOptions())
+
+
+def cluster_at(kubeconfig: Path, clock: Callable[[], datetime]) -> KubeCluster:
+    """A KubeCluster whose Lease and Event times come from `clock`."""
+    return KubeCluster.from_kubeconfig(str(kubeconfig), qps=0, now=clock)

@@ -12,29 +12,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cluster_helpers import cluster_at
 from support.controlplane import ON_BOTH
 
-from canary.kube.client import KubeCluster
 from canary.kube.leases import view
+from canary.testing import ManualClock
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def cluster_at(kubeconfig: Path, clock: Clock) -> KubeCluster:
-    return KubeCluster.from_kubeconfig(str(kubeconfig), qps=0, now=clock)
-
-
 @ON_BOTH
 def test_leases_are_listed_by_prefix(kubeconfig: Path, namespace: str) -> None:
-    cluster = cluster_at(kubeconfig, Clock())
+    cluster = cluster_at(kubeconfig, ManualClock(T0))
     for name in ("canary-shard-0-of-2", "canary-shard-1-of-2", "canary-controller", "other"):
         assert cluster.try_acquire_lease(namespace, name, "a", 15)
 
@@ -51,7 +40,7 @@ def test_leases_are_listed_by_prefix(kubeconfig: Path, namespace: str) -> None:
 
 @ON_BOTH
 def test_a_released_lease_is_taken_at_once(kubeconfig: Path, namespace: str) -> None:
-    clock = Clock()
+    clock = ManualClock(T0)
     a, b = cluster_at(kubeconfig, clock), cluster_at(kubeconfig, clock)
     assert a.try_acquire_lease(namespace, "canary-shard-0-of-2", "a", 15)
 
@@ -68,7 +57,7 @@ def test_a_released_lease_is_taken_at_once(kubeconfig: Path, namespace: str) -> 
 
 @ON_BOTH
 def test_a_lease_is_deleted_only_at_the_version_seen(kubeconfig: Path, namespace: str) -> None:
-    clock = Clock()
+    clock = ManualClock(T0)
     cluster = cluster_at(kubeconfig, clock)
     cluster.try_acquire_lease(namespace, "canary-replica-gone", "gone", 15)
     [seen] = cluster.list_leases(namespace, "canary-replica-")

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_helpers import NAMESPACE
+from cluster_helpers import NAMESPACE, cluster_at
 from kubernetes import client
 from support.controlplane import ON_BOTH
 
 from canary.kube.client import KubeCluster
 from canary.kube.port import InvalidError, KubeError
 from canary.kube.workloads import deployment_state
+from canary.testing import ManualClock
 from canary_sandbox.apiserver import ApiServer
 from canary_sandbox.stack import example
 
@@ -34,18 +35,6 @@ def rollout_ref(namespace: str, name: str = "ui") -> dict[str, Any]:
         "kind": "Rollout",
         "metadata": {"name": name, "namespace": namespace, "uid": "u-1", "resourceVersion": "42"},
     }
-
-
-class Clock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def cluster_at(kubeconfig: Path, clock: Clock) -> KubeCluster:
-    return KubeCluster.from_kubeconfig(str(kubeconfig), qps=0, now=clock)
 
 
 # ------------------------------------------------------------------ Deployments
@@ -140,7 +129,7 @@ def test_a_deployment_scaled_to_zero_is_never_ready() -> None:
 
 @ON_BOTH
 def test_an_event_names_its_object_and_source(kubeconfig: Path, namespace: str):
-    cluster = cluster_at(kubeconfig, Clock())
+    cluster = cluster_at(kubeconfig, ManualClock(T0))
 
     cluster.record_event(rollout_ref(namespace), "Warning", "GateFailed", "success-rate 97.1 < 99")
     [event] = cluster.list_events(namespace, "ui")
@@ -163,7 +152,7 @@ def test_an_event_names_its_object_and_source(kubeconfig: Path, namespace: str):
 
 @ON_BOTH
 def test_a_repeated_event_bumps_its_count(kubeconfig: Path, namespace: str):
-    clock = Clock()
+    clock = ManualClock(T0)
     cluster = cluster_at(kubeconfig, clock)
     ref = rollout_ref(namespace)
 
@@ -181,7 +170,7 @@ def test_a_repeated_event_bumps_its_count(kubeconfig: Path, namespace: str):
 
 @ON_BOTH
 def test_events_are_listed_for_one_object_newest_last(kubeconfig: Path, namespace: str):
-    clock = Clock()
+    clock = ManualClock(T0)
     cluster = cluster_at(kubeconfig, clock)
     ref, other = rollout_ref(namespace), rollout_ref(namespace, "cart")
 
@@ -200,7 +189,7 @@ def test_events_are_listed_for_one_object_newest_last(kubeconfig: Path, namespac
 
 @ON_BOTH
 def test_a_long_message_is_truncated_to_one_kib(kubeconfig: Path, namespace: str):
-    cluster = cluster_at(kubeconfig, Clock())
+    cluster = cluster_at(kubeconfig, ManualClock(T0))
 
     cluster.record_event(rollout_ref(namespace), "Warning", "Invalid", "é" * 2000)
     [event] = cluster.list_events(namespace, "ui")
@@ -213,7 +202,7 @@ def test_a_long_message_is_truncated_to_one_kib(kubeconfig: Path, namespace: str
 def test_an_event_deleted_meanwhile_is_created_again(
     kubeconfig: Path, namespace: str, api_client: client.ApiClient
 ):
-    cluster = cluster_at(kubeconfig, Clock())
+    cluster = cluster_at(kubeconfig, ManualClock(T0))
     core = client.CoreV1Api(api_client)
     ref = rollout_ref(namespace)
 
@@ -232,7 +221,7 @@ def test_an_event_deleted_meanwhile_is_created_again(
 
 @ON_BOTH
 def test_only_one_identity_holds_the_lease(kubeconfig: Path, namespace: str):
-    clock = Clock()
+    clock = ManualClock(T0)
     a, b = cluster_at(kubeconfig, clock), cluster_at(kubeconfig, clock)
 
     assert a.try_acquire_lease(namespace, "canary-leader", "a", 15) is True
@@ -247,7 +236,7 @@ def test_only_one_identity_holds_the_lease(kubeconfig: Path, namespace: str):
 def test_an_expired_lease_is_taken_over(
     kubeconfig: Path, namespace: str, api_client: client.ApiClient
 ):
-    clock = Clock()
+    clock = ManualClock(T0)
     a, b = cluster_at(kubeconfig, clock), cluster_at(kubeconfig, clock)
     coordination = client.CoordinationV1Api(api_client)
     a.try_acquire_lease(namespace, "canary-leader", "a", 15)
@@ -264,7 +253,7 @@ def test_an_expired_lease_is_taken_over(
 
 
 def test_a_lost_race_for_the_lease_is_false(kubeconfig: Path, server: ApiServer):
-    clock = Clock()
+    clock = ManualClock(T0)
     a = cluster_at(kubeconfig, clock)
     a.try_acquire_lease(NAMESPACE, "canary-leader", "a", 15)
     clock.now = T0 + timedelta(seconds=5)
@@ -275,7 +264,7 @@ def test_a_lost_race_for_the_lease_is_false(kubeconfig: Path, server: ApiServer)
 
 
 def test_a_renewal_that_would_outlast_its_timeout_fails(kubeconfig: Path, server: ApiServer):
-    a = cluster_at(kubeconfig, Clock())
+    a = cluster_at(kubeconfig, ManualClock(T0))
     a.try_acquire_lease(NAMESPACE, "canary-leader", "a", 15)
     server.faults.delay(1.0)
 
@@ -284,7 +273,7 @@ def test_a_renewal_that_would_outlast_its_timeout_fails(kubeconfig: Path, server
 
 
 def test_a_renewal_with_a_timeout_is_not_retried(kubeconfig: Path, server: ApiServer):
-    a = cluster_at(kubeconfig, Clock())
+    a = cluster_at(kubeconfig, ManualClock(T0))
     server.faults.fail_next(1, code=503, resource="leases")
 
     with pytest.raises(KubeError):
@@ -294,7 +283,7 @@ def test_a_renewal_with_a_timeout_is_not_retried(kubeconfig: Path, server: ApiSe
 
 
 def test_two_creators_race_and_one_wins(kubeconfig: Path, server: ApiServer):
-    clock = Clock()
+    clock = ManualClock(T0)
     a, b = cluster_at(kubeconfig, clock), cluster_at(kubeconfig, clock)
     server.faults.conflict_next(1, resource="leases")  # b's create: a created it first
 
