@@ -40,8 +40,10 @@ EXAMPLE_NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 def observed_telemetry() -> Telemetry:
-    """A controller's metrics after one decision and one of each counted thing."""
+    """A controller's metrics after one decision and one of each counted thing, with a release
+    cap (whose gauges exist only with --max-concurrent-releases)."""
     telemetry = Telemetry()
+    telemetry.track_release_slots(2, running=lambda: 1, waiting=lambda: 0)
     rollout = Rollout.model_validate(example_release())
     decision = advance(rollout, Observed(stable_version="v1"), EXAMPLE_NOW)
     telemetry.observe_decision(rollout, decision)
