@@ -25,6 +25,7 @@ from canary.core.crd import rollout_crd
 from canary.core.model import API_VERSION, KIND
 from canary_sandbox.apiserver import ApiServer, bundled_crd_paths
 from canary_sandbox.client import SandboxClient, SandboxError
+from canary_sandbox.polling import poll
 from canary_sandbox.traffic import KubeRouting, TrafficSimulator
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ui"
@@ -139,11 +140,24 @@ def install_example(
 
 
 def remove_rollout(client: SandboxClient, namespace: str = NAMESPACE) -> None:
-    """Rollout `ui` deleted at once, its finalizer dropped (no controller need be running)."""
+    """Rollout `ui` deleted and gone before this returns, its finalizer dropped (no controller
+    need be running). Deleted first, then the finalizer dropped until it is gone: a running
+    controller that saw the finalizer dropped before the deletion would put it back, and a
+    Rollout applied next would then land on the old one, still being deleted, and go with it."""
     path = client.path(API_VERSION, KIND, namespace, SERVICE)
     with contextlib.suppress(SandboxError):
-        client.merge_patch(path, {"metadata": {"finalizers": None}})
         client.delete(path)
+
+    def gone() -> bool:
+        try:
+            client.merge_patch(path, {"metadata": {"finalizers": None}})
+        except SandboxError as error:
+            if error.code == 404:
+                return True
+            raise
+        return False
+
+    poll(gone, READY_TIMEOUT, f"Rollout {namespace}/{SERVICE} gone", every=0.05)
 
 
 def delete_example(client: SandboxClient, namespace: str = NAMESPACE) -> None:
