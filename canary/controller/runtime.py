@@ -363,7 +363,7 @@ class Controller:
         self.may_write = may_write or WriteGuard(telemetry, leader, shards=shards)
         # --max-concurrent-releases: the registry learns from every Rollout the watch brings
         # (so a standby and a restarted controller both count the releases under way); it
-        # puts the longest-waiting Rollouts into `queue` when a slot frees (`wake_into`)
+        # puts the longest-waiting Rollouts into `queue` when a slot frees (`on_free`)
         self.slots = slots
         self._workers = [
             threading.Thread(target=self._work, name=f"worker-{n}", daemon=True)
@@ -461,6 +461,10 @@ class Controller:
         self.rollouts.remove(key)
         if self.slots is not None:
             self.slots.forget(key)
+        self._unschedule(key)
+
+    def _unschedule(self, key: str) -> None:
+        """Nothing of `key` waits here any more (queue, tick), and its metrics go."""
         self.queue.remove(key)
         with contextlib.suppress(JobLookupError):
             self.scheduler.remove_job(f"{key}#tick")
@@ -519,11 +523,7 @@ class Controller:
         assert self.shards is not None
         for key in self.rollouts.all_keys():
             if self.shards.shard_of(key) == shard:
-                self.queue.remove(key)
-                with contextlib.suppress(JobLookupError):
-                    self.scheduler.remove_job(f"{key}#tick")
-                namespace, _, name = key.partition("/")
-                self.telemetry.forget(namespace, name)
+                self._unschedule(key)
         if self.slots is not None:
             self.slots.recount()  # its releases no longer take this replica's slots
 
