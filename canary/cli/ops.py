@@ -79,15 +79,11 @@ def controller(
         ),
     ] = 0,
 ) -> None:
-    from canary.controller.main import ControllerOptions, run
+    from canary.controller.main import LEADER_ELECT_WITH_SHARDS, ControllerOptions, run
     from canary.notify.config import ConfigError, load_config
 
     if leader_elect and shards > 1:
-        typer.echo(
-            "error: --leader-elect and --shards exclude each other: drop --leader-elect, the "
-            "shard Leases fence every write",
-            err=True,
-        )
+        typer.echo(f"error: {LEADER_ELECT_WITH_SHARDS}", err=True)
         raise typer.Exit(2)
     if notifications is not None:
         try:

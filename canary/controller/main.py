@@ -28,6 +28,11 @@ from canary.metrics.prometheus import PrometheusSource
 from canary.metrics.scrape import ScrapeSource
 from canary.notify.notifier import Notifier
 
+LEADER_ELECT_WITH_SHARDS = (
+    "--leader-elect and --shards exclude each other: drop --leader-elect, the shard Leases "
+    "fence every write"
+)
+
 
 @dataclass(frozen=True)
 class ControllerOptions:
@@ -127,10 +132,7 @@ def shard_manager(
     if options.shards < 2:
         return None
     if options.leader_elect:
-        raise ValueError(
-            "--leader-elect and --shards exclude each other: drop --leader-elect, the shard "
-            "Leases fence every write"
-        )
+        raise ValueError(LEADER_ELECT_WITH_SHARDS)
     manager = ShardManager(
         cluster,
         options.lease_namespace,
