@@ -12,7 +12,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from canary.cli.dashboard import ranges, state
+from canary.cli.dashboard.server import _range_reader
+from canary.cli.errors import UserError
 from canary.core.model import Rollout
 from canary.core.status import RolloutStatus
 
@@ -110,3 +114,9 @@ def test_gate_charts_carry_the_checks_and_the_prometheus_line() -> None:
     assert latency["title"] == "latency" and latency["unit"] == "ms"
     assert latency["series"][0]["points"] == []
     assert latency["thresholds"] == [{"value": 250.0, "label": "<= 250"}]
+
+
+def test_a_prometheus_that_is_not_an_http_url_is_one_sentence() -> None:
+    with pytest.raises(UserError, match=r"^--prometheus ftp://x is not an http\(s\) URL: give"):
+        _range_reader("ftp://x")
+    assert _range_reader(None) is None

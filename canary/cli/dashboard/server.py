@@ -453,10 +453,16 @@ def _replaces(listed: Obj, known: Obj | None) -> bool:
 def _range_reader(prometheus: str | None) -> RangeReader | None:
     if prometheus is None:
         return None
-    if not re.match(r"^https?://", prometheus):
+    from pydantic import ValidationError
+
+    from canary.cli.dashboard.ranges import RangeReader
+    from canary.core.spec import PrometheusRef
+
+    try:  # the URL rule of spec.prometheus.url, which the lines are read with
+        PrometheusRef(url=prometheus)
+    except ValidationError:
         raise UserError(
             f"--prometheus {prometheus} is not an http(s) URL: give e.g. http://127.0.0.1:9090"
-        )
-    from canary.cli.dashboard.ranges import RangeReader
+        ) from None
 
     return RangeReader(prometheus)
