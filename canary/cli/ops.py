@@ -78,8 +78,16 @@ def controller(
             "--leader-elect for a standby).",
         ),
     ] = 0,
+    identity: Annotated[
+        str | None,
+        typer.Option(
+            help="This replica's name in its Leases and in its API user agent (the audit log "
+            "shows it). Default: the host name (a Pod's name) and a random suffix.",
+        ),
+    ] = None,
 ) -> None:
     from canary.controller.main import LEADER_ELECT_WITH_SHARDS, ControllerOptions, run
+    from canary.controller.runtime import default_identity
     from canary.notify.config import ConfigError, load_config
 
     if leader_elect and shards > 1:
@@ -112,6 +120,7 @@ def controller(
             store_every_check=store_every_check,
             max_concurrent_releases=max_concurrent_releases,
             shards=shards,
+            identity=identity or default_identity(),
         )
     )
 

@@ -91,9 +91,12 @@ class KubeCluster:
         limiter: TokenBucket | None = None,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = _utc_now,
+        user_agent: str | None = None,
     ) -> None:
         configuration.retries = False  # retries are ours: counted, rate limited, Retry-After
         self._api = k8s.ApiClient(configuration)
+        if user_agent is not None:
+            self._api.user_agent = user_agent
         self._custom = k8s.CustomObjectsApi(self._api)
         self._apps = k8s.AppsV1Api(self._api)
         self._core = k8s.CoreV1Api(self._api)

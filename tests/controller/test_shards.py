@@ -185,12 +185,13 @@ def replicas(env: Env, writes: list[Write]) -> Iterator[Callable[[str], Replica]
         kube = KubeCluster.from_kubeconfig(str(env.kubeconfig), qps=1000, burst=1000)
         cluster = Recording(kube, identity, writes)
         telemetry, stop = Telemetry(), threading.Event()
-        options = ControllerOptions(shards=SHARDS, lease_namespace=env.namespace)
+        options = ControllerOptions(
+            shards=SHARDS, lease_namespace=env.namespace, identity=identity
+        )
         manager = shard_manager(
             options,
             cluster,
             telemetry,
-            identity=identity,
             lease_seconds=LEASE_SECONDS,
             retry_seconds=0.25,
         )
@@ -320,6 +321,7 @@ def test_replicas_share_the_shards_and_a_stopped_one_hands_them_over(env: Env) -
         spread = time.monotonic()
         assert a.handovers("released") == 2 and b.handovers("acquired") == 2
         assert b.telemetry.registry.get_sample_value("canary_shards_held") == 2
+        assert b.telemetry.registry.get_sample_value("canary_leader") == 0  # no leader here
         holders = lease_holders(env)
         assert sorted(holders.values()) == ["a", "a", "b", "b"]
         b_keys = shard_keys(keys, b.held())
