@@ -40,3 +40,14 @@ def version_not_older(new: str, old: str | None) -> bool:
     if old is not None and new.isdigit() and old.isdigit():
         return int(new) >= int(old)
     return True
+
+
+def without_managed_fields(obj: Obj) -> Obj:
+    """`obj` without `metadata.managedFields` (a shallow copy; `obj` is left as it is). No
+    reconcile reads them, and on a real apiserver they are a large part of every object the
+    caches keep. A PUT of the object without them keeps them as the apiserver has them."""
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict) or "managedFields" not in metadata:
+        return obj
+    trimmed = {key: value for key, value in metadata.items() if key != "managedFields"}
+    return {**obj, "metadata": trimmed}

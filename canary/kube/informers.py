@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Literal, NamedTuple
 
-from canary.core.objects import Obj, is_newer, key_of
+from canary.core.objects import Obj, is_newer, key_of, without_managed_fields
 from canary.kube.client import KubeCluster
 from canary.kube.port import (
     ConflictError,
@@ -41,8 +41,9 @@ class Replaced(NamedTuple):
 
 
 class ObjectCache:
-    """One kind's objects by namespace/name (`key_of`), fed by its watch and by our own writes.
-    The informers keep one per kind; the controller's runtime keeps its Rollouts in one."""
+    """One kind's objects by namespace/name (`key_of`), fed by its watch and by our own writes,
+    kept without their managedFields. The informers keep one per kind; the controller's runtime
+    keeps its Rollouts in one."""
 
     def __init__(self) -> None:
         self._objects: dict[str, Obj] = {}
@@ -63,7 +64,7 @@ class ObjectCache:
 
     def put(self, obj: Obj) -> Replaced:
         """Store `obj` unless the cache holds a newer version of it."""
-        key = key_of(obj)
+        key, obj = key_of(obj), without_managed_fields(obj)
         with self._lock:
             previous = self._objects.get(key)
             stored = is_newer(obj, previous)
@@ -78,7 +79,7 @@ class ObjectCache:
     def apply(self, event: WatchEvent) -> None:
         if event.type == "SYNC":
             with self._lock:
-                self._objects = {key_of(obj): obj for obj in event.objects}
+                self._objects = {key_of(obj): without_managed_fields(obj) for obj in event.objects}
             self.synced.set()
         elif event.object is not None and event.type == "DELETED":
             self.remove(key_of(event.object))
