@@ -4,7 +4,8 @@ replica should take or give up, from the Leases it saw (`--shards S`). No I/O, n
 - A Rollout's shard is the sha256 of "namespace/name" mod S: the same in every process, across
   restarts and whatever the number of replicas (Python's `hash()` is salted per process).
 - Shard i is owned through the Lease `canary-shard-<i>-of-<S>`; the S in the name keeps
-  replicas that run with different `--shards` (a rolling change of S) off each other's Leases.
+  replicas that run with different `--shards` (a rolling change of S) off each other's Leases;
+  once nobody holds a Lease of another S (its replicas are gone), it is deleted.
 - Every replica also renews a member Lease `canary-replica-<identity>`, so that a replica that
   holds no shard yet (it just started) is counted: the replicas alive are the holders of the
   member and shard Leases that have not expired.
@@ -75,7 +76,8 @@ class ShardPlan:
     share: int  # ceil(S / replicas): the most a replica holds once spread
     take: tuple[int, ...]  # free or expired shards to try to acquire, in this order
     give_up: tuple[int, ...]  # held shards to hand back (stop writing first, then release)
-    forget: tuple[LeaseView, ...]  # expired member Leases of replicas gone, to delete
+    # to delete: expired member Leases of replicas gone, and shard Leases of another S unheld
+    forget: tuple[LeaseView, ...]
 
 
 def fair_share(shards: int, replicas: int) -> int:
@@ -107,6 +109,8 @@ def plan(
                 members.add(lease.holder)
             elif lease.name != member_lease_name(identity):
                 forget.append(lease)
+        elif lease.name.startswith(SHARD_PREFIX) and not lease.alive(now):
+            forget.append(lease)  # left by replicas that ran with another --shards
     for shard in range(shards):
         if shard in mine:
             holders[shard] = identity

@@ -125,6 +125,15 @@ def test_the_shards_of_a_dead_replica_are_taken_once_expired() -> None:
     assert [lease.name for lease in after.forget] == [member_lease_name("b")]
 
 
+def test_shard_leases_of_another_count_are_deleted_once_nobody_holds_them() -> None:
+    old_count = [shard(0, "old", shards=2), shard(1, None, shards=2), shard(0, "x", 20, shards=3)]
+    decided = plan("a", 4, [member("a"), *old_count], [], NOW)
+    assert sorted(lease.name for lease in decided.forget) == sorted(
+        [shard_lease_name(1, 2), shard_lease_name(0, 3)]
+    )
+    assert decided.replicas == ("a",) and sorted(decided.take) == [0, 1, 2, 3]
+
+
 def test_a_shard_held_in_time_is_never_taken() -> None:
     leases = [member("a"), member("b"), shard(0, "b", age=14)]
     assert 0 not in plan("a", 4, leases, [], NOW).take
