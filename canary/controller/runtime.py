@@ -327,7 +327,7 @@ class WriteGuard:
 
     def __call__(self, key: str) -> bool:
         leading = self.leader is None or self.leader.is_leading()
-        self.telemetry.leader.set(1 if leading else 0)
+        self.telemetry.leader.set(1 if leading and self.shards is None else 0)
         if not leading or self.stopping.is_set():
             return False
         return self.shards is None or self.shards.may_write(key)

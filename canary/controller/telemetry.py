@@ -112,7 +112,10 @@ class Telemetry:
             registry=self.registry,
         )
         self.leader = Gauge(
-            "canary_leader", "1 while this replica holds the leader lease", registry=self.registry
+            "canary_leader",
+            "1 while this replica writes as the only one (holds the leader lease of "
+            "--leader-elect, or runs without it); 0 with --shards: see canary_shards_held",
+            registry=self.registry,
         )
         self.shard_handovers = Counter(
             "canary_shard_handovers",
