@@ -172,6 +172,8 @@ class ControlPlane:
     start_timeout: float = 90.0
     crd_files: Sequence[Path] = OWN_CRDS
     ports: Ports = field(default_factory=Ports)
+    # an audit policy: kube-apiserver then writes its audit log (JSON lines) to `audit_log`
+    audit_policy: Path | None = None
 
     def __post_init__(self) -> None:
         self._owned_workdir: tempfile.TemporaryDirectory[str] | None = None
@@ -216,6 +218,10 @@ class ControlPlane:
 
     def log_file(self, name: str) -> Path:
         return self.dir / "logs" / f"{name}.log"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.log_file("audit")
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -536,6 +542,11 @@ class ControlPlane:
                 "--log-level=warn",
             ]
 
+        def audit() -> list[str]:
+            if self.audit_policy is None:
+                return []
+            return [f"--audit-policy-file={self.audit_policy}", f"--audit-log-path={self.audit_log}"]
+
         def apiserver() -> list[str]:
             return [
                 str(binary["kube-apiserver"]),
@@ -555,6 +566,7 @@ class ControlPlane:
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--v=1",
+                *audit(),
             ]
 
         def component(name: str, port: int) -> list[str]:
