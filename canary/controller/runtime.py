@@ -464,8 +464,10 @@ class Controller:
         self._unschedule(key)
 
     def _unschedule(self, key: str) -> None:
-        """Nothing of `key` waits here any more (queue, tick), and its metrics go."""
+        """Nothing of `key` waits here any more (queue, tick), and its metrics and the
+        reconciler's memory of it go."""
         self.queue.remove(key)
+        self.reconciler.forget(key)
         with contextlib.suppress(JobLookupError):
             self.scheduler.remove_job(f"{key}#tick")
         namespace, _, name = key.partition("/")
