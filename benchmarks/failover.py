@@ -128,15 +128,27 @@ class Fleet:
 
 
 def list_all(plane: Any, path: str) -> Iterator[dict[str, Any]]:
-    """Every item of a collection, 500 at a time."""
+    """Every item of a collection, 500 at a time (a page the loaded apiserver is slow to send
+    is asked for again)."""
     token = ""
     while True:
         separator = "&" if "?" in path else "?"
-        page = plane.request("GET", f"{path}{separator}limit=500&continue={token}")
+        page = read_page(plane, f"{path}{separator}limit=500&continue={token}")
         yield from page.get("items") or []
         token = (page.get("metadata") or {}).get("continue") or ""
         if not token:
             return
+
+
+def read_page(plane: Any, path: str, attempts: int = 5) -> dict[str, Any]:
+    for attempt in range(attempts):
+        try:
+            return dict(plane.request("GET", path))
+        except (TimeoutError, urllib.error.URLError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(2)
+    raise AssertionError("unreachable")
 
 
 def lease_holders(plane: Any, shards: int) -> dict[int, str | None]:
@@ -315,9 +327,14 @@ def run(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             5,
         )
         phases = bench.phases()
+        memory = [round(scale._cpu_and_rss(r.process.pid)[1]) for r in fleet.alive()]
+        servers = {name: round(scale._cpu_and_rss(plane.pid(name) or 0)[1])
+                   for name in ("kube-apiserver", "etcd")}  # fmt: skip
         fleet.stop_all()
         time.sleep(2)  # the audit log's last lines
-        return judge(read_audit(plane.audit_log), bench.timeline, options, phases)
+        (workdir / "timeline.json").write_text(json.dumps(bench.timeline.__dict__))
+        figures = judge(read_audit(plane.audit_log), bench.timeline, options, phases)
+        return {**figures, "replicas' resident memory (MB)": memory, "servers (MB)": servers}
 
 
 # ---------------------------------------------------------------- the judgement

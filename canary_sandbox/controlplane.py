@@ -545,7 +545,11 @@ class ControlPlane:
         def audit() -> list[str]:
             if self.audit_policy is None:
                 return []
-            return [f"--audit-policy-file={self.audit_policy}", f"--audit-log-path={self.audit_log}"]
+            return [
+                f"--audit-policy-file={self.audit_policy}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-maxsize=1000000",  # megabytes: one file, never rotated
+            ]
 
         def apiserver() -> list[str]:
             return [

@@ -10,7 +10,8 @@ writes nothing until the heartbeat, and a changed verdict is stored at once; a s
 VirtualService write and one status write, no DestinationRule write and no read; a hand edit
 reaches the cache through the watch and is undone; a cache that is behind gets a 409 and the
 write is planned again from a fresh read, keeping the other writer's change; the naive adapter
-(no caches) reads on every tick.
+(no caches) reads on every tick; a tick on the mesh and spec it last found settled neither
+checks nor plans (a spec edit does both again).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from controller_helpers import Env, writes
@@ -231,3 +233,42 @@ def test_without_caches_every_tick_reads_the_mesh(env: Env) -> None:
 def _cached_version(cluster: CachedCluster, namespace: str) -> int:
     cached = cluster.virtual_services.get(namespace, "ui") or {}
     return int(cached.get("metadata", {}).get("resourceVersion") or 0)
+
+
+class CountingRouter(IstioRouter):
+    """The Istio router, counting its checks and plans."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def check(self, *args: Any) -> None:
+        self.calls += 1
+        super().check(*args)
+
+    def plan_virtual_service(self, *args: Any) -> Any:
+        self.calls += 1
+        return super().plan_virtual_service(*args)
+
+    def plan_destination_rule(self, *args: Any) -> Any:
+        self.calls += 1
+        return super().plan_destination_rule(*args)
+
+
+@ON_BOTH
+def test_a_tick_on_the_mesh_and_spec_it_last_found_settled_checks_and_plans_nothing(
+    env: Env, cached: CachedCluster
+) -> None:
+    router = CountingRouter()
+    env.reconciler.router = router
+    start_release(env)
+    to_split(env)
+    tick(env, 1)  # the first on this reconciler's memory of the settled mesh
+    router.calls = 0
+    tick(env, 1)
+    assert router.calls == 0 and requests(env) == {}
+
+    rollout = stored(env)
+    rollout["spec"]["analysis"]["failureLimit"] = 5  # a spec edit: checked and planned again
+    env.put(rollout)
+    tick(env, 1)
+    assert router.calls > 0
