@@ -10,12 +10,12 @@ the adapter's usual retries. Every object the API answers a write with goes into
 once, so the next tick never plans from an object older than its own write.
 
 A cache miss (not synced yet, or an object the watch has not delivered) is a plain GET, so
-a missing object is still reported by the API as NotFound.
+a missing object is still reported by the API as NotFound. A read hands out the cache's own
+object, not a copy (a copy was a third of a tick's CPU): the port's readers never modify it.
 """
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Callable, Iterator
 from typing import Literal, NamedTuple
@@ -151,7 +151,7 @@ class CachedCluster:
         if cached is None:
             cached = fetch(namespace, name)
             cache.put(cached)
-        return copy.deepcopy(cached)
+        return cached  # the cache's own: the port's readers never modify it (the router's are pure)
 
     def _update(
         self,

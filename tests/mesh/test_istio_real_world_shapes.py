@@ -35,11 +35,13 @@ from canary.core.traffic import Traffic
 from canary.mesh.istio import (
     MeshError,
     check,
+    observe_traffic,
     plan_destination_rule,
     plan_virtual_service,
     release_destination_rule,
     release_virtual_service,
     route_index,
+    stable_version,
 )
 
 Json = dict[str, Any]
@@ -225,7 +227,10 @@ def test_a_release_on_any_real_world_shape_is_valid_intact_and_safe_or_refused_i
     assert [e["destination"]["subset"] for e in released_vs["spec"]["http"][index]["route"]] == [
         STABLE
     ]
-    assert (json.dumps(vs), json.dumps(dr)) == (original_vs, original_dr)  # inputs untouched
+    observe_traffic(vs, dr, "ui", spec)
+    stable_version(dr, "ui", spec)
+    # inputs untouched: the informers hand the router their own objects
+    assert (json.dumps(vs), json.dumps(dr)) == (original_vs, original_dr)
 
 
 @PROPERTY
