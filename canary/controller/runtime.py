@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -36,7 +36,7 @@ from canary.core.objects import Obj, key_of, resource_version
 from canary.core.shards import member_lease_name, plan, shard_lease_name, shard_of
 from canary.kube.informers import ObjectCache
 from canary.kube.leases import view
-from canary.kube.port import Cluster, ConflictError, KubeError, WatchEvent
+from canary.kube.port import Cluster, ConflictError, KubeError, NotFoundError, WatchEvent
 
 log = structlog.get_logger("canary.controller")
 
@@ -365,6 +365,10 @@ class Controller:
         # (so a standby and a restarted controller both count the releases under way); it
         # puts the longest-waiting Rollouts into `queue` when a slot frees (`on_free`)
         self.slots = slots
+        # Rollouts this replica has just taken over (elected, or their shard gained): read from
+        # the API before their first reconcile here, for the cache may not have caught up with
+        # the last writes of the replica that held them
+        self._taken_over: set[str] = set()
         self._workers = [
             threading.Thread(target=self._work, name=f"worker-{n}", daemon=True)
             for n in range(workers)
@@ -389,7 +393,10 @@ class Controller:
             worker.start()
         if self.leader is not None:
             threading.Thread(
-                target=self.leader.run, args=(stop, self._trigger_all), name="leader", daemon=True
+                target=self.leader.run,
+                args=(stop, lambda: self._take_over(self.rollouts.all_keys())),
+                name="leader",
+                daemon=True,
             ).start()
         sharing = None
         if self.shards is not None:
@@ -499,8 +506,12 @@ class Controller:
         """Reconcile `key` after `after` seconds (sooner if already due sooner)."""
         self.queue.add(key, after)
 
-    def _trigger_all(self) -> None:
-        for key in self.rollouts.all_keys():
+    def _take_over(self, keys: Iterable[str]) -> None:
+        """Reconcile `keys` at once, each from the Rollout as stored, not as cached: the
+        replica that wrote them last may have done so after this one's watch delivered them,
+        and a stale Rollout would take its release back a step, or undo a rollback."""
+        for key in keys:
+            self._taken_over.add(key)
             self.trigger(key)
 
     # ------------------------------------------------------------ shards (--shards S)
@@ -517,7 +528,7 @@ class Controller:
             obj = self.rollouts.get(*key.split("/", 1))
             if obj is not None and self.shards.shard_of(key) == shard:
                 self._schedule_interval(key, obj)
-                self.trigger(key)
+                self._take_over([key])
 
     def _lost(self, shard: int) -> None:
         """The shard is no longer held (handed back, or its renewals failed): nothing of its
@@ -536,9 +547,29 @@ class Controller:
             try:
                 obj = self.rollouts.get(*key.split("/", 1))
                 if obj is not None and self.may_write(key):
-                    self._reconcile_once(key, obj)
+                    stored = self._as_stored(key, obj)
+                    if stored is not None:
+                        self._reconcile_once(key, stored)
             finally:
                 self.queue.done(key)
+
+    def _as_stored(self, key: str, cached: Obj) -> Obj | None:
+        """The Rollout to reconcile: the cached one, or for one just taken over the newer of it
+        and the stored one (None when that read failed: retried later; or it is gone)."""
+        if key not in self._taken_over:
+            return cached
+        namespace, name = key.split("/", 1)
+        try:
+            stored = self.cluster.get_rollout(namespace, name)
+        except NotFoundError:
+            self._taken_over.discard(key)  # deleted: its watch event is on the way
+            return None
+        except KubeError as error:
+            self._retry_later(key, type(error).__name__, str(error))
+            return None
+        self._taken_over.discard(key)
+        self.rollouts.put(stored)
+        return self.rollouts.get(namespace, name)
 
     def _reconcile_once(self, key: str, obj: Obj) -> None:
         started = time.perf_counter()

@@ -185,9 +185,7 @@ def replicas(env: Env, writes: list[Write]) -> Iterator[Callable[[str], Replica]
         kube = KubeCluster.from_kubeconfig(str(env.kubeconfig), qps=1000, burst=1000)
         cluster = Recording(kube, identity, writes)
         telemetry, stop = Telemetry(), threading.Event()
-        options = ControllerOptions(
-            shards=SHARDS, lease_namespace=env.namespace, identity=identity
-        )
+        options = ControllerOptions(shards=SHARDS, lease_namespace=env.namespace, identity=identity)
         manager = shard_manager(
             options,
             cluster,
