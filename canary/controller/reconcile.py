@@ -111,6 +111,11 @@ class _MeshInputs:
         return cls(vs, dr, rollout.metadata.name, rollout.spec) if vs and dr else None
 
 
+class FencedError(KubeError):
+    """This replica stopped being sure of its Lease during the reconcile: what it had not yet
+    written is not written (the Rollout is reconciled again, by its holder)."""
+
+
 class _CannotSteerError(Exception):
     """A user-caused problem found after `rollout` was written (its latest stored form)."""
 
@@ -324,6 +329,15 @@ class Reconciler:
         if inputs is not None:
             self._checked[rollout.key] = inputs
 
+    def _fence(self, rollout: Rollout) -> None:
+        """Before each write of traffic or status: a decision is written whole or not at all,
+        never its traffic without its status (the release would run ahead of its record)."""
+        if not self.may_write(rollout.key):
+            raise FencedError(
+                f"Rollout {rollout.key}: this replica is no longer sure of its Lease; "
+                "not written, the Rollout is reconciled again by the replica holding it"
+            )
+
     def forget(self, key: str) -> None:
         """The Rollout `key` is gone (or no longer this replica's): drop what is kept of it."""
         self._checked.pop(key, None)
@@ -335,6 +349,7 @@ class Reconciler:
         namespace, spec = rollout.metadata.namespace, rollout.spec
         vs, dr = plan.mesh.virtual_service, plan.mesh.destination_rule
         for write in plan.writes:
+            self._fence(rollout)
             if write.target == "destinationRule":
                 dr = self.cluster.update_destination_rule(
                     namespace, spec.destination_rule.name, self._planner(rollout, write)
@@ -362,8 +377,9 @@ class Reconciler:
         if not self.store_every_check and repeats_stored_check(rollout.status, status):
             return rollout, None
         old, new = rollout.status.wire(), status.wire()
-        if old == new or not self.may_write(rollout.key):
+        if old == new:
             return rollout.model_copy(update={"status": status}), None
+        self._fence(rollout)
         response = self.cluster.patch_rollout_status(
             rollout.metadata.namespace,
             rollout.metadata.name,
@@ -426,6 +442,7 @@ class Reconciler:
                 self._apply(
                     held, self._plan(held, self._read_mesh(held), stable_only(stable, stable))
                 )
+                self._fence(held)
                 self.cluster.update_virtual_service(
                     namespace,
                     spec.virtual_service.name,
@@ -433,6 +450,7 @@ class Reconciler:
                         self.router.release_virtual_service(obj, name, spec, stable)
                     ),
                 )
+                self._fence(held)
                 self.cluster.update_destination_rule(
                     namespace,
                     spec.destination_rule.name,
@@ -443,6 +461,7 @@ class Reconciler:
         except (NotFoundError, MeshError) as error:
             log.warning("released without touching the mesh", rollout=name, error=str(error))
         log.info("rollout deleted; route handed back to stable", rollout=name, namespace=namespace)
+        self._fence(rollout)
         self._drop_finalizer(rollout.metadata)
         return Outcome(None, None)
 
