@@ -76,7 +76,7 @@ def test_a_clean_takeover_counts_nothing(tmp_path: Path) -> None:
         ],
     )
     assert figures["writes by a replica not holding the shard"] == 0
-    assert figures["Rollouts written by two replicas at once (interleaved)"] == 0
+    assert figures["Rollouts whose writer changed without a Lease handover"] == 0
     assert (figures["steps skipped"], figures["steps repeated"]) == (0, 0)
     assert figures["SIGKILL: takeover p50 / p99 (s)"] == "15.0 / 15.0"
     assert figures["SIGKILL: its releases' next write p50 / p99 (s)"] == "17.0 / 17.0"
@@ -95,7 +95,7 @@ def test_two_writers_a_skip_and_a_repeat_are_counted(tmp_path: Path) -> None:
         ],
     )
     assert figures["writes by a replica not holding the shard"] == 2
-    assert figures["Rollouts written by two replicas at once (interleaved)"] == 1
+    assert figures["Rollouts whose writer changed without a Lease handover"] == 1
     assert (figures["steps skipped"], figures["steps repeated"]) == (1, 1)
 
 
