@@ -28,6 +28,7 @@ replica, and the Lease and status bodies), not anything the replicas say of them
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import itertools
 import json
@@ -167,14 +168,13 @@ def lease_holders(plane: Any, shards: int) -> dict[int, str | None]:
     return holders
 
 
-def wait_for(what: str, done: Callable[[], bool], timeout: float, every: float = 2.0) -> float:
+def wait_for(what: str, done: Callable[[], bool], timeout: float, every: float = 2.0) -> None:
+    """`poll` (AssertionError after `timeout`), printing how long it took."""
+    from canary_sandbox.polling import poll
+
     began = time.monotonic()
-    while not done():
-        if time.monotonic() - began > timeout:
-            raise TimeoutError(f"waited {timeout:.0f} s for {what}")
-        time.sleep(every)
+    poll(done, timeout, what, every=every)
     print(f"  {what}: {time.monotonic() - began:.0f} s", flush=True)
-    return time.time()
 
 
 def spread(plane: Any, shards: int, identities: set[str]) -> bool:
@@ -321,7 +321,7 @@ def run(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         bench.kill_one()
         bench.rolling_restart()
         (workdir / "timeline.json").write_text(json.dumps(bench.timeline.__dict__))
-        with contextlib.suppress(TimeoutError):  # judged all the same: the phases say which
+        with contextlib.suppress(AssertionError):  # judged all the same: the phases say which
             wait_for(
                 "every release Succeeded", lambda: set(bench.phases()) == {"Succeeded"}, 1200, 5
             )
@@ -394,15 +394,14 @@ class LeaseHistory:
             if shard is not None:
                 holder = (write.body.get("spec") or {}).get("holderIdentity") or None
                 self.changes[shard].append((write.received, holder))
+        for changes in self.changes.values():
+            changes.sort(key=lambda change: change[0])
+        self._moments = {shard: [m for m, _ in changes] for shard, changes in self.changes.items()}
 
     def holder(self, shard: int, at: float) -> str | None:
         """The holder after the last Lease write received before `at`."""
-        held = None
-        for moment, holder in self.changes[shard]:
-            if moment > at:
-                break
-            held = holder
-        return held
+        index = bisect.bisect_right(self._moments.get(shard, []), at)
+        return self.changes[shard][index - 1][1] if index else None
 
     def acquired(self, shard: int, holder: str, after: float, until: float) -> bool:
         """Whether `holder` wrote the shard's Lease as its holder in (after, until]."""
@@ -494,22 +493,30 @@ def unexplained_writer_changes(
     return sorted(found)
 
 
+def replayed_statuses(writes: list[Write], keys: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each Rollout's status after each of its status patches (JSON merge patches), in order."""
+    from canary_sandbox.patch import merge_patch
+
+    wanted = set(keys)
+    replayed: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for write in writes:
+        if write.resource == "rollouts/status" and write.key in wanted:
+            before = replayed[write.key][-1] if replayed[write.key] else {}
+            replayed[write.key].append(merge_patch(before, write.body.get("status") or {}))
+    return replayed
+
+
 def step_faults(writes: list[Write], releasing: list[str]) -> tuple[int, int]:
     """(skipped, repeated) steps over the releases, from their status replayed patch by patch."""
     skipped = repeated = 0
-    wanted = set(releasing)
-    statuses: dict[str, dict[str, Any]] = defaultdict(dict)
     begun: dict[str, list[tuple[int, str]]] = defaultdict(list)  # (step index, stepStartedAt)
-    for write in writes:
-        if write.resource != "rollouts/status" or write.key not in wanted:
-            continue
-        status = merge_patch(statuses[write.key], write.body.get("status") or {})
-        statuses[write.key] = status
-        if status.get("stage") != "split":
-            continue
-        step = (int(status.get("stepIndex") or 0), str(status.get("stepStartedAt")))
-        if not begun[write.key] or begun[write.key][-1] != step:
-            begun[write.key].append(step)
+    for key, statuses in replayed_statuses(writes, releasing).items():
+        for status in statuses:
+            if status.get("stage") != "split":
+                continue
+            step = (int(status.get("stepIndex") or 0), str(status.get("stepStartedAt")))
+            if not begun[key] or begun[key][-1] != step:
+                begun[key].append(step)
     for steps in begun.values():
         indexes = [index for index, _ in steps]
         skipped += sum(1 for a, b in itertools.pairwise(indexes) if b > a + 1)
@@ -521,25 +528,9 @@ def judge_kept(workdir: Path, options: argparse.Namespace) -> dict[str, Any]:
     """The judgement of a run kept with --keep; each release's phase from its status patches."""
     timeline = Timeline(**json.loads((workdir / "timeline.json").read_text()))
     writes = read_audit(workdir / "plane" / "logs" / "audit.log")
-    statuses: dict[str, dict[str, Any]] = defaultdict(dict)
-    for write in writes:
-        if write.resource == "rollouts/status" and write.key in timeline.releasing:
-            statuses[write.key] = merge_patch(statuses[write.key], write.body.get("status") or {})
-    phases = [statuses[key].get("phase") for key in timeline.releasing]
+    replayed = replayed_statuses(writes, timeline.releasing)
+    phases = [(replayed[key] or [{}])[-1].get("phase") for key in timeline.releasing]
     return judge(writes, timeline, options, phases)
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch (what the status patches are)."""
-    if not isinstance(patch, dict):
-        return patch
-    merged = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = merge_patch(merged.get(key), value)
-    return merged
 
 
 def _p50_p99(values: list[float]) -> str:
